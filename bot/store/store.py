@@ -1,0 +1,547 @@
+"""The SQLite store: every query the bot runs, behind named methods."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.quota import Limits, PeriodWindow
+from bot.store.migrations import apply_migrations, load_migrations
+from bot.store.records import (
+    FAILURE_STATES,
+    PROGRESS_STATES,
+    JobNotFound,
+    JobRecord,
+    JobState,
+    NewJob,
+    QuotaExceeded,
+    QuotaRefusal,
+    RefusalReason,
+    Usage,
+)
+from bot.store.rows import JOB_COLUMNS, OPEN, OPEN_STATES, from_text, job_from_row, to_text
+
+__all__ = ["Store"]
+
+log = logging.getLogger(__name__)
+
+
+class Store:
+    """Jobs and the usage ledger in one SQLite file.
+
+    One aiosqlite connection is shared by every coroutine. Each method holds an asyncio lock
+    for its whole run, so statements of concurrent calls never mix inside one transaction;
+    writes run in ``BEGIN IMMEDIATE`` so another process on the same file waits (up to the
+    busy timeout) instead of reading budgets that are about to change.
+    """
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        """Wrap an open, migrated connection. Use :meth:`open` instead."""
+        self._db = db
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, path: str | Path, *, busy_timeout: float = 10.0) -> AsyncIterator[Store]:
+        """Connect to ``path``, set the pragmas, apply pending migrations; close on exit.
+
+        The parent folder is created when missing. ``busy_timeout`` (seconds) is how long a
+        write waits for another process holding the file's write lock.
+        """
+        path = Path(path)
+        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        migrations = await asyncio.to_thread(load_migrations)
+        # isolation_level=None: no implicit BEGINs; the store opens its own transactions.
+        db = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            db.row_factory = aiosqlite.Row
+            # The busy timeout comes first: switching to WAL needs the lock another
+            # process may be holding while it starts up on the same file.
+            await db.execute(f"PRAGMA busy_timeout = {round(busy_timeout * 1000):d}")
+            async with db.execute("PRAGMA journal_mode = WAL") as cursor:
+                row = await cursor.fetchone()
+            if row is None or str(row[0]).lower() != "wal":
+                raise RuntimeError(f"could not switch {path} to WAL journal mode (got {row})")
+            await db.execute("PRAGMA foreign_keys = ON")
+            # FULL: a committed charge or delivery must survive a power cut, not only a crash.
+            await db.execute("PRAGMA synchronous = FULL")
+            version = await apply_migrations(db, migrations)
+            log.info("opened store %s at schema version %d", path, version)
+            yield cls(db)
+        finally:
+            await db.close()
+
+    # -- transactions ----------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Hold the lock and one ``BEGIN IMMEDIATE`` transaction; commit, or roll back on error."""
+        async with self._lock:
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+                yield self._db
+                await self._db.commit()
+            except BaseException:
+                # Shielded so a cancelled caller still ends the transaction before the lock
+                # is handed on. rollback() is a no-op when no transaction is open (BEGIN
+                # failed, or COMMIT finished just as the caller was cancelled).
+                await asyncio.shield(self._db.rollback())
+                raise
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Hold the lock and one read transaction, so several queries see one snapshot."""
+        async with self._lock:
+            try:
+                await self._db.execute("BEGIN")
+                yield self._db
+            finally:
+                await asyncio.shield(self._db.rollback())
+
+    async def _fetch_job(self, db: aiosqlite.Connection, job_id: int) -> JobRecord | None:
+        async with db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else job_from_row(row)
+
+    async def _require_job(self, db: aiosqlite.Connection, job_id: int) -> JobRecord:
+        job = await self._fetch_job(db, job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    async def _update_job(
+        self, db: aiosqlite.Connection, job_id: int, sql: str, params: Mapping[str, Any]
+    ) -> bool:
+        """Run an UPDATE of one job; True when it changed the row, JobNotFound if none exists."""
+        async with db.execute(sql, {**params, "id": job_id}) as cursor:
+            changed = cursor.rowcount > 0
+        if not changed:
+            await self._require_job(db, job_id)
+        return changed
+
+    # -- schema and installation facts ----------------------------------------------------
+
+    async def schema_version(self) -> int:
+        """The applied migration version (``PRAGMA user_version``)."""
+        async with self._lock, self._db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def get_meta(self, key: str) -> str | None:
+        """A stored installation fact (for example the last command-sync hash), or None."""
+        async with (
+            self._lock,
+            self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cursor,
+        ):
+            row = await cursor.fetchone()
+        return None if row is None else str(row[0])
+
+    async def set_meta(self, key: str, value: str) -> None:
+        """Store an installation fact, replacing any previous value."""
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+                "updated_at = excluded.updated_at",
+                (key, value, to_text(datetime.now(UTC))),
+            )
+
+    # -- quota -----------------------------------------------------------------------------
+
+    async def _credit_totals(
+        self, db: aiosqlite.Connection, guild_id: int, member_id: int, period_key: str
+    ) -> tuple[int, int, int, int]:
+        """(member committed, member reserved, server committed, server reserved) credits."""
+        sums = (
+            "COALESCE(SUM(CASE WHEN state = 'committed' THEN credits END), 0), "
+            "COALESCE(SUM(CASE WHEN state = 'reserved' THEN credits END), 0)"
+        )
+        async with db.execute(
+            f"SELECT {sums} FROM usage_ledger "
+            "WHERE guild_id = ? AND member_id = ? AND period_key = ? "
+            "AND state IN ('reserved', 'committed')",
+            (guild_id, member_id, period_key),
+        ) as cursor:
+            member = await cursor.fetchone()
+        async with db.execute(
+            f"SELECT {sums} FROM usage_ledger "
+            "WHERE guild_id = ? AND period_key = ? AND state IN ('reserved', 'committed')",
+            (guild_id, period_key),
+        ) as cursor:
+            server = await cursor.fetchone()
+        assert member is not None
+        assert server is not None
+        return int(member[0]), int(member[1]), int(server[0]), int(server[1])
+
+    async def _active_counts(
+        self, db: aiosqlite.Connection, guild_id: int, member_id: int
+    ) -> tuple[int, int]:
+        """(member, server) numbers of open jobs, whatever period they were charged to."""
+        async with db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(member_id = ?), 0) FROM jobs "
+            f"WHERE guild_id = ? AND {OPEN}",
+            (member_id, guild_id),
+        ) as cursor:
+            row = await cursor.fetchone()
+        assert row is not None
+        return int(row[1]), int(row[0])
+
+    async def reserve_job(
+        self,
+        job: NewJob,
+        *,
+        cost: int,
+        limits: Limits,
+        window: PeriodWindow,
+        now: datetime,
+    ) -> JobRecord:
+        """Write the job (ACCEPTED) and reserve ``cost`` credits in ``window``, atomically.
+
+        Budgets count credits reserved or committed in ``window.key`` by the member (in this
+        server) and by the server; concurrency caps count open jobs of any period. When the
+        job does not fit, raises :class:`QuotaExceeded` and writes nothing. Checked in the
+        order member credits, server credits, member concurrency, server concurrency.
+        """
+        if cost < 0:
+            raise ValueError(f"a job cannot cost {cost} credits")
+        stamp = to_text(now)
+        async with self._write() as db:
+            member_used, member_reserved, server_used, server_reserved = await self._credit_totals(
+                db, job.guild_id, job.member_id, window.key
+            )
+            active_member, active_server = await self._active_counts(
+                db, job.guild_id, job.member_id
+            )
+            member_held = member_used + member_reserved
+            server_held = server_used + server_reserved
+            reason: RefusalReason | None = None
+            if member_held + cost > limits.member_credits:
+                reason = "member_credits"
+            elif server_held + cost > limits.server_credits:
+                reason = "server_credits"
+            elif active_member >= limits.member_concurrent:
+                reason = "member_concurrent"
+            elif active_server >= limits.server_concurrent:
+                reason = "server_concurrent"
+            if reason is not None:
+                raise QuotaExceeded(
+                    QuotaRefusal(
+                        reason=reason,
+                        cost=cost,
+                        member_used=member_held,
+                        member_limit=limits.member_credits,
+                        server_used=server_held,
+                        server_limit=limits.server_credits,
+                        active_member=active_member,
+                        active_server=active_server,
+                        resets_at=window.end,
+                    )
+                )
+            async with db.execute(
+                "INSERT INTO jobs (guild_id, channel_id, member_id, prompt, image_url, "
+                "last_frame_url, resolution, duration, credits, state, period_key, created_at, "
+                "updated_at) VALUES (:guild_id, :channel_id, :member_id, :prompt, :image_url, "
+                ":last_frame_url, :resolution, :duration, :credits, :state, :period_key, "
+                f":now, :now) RETURNING {JOB_COLUMNS}",
+                {
+                    "guild_id": job.guild_id,
+                    "channel_id": job.channel_id,
+                    "member_id": job.member_id,
+                    "prompt": job.prompt,
+                    "image_url": job.image_url,
+                    "last_frame_url": job.last_frame_url,
+                    "resolution": job.resolution,
+                    "duration": job.duration,
+                    "credits": cost,
+                    "state": JobState.ACCEPTED.value,
+                    "period_key": window.key,
+                    "now": stamp,
+                },
+            ) as cursor:
+                row = await cursor.fetchone()
+            assert row is not None
+            record = job_from_row(row)
+            await db.execute(
+                "INSERT INTO usage_ledger (job_id, guild_id, member_id, credits, state, "
+                "period_key, created_at) VALUES (?, ?, ?, ?, 'reserved', ?, ?)",
+                (record.id, job.guild_id, job.member_id, cost, window.key, stamp),
+            )
+        log.info(
+            "job %d accepted: guild %d member %d, %s %ds, %d credits reserved in %s",
+            record.id,
+            job.guild_id,
+            job.member_id,
+            job.resolution,
+            job.duration,
+            cost,
+            window.key,
+        )
+        return record
+
+    async def usage(
+        self, guild_id: int, member_id: int, *, limits: Limits, window: PeriodWindow
+    ) -> Usage:
+        """Credits and open jobs of a member and their server in ``window``."""
+        async with self._read() as db:
+            member_used, member_reserved, server_used, server_reserved = await self._credit_totals(
+                db, guild_id, member_id, window.key
+            )
+            active_member, active_server = await self._active_counts(db, guild_id, member_id)
+        return Usage(
+            period_key=window.key,
+            resets_at=window.end,
+            member_used=member_used,
+            member_reserved=member_reserved,
+            member_limit=limits.member_credits,
+            server_used=server_used,
+            server_reserved=server_reserved,
+            server_limit=limits.server_credits,
+            member_active_jobs=active_member,
+            server_active_jobs=active_server,
+        )
+
+    # -- job life cycle --------------------------------------------------------------------
+
+    async def get_job(self, job_id: int) -> JobRecord | None:
+        """The job with this id, or None."""
+        async with self._lock:
+            return await self._fetch_job(self._db, job_id)
+
+    async def get_job_by_request_id(self, request_id: str) -> JobRecord | None:
+        """The job the provider knows as ``request_id``, or None."""
+        async with (
+            self._lock,
+            self._db.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE request_id = ? ORDER BY id LIMIT 1",
+                (request_id,),
+            ) as cursor,
+        ):
+            row = await cursor.fetchone()
+        return None if row is None else job_from_row(row)
+
+    async def mark_submitting(self, job_id: int, now: datetime) -> bool:
+        """ACCEPTED -> SUBMITTING, just before the one submit call.
+
+        Returns False, changing nothing, when the job is no longer ACCEPTED (for example it
+        was cancelled while waiting for a provider slot): the caller must not submit it.
+        """
+        async with self._write() as db:
+            return await self._update_job(
+                db,
+                job_id,
+                "UPDATE jobs SET state = 'submitting', updated_at = :now "
+                "WHERE id = :id AND state = 'accepted'",
+                {"now": to_text(now)},
+            )
+
+    async def set_submission(
+        self,
+        job_id: int,
+        *,
+        request_id: str,
+        status_url: str,
+        result_url: str,
+        cancel_url: str,
+        now: datetime,
+    ) -> JobRecord:
+        """Record the provider's request id and URLs; the job becomes QUEUED.
+
+        The ids are kept whatever the state, so support can trace the request; the state
+        moves to QUEUED only from ACCEPTED, SUBMITTING or UNKNOWN_SUBMISSION, never out of
+        a later or terminal state. Check the returned record's state.
+        """
+        async with self._write() as db:
+            await self._update_job(
+                db,
+                job_id,
+                "UPDATE jobs SET request_id = :request_id, status_url = :status_url, "
+                "result_url = :result_url, cancel_url = :cancel_url, submitted_at = :now, "
+                "updated_at = :now, state = CASE WHEN state IN "
+                "('accepted', 'submitting', 'unknown_submission') THEN 'queued' ELSE state END "
+                "WHERE id = :id",
+                {
+                    "request_id": request_id,
+                    "status_url": status_url,
+                    "result_url": result_url,
+                    "cancel_url": cancel_url,
+                    "now": to_text(now),
+                },
+            )
+            job = await self._require_job(db, job_id)
+        log.info("job %d submitted as request %s (state %s)", job_id, request_id, job.state)
+        return job
+
+    async def set_progress(
+        self, job_id: int, state: JobState, *, queue_position: int | None, now: datetime
+    ) -> bool:
+        """Record QUEUED/RUNNING/DELIVERING and the queue position.
+
+        ``started_at`` is set the first time the job is seen RUNNING (or DELIVERING, if the
+        provider finished between two polls). Returns False, changing nothing, once the job
+        is terminal: a late poll never revives a cancelled job.
+        """
+        if state not in PROGRESS_STATES:
+            raise ValueError(f"set_progress takes queued, running or delivering, not {state}")
+        started = state in (JobState.RUNNING, JobState.DELIVERING)
+        async with self._write() as db:
+            return await self._update_job(
+                db,
+                job_id,
+                "UPDATE jobs SET state = :state, queue_position = :position, updated_at = :now, "
+                "started_at = CASE WHEN :started THEN COALESCE(started_at, :now) "
+                f"ELSE started_at END WHERE id = :id AND {OPEN}",
+                {
+                    "state": state.value,
+                    "position": queue_position,
+                    "started": started,
+                    "now": to_text(now),
+                },
+            )
+
+    async def set_status_message(
+        self, job_id: int, message_id: int | None, *, now: datetime | None = None
+    ) -> None:
+        """Remember (or forget, with None) the channel message that shows the job's status."""
+        async with self._write() as db:
+            await self._update_job(
+                db,
+                job_id,
+                "UPDATE jobs SET status_message_id = :message_id, updated_at = :now WHERE id = :id",
+                {"message_id": message_id, "now": to_text(now or datetime.now(UTC))},
+            )
+
+    async def set_video_url(self, job_id: int, url: str, *, now: datetime | None = None) -> None:
+        """Remember the provider's output URL, so a restart can deliver without asking again."""
+        async with self._write() as db:
+            await self._update_job(
+                db,
+                job_id,
+                "UPDATE jobs SET video_url = :url, updated_at = :now WHERE id = :id",
+                {"url": url, "now": to_text(now or datetime.now(UTC))},
+            )
+
+    async def mark_unknown_submission(self, job_id: int, *, error: str, now: datetime) -> bool:
+        """The submit call's outcome is unknown: UNKNOWN_SUBMISSION, credits stay reserved.
+
+        Returns False, changing nothing, if the job is already terminal.
+        """
+        async with self._write() as db:
+            changed = await self._update_job(
+                db,
+                job_id,
+                "UPDATE jobs SET state = 'unknown_submission', error = :error, "
+                f"queue_position = NULL, updated_at = :now WHERE id = :id AND {OPEN}",
+                {"error": error, "now": to_text(now)},
+            )
+        if changed:
+            log.warning("job %d: submission outcome unknown: %s", job_id, error)
+        return changed
+
+    async def finish_delivered(
+        self, job_id: int, *, result_message_id: int | None, now: datetime
+    ) -> bool:
+        """Job -> DELIVERED and its reservation -> committed, in one transaction.
+
+        Returns False, changing nothing, if the job was already terminal, so a job is
+        delivered and charged at most once.
+        """
+        stamp = to_text(now)
+        async with self._write() as db:
+            changed = await self._update_job(
+                db,
+                job_id,
+                "UPDATE jobs SET state = 'delivered', result_message_id = :message_id, "
+                "queue_position = NULL, finished_at = :now, updated_at = :now "
+                f"WHERE id = :id AND {OPEN}",
+                {"message_id": result_message_id, "now": stamp},
+            )
+            if changed:
+                await db.execute(
+                    "UPDATE usage_ledger SET state = 'committed', settled_at = ? "
+                    "WHERE job_id = ? AND state = 'reserved'",
+                    (stamp, job_id),
+                )
+        if changed:
+            log.info("job %d delivered; credits committed", job_id)
+        return changed
+
+    async def finish_failed(
+        self, job_id: int, state: JobState, *, error: str, now: datetime
+    ) -> bool:
+        """Job -> FAILED, CANCELLED or TIMED_OUT and its reservation released, in one transaction.
+
+        Also how an UNKNOWN_SUBMISSION is resolved once its deadline passes. Returns False,
+        changing nothing, if the job was already terminal: a delivered job is never un-charged.
+        """
+        if state not in FAILURE_STATES:
+            raise ValueError(f"finish_failed takes failed, cancelled or timed_out, not {state}")
+        stamp = to_text(now)
+        async with self._write() as db:
+            changed = await self._update_job(
+                db,
+                job_id,
+                "UPDATE jobs SET state = :state, error = :error, queue_position = NULL, "
+                f"finished_at = :now, updated_at = :now WHERE id = :id AND {OPEN}",
+                {"state": state.value, "error": error, "now": stamp},
+            )
+            if changed:
+                await db.execute(
+                    "UPDATE usage_ledger SET state = 'released', settled_at = ? "
+                    "WHERE job_id = ? AND state = 'reserved'",
+                    (stamp, job_id),
+                )
+        if changed:
+            log.info("job %d %s; credits released: %s", job_id, state, error)
+        return changed
+
+    # -- queries ---------------------------------------------------------------------------
+
+    async def unfinished_jobs(self) -> list[JobRecord]:
+        """Every job that is not terminal, oldest first (what a restart must resume)."""
+        async with (
+            self._lock,
+            self._db.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ({OPEN_STATES}) ORDER BY id"
+            ) as cur,
+        ):
+            rows = await cur.fetchall()
+        return [job_from_row(row) for row in rows]
+
+    async def recent_jobs(
+        self, guild_id: int, member_id: int, *, limit: int = 10
+    ) -> list[JobRecord]:
+        """A member's latest jobs in a server, newest first."""
+        async with (
+            self._lock,
+            self._db.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND member_id = ? "
+                "ORDER BY id DESC LIMIT ?",
+                (guild_id, member_id, limit),
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [job_from_row(row) for row in rows]
+
+    async def recent_run_seconds(
+        self, resolution: str, duration: int, *, limit: int = 20
+    ) -> list[float]:
+        """Seconds from submission to delivery of the latest delivered jobs of this kind."""
+        async with (
+            self._lock,
+            self._db.execute(
+                "SELECT submitted_at, finished_at FROM jobs WHERE state = 'delivered' "
+                "AND resolution = ? AND duration = ? AND submitted_at IS NOT NULL "
+                "ORDER BY finished_at DESC LIMIT ?",
+                (resolution, duration, limit),
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [(from_text(row[1]) - from_text(row[0])).total_seconds() for row in rows]
