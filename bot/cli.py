@@ -1,0 +1,88 @@
+"""`seedance-bot run | check`: the operator's entry point."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from bot.config import Config, ConfigError, Secrets, load_config, resolve_config_path
+from bot.logs import setup_logging
+
+
+def _load(args: argparse.Namespace) -> Config:
+    path = resolve_config_path(args.config)
+    # A path named on purpose must exist; the implicit ./config.toml may be absent (defaults).
+    return load_config(path, required=bool(args.config))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _load(args)
+    secrets = Secrets.from_env()
+    missing = secrets.missing()
+    if missing:
+        names = " and ".join(missing)
+        verb = "is" if len(missing) == 1 else "are"
+        print(
+            f"seedance-bot: {names} {verb} not set; export the token(s) and run again.",
+            file=sys.stderr,
+        )
+        return 2
+    setup_logging(config.logging.level, [secrets.discord_token, secrets.runcomfy_token])
+    from bot.app import run_bot
+
+    asyncio.run(run_bot(config, secrets))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    path = resolve_config_path(args.config)
+    config = _load(args)
+    print(f"config: {path} ok" if path.exists() else f"config: {path} not found, using defaults")
+    from bot.store import Store
+
+    async def migrate() -> int:
+        async with Store.open(config.database.path) as store:
+            return await store.schema_version()
+
+    version = asyncio.run(migrate())
+    print(f"database: {config.database.path} at schema version {version}")
+    secrets = Secrets.from_env()
+    missing = set(secrets.missing())
+    for name in ("DISCORD_TOKEN", "RUNCOMFY_API_TOKEN"):
+        print(f"{name}: {'missing' if name in missing else 'set'}")
+    return 1 if missing else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seedance-bot", description="Discord bot for Seedance image-to-video on RunComfy."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, func, help_text in (
+        ("run", cmd_run, "run the bot"),
+        ("check", cmd_check, "validate the config, migrate the database, report the tokens"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument(
+            "--config", help="config file (default: $SEEDANCE_BOT_CONFIG, then ./config.toml)"
+        )
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"seedance-bot: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

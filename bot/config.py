@@ -1,0 +1,320 @@
+"""Configuration: one TOML file read once at start, validated into frozen sections.
+
+Secrets never live here: the tokens come from the environment only (see `Secrets`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bot.quota import DEFAULT_COSTS, Period
+
+RESOLUTIONS = ("480p", "720p", "1080p")
+DURATIONS = (5, 10)
+DEFAULT_BASE_URL = "https://model-api.runcomfy.net"
+CONFIG_ENV = "SEEDANCE_BOT_CONFIG"
+DISCORD_TOKEN_ENV = "DISCORD_TOKEN"
+RUNCOMFY_TOKEN_ENV = "RUNCOMFY_API_TOKEN"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(Exception):
+    """A bad configuration value; the message is one line naming the key."""
+
+
+@dataclass(frozen=True)
+class DiscordConfig:
+    dev_guild_id: int | None = None
+    status_edit_interval: float = 5.0
+    api_base_url: str | None = None
+    gateway_url: str | None = None
+
+
+@dataclass(frozen=True)
+class RunComfyConfig:
+    base_url: str = DEFAULT_BASE_URL
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    job_deadline: float = 1800.0
+    poll_interval: float = 5.0
+    max_video_bytes: int = 200_000_000
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    path: Path = Path("seedance-bot.sqlite3")
+
+
+def _default_costs() -> dict[str, dict[int, int]]:
+    return {res: dict(row) for res, row in DEFAULT_COSTS.items()}
+
+
+@dataclass(frozen=True)
+class QuotaConfig:
+    period: Period = Period.DAY
+    member_credits: int = 10
+    server_credits: int = 100
+    member_concurrent_jobs: int = 1
+    server_concurrent_jobs: int = 5
+    cost: Mapping[str, Mapping[int, int]] = field(default_factory=_default_costs)
+
+
+@dataclass(frozen=True)
+class AnimateConfig:
+    default_resolution: str = "480p"
+    default_duration: int = 5
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class Config:
+    discord: DiscordConfig = field(default_factory=DiscordConfig)
+    runcomfy: RunComfyConfig = field(default_factory=RunComfyConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    quota: QuotaConfig = field(default_factory=QuotaConfig)
+    animate: AnimateConfig = field(default_factory=AnimateConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Tokens read from the environment. `repr` never shows them."""
+
+    discord_token: str | None = field(default=None, repr=False)
+    runcomfy_token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Secrets:
+        env = os.environ if env is None else env
+        return cls(
+            discord_token=env.get(DISCORD_TOKEN_ENV, "").strip() or None,
+            runcomfy_token=env.get(RUNCOMFY_TOKEN_ENV, "").strip() or None,
+        )
+
+    def missing(self) -> list[str]:
+        """Names of the environment variables that are not set."""
+        names = []
+        if not self.discord_token:
+            names.append(DISCORD_TOKEN_ENV)
+        if not self.runcomfy_token:
+            names.append(RUNCOMFY_TOKEN_ENV)
+        return names
+
+
+def resolve_config_path(cli_path: str | None, env: Mapping[str, str] | None = None) -> Path:
+    """`--config`, then `$SEEDANCE_BOT_CONFIG`, then `./config.toml`."""
+    env = os.environ if env is None else env
+    if cli_path:
+        return Path(cli_path)
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    return Path("config.toml")
+
+
+def load_config(path: Path, *, required: bool = False) -> Config:
+    """Read and validate `path`. A missing file means all defaults unless `required`."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"config file {path} does not exist") from None
+        return Config()
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return parse_config(data)
+
+
+T = TypeVar("T")
+
+
+class _Section:
+    """Reads one `[section]` table, naming `[section] key` in every error."""
+
+    def __init__(self, data: Mapping[str, Any], name: str, known: set[str]) -> None:
+        value = data.get(name, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"[{name}] must be a table")
+        self.name = name
+        self.table: dict[str, Any] = value
+        for key in self.table:
+            if key not in known:
+                raise ConfigError(f"[{name}] {key} is not a known key")
+
+    def where(self, key: str) -> str:
+        return f"[{self.name}] {key}"
+
+    def get(self, key: str, default: T, convert: Callable[[str, Any], T]) -> T:
+        if key not in self.table:
+            return default
+        return convert(self.where(key), self.table[key])
+
+
+def _int(minimum: int) -> Callable[[str, Any], int]:
+    def convert(where: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigError(f"{where} must be an integer ≥ {minimum}")
+        return value
+
+    return convert
+
+
+def _seconds(minimum: float) -> Callable[[str, Any], float]:
+    def convert(where: str, value: Any) -> float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or value < minimum:
+            raise ConfigError(f"{where} must be a number of seconds ≥ {minimum:g}")
+        return float(value)
+
+    return convert
+
+
+def _choice(choices: tuple[Any, ...]) -> Callable[[str, Any], Any]:
+    def convert(where: str, value: Any) -> Any:
+        if isinstance(value, bool) or value not in choices:
+            spelled = ", ".join(f'"{c}"' if isinstance(c, str) else str(c) for c in choices)
+            raise ConfigError(f"{where} must be one of {spelled}")
+        return value
+
+    return convert
+
+
+def _url(where: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith(
+        ("http://", "https://", "ws://", "wss://")
+    ):
+        raise ConfigError(f"{where} must be an http(s) or ws(s) URL")
+    return value.rstrip("/")
+
+
+def _optional_url(where: str, value: Any) -> str | None:
+    if value == "":
+        return None
+    return _url(where, value)
+
+
+def _snowflake(where: str, value: Any) -> int | None:
+    if value == 0 or value == "":
+        return None
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{where} must be a Discord server id (a number), or 0 for none")
+    return value
+
+
+def _path(where: str, value: Any) -> Path:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where} must be a file path")
+    return Path(value)
+
+
+def _costs(_where: str, value: Any) -> dict[str, dict[int, int]]:
+    where = "[quota.cost]"
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table like 480p = {{ 5 = 1, 10 = 2 }}")
+    costs = _default_costs()
+    for resolution, row in value.items():
+        if resolution not in RESOLUTIONS:
+            raise ConfigError(f"{where} has unknown resolution {resolution!r}")
+        if not isinstance(row, dict):
+            raise ConfigError(f"{where} {resolution} must be a table like {{ 5 = 1, 10 = 2 }}")
+        for seconds, credits in row.items():
+            if not str(seconds).isdigit() or int(seconds) not in DURATIONS:
+                raise ConfigError(f"{where} {resolution} has unknown duration {seconds!r}")
+            costs[resolution][int(seconds)] = _int(0)(f"{where} {resolution}.{seconds}", credits)
+    return costs
+
+
+def parse_config(data: Mapping[str, Any]) -> Config:
+    """Validate a parsed TOML document; raise `ConfigError` naming the first bad key."""
+    sections = {"discord", "runcomfy", "database", "quota", "animate", "logging"}
+    for name in data:
+        if name not in sections:
+            raise ConfigError(f"[{name}] is not a known section")
+
+    d = _Section(
+        data, "discord", {"dev_guild_id", "status_edit_interval", "api_base_url", "gateway_url"}
+    )
+    discord = DiscordConfig(
+        dev_guild_id=d.get("dev_guild_id", None, _snowflake),
+        status_edit_interval=d.get("status_edit_interval", 5.0, _seconds(0.0)),
+        api_base_url=d.get("api_base_url", None, _optional_url),
+        gateway_url=d.get("gateway_url", None, _optional_url),
+    )
+
+    r = _Section(
+        data,
+        "runcomfy",
+        {
+            "base_url",
+            "connect_timeout",
+            "read_timeout",
+            "job_deadline",
+            "poll_interval",
+            "max_video_bytes",
+        },
+    )
+    runcomfy = RunComfyConfig(
+        base_url=r.get("base_url", DEFAULT_BASE_URL, _url),
+        connect_timeout=r.get("connect_timeout", 10.0, _seconds(0.1)),
+        read_timeout=r.get("read_timeout", 30.0, _seconds(0.1)),
+        job_deadline=r.get("job_deadline", 1800.0, _seconds(1.0)),
+        poll_interval=r.get("poll_interval", 5.0, _seconds(0.05)),
+        max_video_bytes=r.get("max_video_bytes", 200_000_000, _int(1)),
+    )
+
+    db = _Section(data, "database", {"path"})
+    database = DatabaseConfig(path=db.get("path", DatabaseConfig.path, _path))
+
+    q = _Section(
+        data,
+        "quota",
+        {
+            "period",
+            "member_credits",
+            "server_credits",
+            "member_concurrent_jobs",
+            "server_concurrent_jobs",
+            "cost",
+        },
+    )
+    quota = QuotaConfig(
+        period=Period(q.get("period", "day", _choice(tuple(p.value for p in Period)))),
+        member_credits=q.get("member_credits", 10, _int(0)),
+        server_credits=q.get("server_credits", 100, _int(0)),
+        member_concurrent_jobs=q.get("member_concurrent_jobs", 1, _int(1)),
+        server_concurrent_jobs=q.get("server_concurrent_jobs", 5, _int(1)),
+        cost=q.get("cost", _default_costs(), _costs),
+    )
+
+    a = _Section(data, "animate", {"default_resolution", "default_duration"})
+    animate = AnimateConfig(
+        default_resolution=a.get("default_resolution", "480p", _choice(RESOLUTIONS)),
+        default_duration=a.get("default_duration", 5, _choice(DURATIONS)),
+    )
+
+    lg = _Section(data, "logging", {"level"})
+    level = lg.get("level", "INFO", lambda where, v: _choice(LOG_LEVELS)(where, str(v).upper()))
+
+    return Config(
+        discord=discord,
+        runcomfy=runcomfy,
+        database=database,
+        quota=quota,
+        animate=animate,
+        logging=LoggingConfig(level=level),
+    )

@@ -1,0 +1,203 @@
+"""A job's face in a channel: one status message edited by id, then the video as a new message."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot.jobs import Delivery
+from bot.store import JobRecord, JobState
+from bot.tasks import TaskSet
+from cogs.buttons import cancel_view
+from cogs.status import clip, settings_line, status_embed
+
+if TYPE_CHECKING:
+    from bot.app import SeedanceBot
+
+log = logging.getLogger(__name__)
+
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+ENTITY_TOO_LARGE = 40005
+
+
+def requester_only(member_id: int) -> discord.AllowedMentions:
+    """Ping the requester and nobody else, whatever the prompt contains."""
+    return discord.AllowedMentions(
+        everyone=False, roles=False, replied_user=False, users=[discord.Object(member_id)]
+    )
+
+
+def status_content(job: JobRecord) -> str:
+    return f"Video for <@{job.member_id}>"
+
+
+def render_status(
+    job: JobRecord, embed: discord.Embed
+) -> tuple[str, discord.Embed, discord.ui.View | None]:
+    view = cancel_view(job.id) if job.state is JobState.QUEUED else None
+    return status_content(job), embed, view
+
+
+def mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"
+
+
+class ChannelReporter:
+    """Implements `JobNotifier` for one job: sparse status edits and the delivery."""
+
+    def __init__(
+        self,
+        bot: SeedanceBot,
+        *,
+        channel_id: int,
+        status_message_id: int | None,
+        upload_limit: int,
+        tasks: TaskSet,
+    ) -> None:
+        self._bot = bot
+        self._tasks = tasks
+        self._channel_id = channel_id
+        self._message_id = status_message_id
+        self._upload_limit = upload_limit
+        self._interval = bot.config.discord.status_edit_interval
+        self._lock = asyncio.Lock()
+        self._last_edit = float("-inf")
+        self._last_shown: dict[str, object] | None = None
+        self._latest: JobRecord | None = None
+        self._pending: asyncio.Task[None] | None = None
+
+    @property
+    def status_message_id(self) -> int | None:
+        return self._message_id
+
+    def _channel(self) -> discord.PartialMessageable:
+        return self._bot.get_partial_messageable(self._channel_id)
+
+    async def post_status(self, job: JobRecord) -> discord.Message:
+        """Post the first status message; raises `discord.HTTPException` when it cannot."""
+        content, embed, view = render_status(job, await self._embed(job))
+        message = await self._channel().send(
+            content,
+            embed=embed,
+            view=view or discord.utils.MISSING,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        self._message_id = message.id
+        self._last_edit = asyncio.get_running_loop().time()
+        self._last_shown = embed.to_dict()  # type: ignore[assignment]
+        return message
+
+    async def _embed(self, job: JobRecord) -> discord.Embed:
+        jobs = self._bot.jobs
+        usage = await jobs.usage(job.guild_id, job.member_id)
+        jump = None
+        if job.result_message_id:
+            jump = self._channel().get_partial_message(job.result_message_id).jump_url
+        return status_embed(
+            job,
+            usage=usage,
+            period=self._bot.config.quota.period.value,
+            expected_finish=await jobs.expected_finish(job),
+            result_jump_url=jump,
+        )
+
+    # -- JobNotifier -----------------------------------------------------------------------
+
+    async def job_changed(self, job: JobRecord) -> None:
+        loop = asyncio.get_running_loop()
+        if job.state.is_terminal or job.state is JobState.UNKNOWN_SUBMISSION:
+            if self._pending is not None:
+                self._pending.cancel()
+                self._pending = None
+            await self._edit(job)
+            return
+        wait = self._last_edit + self._interval - loop.time()
+        if wait <= 0:
+            await self._edit(job)
+            return
+        # Too soon after the last edit: show the newest state once the interval has passed.
+        self._latest = job
+        if self._pending is None:
+            self._pending = self._tasks.create(self._edit_later(wait), name="status-edit")
+
+    async def _edit_later(self, wait: float) -> None:
+        await asyncio.sleep(wait)
+        self._pending = None
+        job, self._latest = self._latest, None
+        if job is None:
+            return
+        try:
+            await self._edit(job)
+        except Exception:
+            log.exception("job %d: delayed status edit failed", job.id)
+
+    async def _edit(self, job: JobRecord) -> None:
+        async with self._lock:
+            content, embed, view = render_status(job, await self._embed(job))
+            shown = embed.to_dict()
+            if shown == self._last_shown:
+                return
+            self._last_shown = shown  # type: ignore[assignment]
+            self._last_edit = asyncio.get_running_loop().time()
+            if self._message_id is None:
+                await self._repost(job, content, embed, view)
+                return
+            message = self._channel().get_partial_message(self._message_id)
+            try:
+                await message.edit(content=content, embed=embed, view=view)
+            except discord.NotFound:
+                log.info("job %d: status message was deleted; posting a new one", job.id)
+                await self._repost(job, content, embed, view)
+            except discord.HTTPException as exc:
+                log.warning("job %d: status edit failed: %s", job.id, exc)
+
+    async def _repost(
+        self, job: JobRecord, content: str, embed: discord.Embed, view: discord.ui.View | None
+    ) -> None:
+        try:
+            message = await self._channel().send(
+                content,
+                embed=embed,
+                view=view or discord.utils.MISSING,
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except discord.HTTPException as exc:
+            log.warning("job %d: could not post a status message: %s", job.id, exc)
+            return
+        self._message_id = message.id
+        await self._bot.jobs.set_status_message(job.id, message.id)
+
+    async def deliver(self, job: JobRecord, delivery: Delivery) -> int | None:
+        channel = self._channel()
+        head = (
+            f"<@{job.member_id}> your video is ready!\n"
+            f">>> {clip(job.prompt, 1500)}\n{settings_line(job)}"
+        )
+        mentions = requester_only(job.member_id)
+        if delivery.file is not None and delivery.size is not None:
+            if delivery.size <= self._upload_limit:
+                try:
+                    message = await channel.send(
+                        head,
+                        file=discord.File(delivery.file, filename=f"seedance-{job.id}.mp4"),
+                        allowed_mentions=mentions,
+                    )
+                    return message.id
+                except discord.HTTPException as exc:
+                    if exc.status != 413 and exc.code != ENTITY_TOO_LARGE:
+                        raise
+                    log.info("job %d: upload refused as too large; posting the link", job.id)
+            why = (
+                f"The video is {mib(delivery.size)}, over this channel's upload limit of "
+                f"{mib(self._upload_limit)}"
+            )
+        else:
+            why = "The video is too large to fetch and upload here"
+        message = await channel.send(
+            f"{head}\n{why}, so here is the link (it may expire): {delivery.video_url}",
+            allowed_mentions=mentions,
+        )
+        return message.id

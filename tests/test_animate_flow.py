@@ -1,0 +1,369 @@
+"""The /animate and /usage cogs driven with autospecced Discord objects.
+
+The engine under them is real: the RunComfy emulator over HTTP, a real SQLite file, the real
+job runner. Only Discord's side is an autospec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import av
+import discord
+import pytest
+
+from bot.app import SeedanceBot
+from bot.config import Config, DiscordConfig, QuotaConfig, RunComfyConfig
+from bot.sandbox.runcomfy import RunComfyEmulator
+from bot.store import JobRecord, JobState, Store
+from cogs.buttons import CancelButton
+from tests.discord_fakes import (
+    FakeChannel,
+    Member,
+    eventually,
+    invoke,
+    make_attachment,
+    make_interaction,
+    member_saw,
+    snowflake,
+)
+from tests.images import make_image
+
+TOKEN = "rc-secret-token-123"
+
+
+@dataclass
+class World:
+    bot: SeedanceBot
+    rc: RunComfyEmulator
+    store: Store
+    channel: FakeChannel
+    alice: Member
+    bob: Member
+    mod: Member
+    image_url: str
+
+    def interaction(self, member: Member, **kwargs: Any) -> discord.Interaction[Any]:
+        return make_interaction(self.bot, member, self.channel, **kwargs)
+
+    def image(self, data: bytes | None = None) -> discord.Attachment:
+        if data is None:
+            return make_attachment(self.image_url, make_image(640, 480))
+        return make_attachment(self.image_url, data)
+
+    async def animate(self, member: Member, **options: Any) -> discord.Interaction[Any]:
+        interaction = self.interaction(member)
+        options.setdefault("image", self.image())
+        options.setdefault("prompt", "a cat walks across the frame")
+        await invoke(self.bot.tree, interaction, "animate", **options)
+        return interaction
+
+    async def only_job(self) -> JobRecord:
+        jobs = await self.store.recent_jobs(self.channel.guild_id, self.alice.id, limit=5)
+        assert len(jobs) == 1
+        return jobs[0]
+
+    async def wait_for(self, job_id: int, *states: JobState) -> JobRecord:
+        found: list[JobRecord] = []
+
+        async def reached() -> bool:
+            job = await self.store.get_job(job_id)
+            assert job is not None
+            found[:] = [job]
+            # A finished job is settled once its runner has also shown the outcome.
+            return job.state in states and (
+                not job.state.is_terminal or self.bot.jobs.active_jobs == 0
+            )
+
+        await eventually(reached)
+        return found[0]
+
+
+def config_for(rc: RunComfyEmulator, tmp_path: Path, **quota: Any) -> Config:
+    return Config(
+        discord=DiscordConfig(status_edit_interval=0.0),
+        runcomfy=RunComfyConfig(
+            base_url=rc.base_url, poll_interval=0.05, job_deadline=20.0, read_timeout=5.0
+        ),
+        quota=QuotaConfig(**quota),
+    )
+
+
+@pytest.fixture
+async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[World]:
+    quota = getattr(request, "param", {})
+    async with (
+        RunComfyEmulator(
+            token=TOKEN, queue_seconds=0.3, run_seconds=0.3, video_size=(64, 48), fps=8
+        ) as rc,
+        aiohttp.ClientSession() as http,
+        Store.open(tmp_path / "bot.sqlite3") as store,
+    ):
+        image_url = rc.add_asset("first.png", make_image(640, 480))
+        bot = SeedanceBot(
+            config_for(rc, tmp_path, **quota),
+            http_session=http,
+            store=store,
+            runcomfy_token=TOKEN,
+        )
+        channel = FakeChannel(snowflake(), snowflake())
+        bot.get_partial_messageable = lambda channel_id, **_: channel.partial()  # type: ignore[method-assign]
+        for extension in ("cogs.animate", "cogs.usage"):
+            await bot.load_extension(extension)
+        try:
+            yield World(
+                bot=bot,
+                rc=rc,
+                store=store,
+                channel=channel,
+                alice=Member("alice"),
+                bob=Member("bob"),
+                mod=Member("mod", moderator=True),
+                image_url=image_url,
+            )
+        finally:
+            await bot.jobs.close()
+            for extension in ("cogs.animate", "cogs.usage"):
+                await bot.unload_extension(extension)
+
+
+async def test_accepted_job_is_delivered_as_a_file_and_charged(world: World) -> None:
+    interaction = await world.animate(world.alice, prompt="  waves crash @everyone  ")
+    interaction.response.defer.assert_awaited_once()  # type: ignore[attr-defined]
+    assert "on its way" in member_saw(interaction)[0]
+
+    job = await world.wait_for((await world.only_job()).id, JobState.DELIVERED)
+    assert job.request_id is not None
+    assert job.prompt == "waves crash @everyone"
+    assert world.rc.count("POST", "/v1/models/bytedance/seedance-1-0/lite/image-to-video") == 1
+
+    status, video = world.channel.messages
+    # The status message is an ordinary channel message that ends up saying it is done.
+    final = status.current_embed()
+    assert final is not None and final.title is not None and "ready" in final.title
+    assert status.current_view() is None
+    assert status.allowed_mentions is not None and not status.allowed_mentions.users
+    # The video is a new message pinging only the requester, with an mp4 that plays.
+    assert video.content is not None and f"<@{world.alice.id}>" in video.content
+    assert video.file is not None and video.file.filename.endswith(".mp4")
+    mentions = video.allowed_mentions
+    assert mentions is not None and mentions.everyone is False and mentions.roles is False
+    assert [u.id for u in mentions.users] == [world.alice.id]  # type: ignore[union-attr]
+    with av.open(__import__("io").BytesIO(world.channel.file_bytes[video.id])) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+
+    usage = await world.bot.jobs.usage(world.channel.guild_id, world.alice.id)
+    assert (usage.member_used, usage.member_reserved) == (1, 0)
+
+
+async def test_the_status_message_shows_the_queue_and_a_cancel_button(world: World) -> None:
+    world.rc.plan_next_job(queue_seconds=3.0, run_seconds=0.2)
+    await world.animate(world.alice)
+    job = await world.wait_for((await world.only_job()).id, JobState.QUEUED)
+    status = world.channel.by_id(job.status_message_id or 0)
+
+    async def shown() -> bool:
+        return status.current_view() is not None
+
+    await eventually(shown)
+    view = status.current_view()
+    assert view is not None
+    [button] = view.children
+    assert isinstance(button, CancelButton)
+    assert "cancel" in (button.item.custom_id or "")
+    embed = status.current_embed()
+    assert embed is not None
+    fields = {f.name: f.value for f in embed.fields}
+    assert "in line" in (fields.get("Queue") or "")
+    assert "left today" in (fields.get("Your quota") or "")
+    assert embed.thumbnail.url == world.image_url
+
+
+async def click_cancel(world: World, job_id: int, member: Member) -> list[str]:
+    interaction = world.interaction(member)
+    await CancelButton(job_id).callback(interaction)
+    return member_saw(interaction)
+
+
+async def test_cancel_by_the_requester_releases_the_credits(world: World) -> None:
+    world.rc.plan_next_job(queue_seconds=5.0)
+    await world.animate(world.alice)
+    job = await world.wait_for((await world.only_job()).id, JobState.QUEUED)
+
+    assert "Only the member" in (await click_cancel(world, job.id, world.bob))[0]
+    assert (await world.store.get_job(job.id)).state is JobState.QUEUED  # type: ignore[union-attr]
+
+    assert "Cancelled" in (await click_cancel(world, job.id, world.alice))[0]
+    job = await world.wait_for(job.id, JobState.CANCELLED)
+    status = world.channel.by_id(job.status_message_id or 0)
+    embed = status.current_embed()
+    assert embed is not None and "Cancelled" in (embed.title or "")
+    assert status.current_view() is None
+    usage = await world.bot.jobs.usage(world.channel.guild_id, world.alice.id)
+    assert (usage.member_used, usage.member_reserved) == (0, 0)
+    assert len(world.channel.messages) == 1  # no video posted
+
+
+async def test_a_moderator_can_cancel_someone_elses_job(world: World) -> None:
+    world.rc.plan_next_job(queue_seconds=5.0)
+    await world.animate(world.alice)
+    job = await world.wait_for((await world.only_job()).id, JobState.QUEUED)
+    assert "Cancelled" in (await click_cancel(world, job.id, world.mod))[0]
+    job = await world.wait_for(job.id, JobState.CANCELLED)
+    assert job.error == "Cancelled by a moderator."
+
+
+async def test_a_running_job_cannot_be_cancelled(world: World) -> None:
+    world.rc.plan_next_job(queue_seconds=0.0, run_seconds=3.0)
+    await world.animate(world.alice)
+    job = await world.wait_for((await world.only_job()).id, JobState.RUNNING)
+    assert "can no longer be cancelled" in (await click_cancel(world, job.id, world.alice))[0]
+
+
+async def test_a_provider_failure_releases_the_credits_and_says_why(world: World) -> None:
+    world.rc.plan_next_job("failed", error={"message": "GPU on fire"})
+    await world.animate(world.alice)
+    job = await world.wait_for((await world.only_job()).id, JobState.FAILED)
+    assert job.request_id is not None
+    status = world.channel.by_id(job.status_message_id or 0)
+    embed = status.current_embed()
+    assert embed is not None
+    text = " ".join(f.value or "" for f in embed.fields)
+    assert "could not make this video" in text
+    assert "GPU on fire" not in text  # raw provider errors stay in the log
+    assert job.request_id in (embed.footer.text or "")
+    usage = await world.bot.jobs.usage(world.channel.guild_id, world.alice.id)
+    assert (usage.member_used, usage.member_reserved) == (0, 0)
+
+
+async def test_a_video_over_the_upload_limit_is_posted_as_a_link(world: World) -> None:
+    world.rc.plan_next_job(video_bytes=b"\0" * 4096)
+    interaction = world.interaction(world.alice, filesize_limit=1024)
+    await invoke(world.bot.tree, interaction, "animate", image=world.image(), prompt="big one")
+    job = await world.wait_for((await world.only_job()).id, JobState.DELIVERED)
+    video = world.channel.messages[-1]
+    assert video.file is None
+    assert video.content is not None and job.video_url is not None
+    assert job.video_url in video.content and "may expire" in video.content
+    usage = await world.bot.jobs.usage(world.channel.guild_id, world.alice.id)
+    assert usage.member_used == 1
+
+
+async def test_a_413_on_upload_falls_back_to_the_link(world: World) -> None:
+    world.channel.upload_limit = 100  # Discord refuses, although the interaction said it fits
+    await world.animate(world.alice)
+    job = await world.wait_for((await world.only_job()).id, JobState.DELIVERED)
+    video = world.channel.messages[-1]
+    assert video.file is None and job.video_url in (video.content or "")
+
+
+async def test_rejected_images_report_every_rule_and_change_nothing(world: World) -> None:
+    small = world.image(make_image(250, 700))
+    last = make_attachment(world.image_url, b"not an image at all", filename="x.png")
+    interaction = await world.animate(world.alice, image=small, last_frame=last)
+    [text] = member_saw(interaction)
+    assert "250 px" in text  # the actual width, next to the rule it breaks
+    assert "Last frame" in text
+    assert await world.store.recent_jobs(world.channel.guild_id, world.alice.id) == []
+    assert world.rc.submitted == []
+    assert world.channel.messages == []
+
+
+async def test_an_oversized_attachment_is_refused_without_downloading(world: World) -> None:
+    huge = world.image()
+    huge.size = 30_000_000  # type: ignore[misc]
+    interaction = await world.animate(world.alice, image=huge)
+    assert "30 MB" in member_saw(interaction)[0]
+    huge.read.assert_not_awaited()  # type: ignore[attr-defined]
+
+
+async def test_blank_prompt_is_refused(world: World) -> None:
+    interaction = await world.animate(world.alice, prompt="   ")
+    assert "prompt" in member_saw(interaction)[0].lower()
+    assert world.rc.submitted == []
+
+
+async def test_missing_channel_permissions_are_named(world: World) -> None:
+    interaction = world.interaction(
+        world.alice, app_permissions=discord.Permissions(view_channel=True, send_messages=True)
+    )
+    await invoke(world.bot.tree, interaction, "animate", image=world.image(), prompt="hi")
+    text = member_saw(interaction)[0]
+    assert "Embed Links" in text and "Attach Files" in text
+    assert world.rc.submitted == []
+
+
+async def test_a_status_message_that_cannot_be_posted_charges_nothing(world: World) -> None:
+    world.channel.forbidden = True
+    interaction = await world.animate(world.alice)
+    assert "Nothing was charged" in member_saw(interaction)[-1]
+    assert world.rc.submitted == []
+    usage = await world.bot.jobs.usage(world.channel.guild_id, world.alice.id)
+    assert (usage.member_used, usage.member_reserved) == (0, 0)
+
+
+@pytest.mark.parametrize("world", [{"member_credits": 4}], indirect=True)
+async def test_quota_refusal_says_what_is_left_and_charges_nothing(world: World) -> None:
+    interaction = await world.animate(world.alice, resolution=_choice("1080p"))
+    text = member_saw(interaction)[0]
+    assert "costs 5 credits" in text and "4 credits left" in text and "<t:" in text
+    assert world.rc.submitted == []
+
+
+@pytest.mark.parametrize("world", [{"member_concurrent_jobs": 1}], indirect=True)
+async def test_one_job_at_a_time_per_member(world: World) -> None:
+    world.rc.plan_next_job(queue_seconds=5.0)
+    await world.animate(world.alice)
+    await world.wait_for((await world.only_job()).id, JobState.QUEUED)
+    second = await world.animate(world.alice)
+    assert "already have 1" in member_saw(second)[0]
+    assert len(world.rc.submitted) == 1
+
+
+async def test_last_frame_at_1080p_gets_a_note(world: World) -> None:
+    interaction = await world.animate(
+        world.alice, last_frame=world.image(), resolution=_choice("1080p")
+    )
+    assert "1080p" in member_saw(interaction)[0]
+    await world.wait_for((await world.only_job()).id, JobState.DELIVERED)
+    submitted = world.rc.submitted[0]
+    assert submitted["resolution"] == "1080p"
+    assert submitted["first_frame_image_url"] == world.image_url
+
+
+async def test_dm_is_refused(world: World) -> None:
+    interaction = world.interaction(world.alice, in_guild=False)
+    await invoke(world.bot.tree, interaction, "animate", image=world.image(), prompt="hi")
+    assert "server" in member_saw(interaction)[0]
+
+
+async def test_usage_shows_credits_and_guards_other_members(world: World) -> None:
+    await world.animate(world.alice)
+    await world.wait_for((await world.only_job()).id, JobState.DELIVERED)
+
+    own = world.interaction(world.alice)
+    await invoke(world.bot.tree, own, "usage")
+    embed = own.response.send_message.await_args.kwargs["embed"]  # type: ignore[attr-defined]
+    fields = {f.name: f.value for f in embed.fields}
+    assert fields["Used today"].startswith("1 credit")
+    assert fields["Left"] == "9 credits"
+    assert "<t:" in fields["Resets"]
+    assert "1 credit used of 100" in fields["Server pool"]
+
+    alice_user = own.user
+    nosy = world.interaction(world.bob)
+    await invoke(world.bot.tree, nosy, "usage", member=alice_user)
+    assert "Only moderators" in member_saw(nosy)[0]
+
+    mod = world.interaction(world.mod)
+    await invoke(world.bot.tree, mod, "usage", member=alice_user)
+    embed = mod.response.send_message.await_args.kwargs["embed"]  # type: ignore[attr-defined]
+    assert "alice" in (embed.title or "")
+
+
+def _choice(value: str) -> discord.app_commands.Choice[str]:
+    return discord.app_commands.Choice(name=value, value=value)

@@ -1,0 +1,119 @@
+from pathlib import Path
+
+import pytest
+
+from bot.config import (
+    Config,
+    ConfigError,
+    Secrets,
+    load_config,
+    parse_config,
+    resolve_config_path,
+)
+from bot.quota import Period
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_empty_and_missing_config_run_on_defaults(tmp_path: Path) -> None:
+    empty = tmp_path / "config.toml"
+    empty.write_text("")
+    assert load_config(empty) == Config()
+    assert load_config(tmp_path / "absent.toml") == Config()
+    assert Config().runcomfy.base_url == "https://model-api.runcomfy.net"
+    assert Config().animate.default_resolution == "480p"
+
+
+def test_a_named_config_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "absent.toml", required=True)
+
+
+def test_the_example_documents_every_key_with_its_default() -> None:
+    # The example is the documentation: it must parse, and every value in it is the default.
+    assert load_config(ROOT / "config.example.toml", required=True) == Config()
+
+
+def test_contract_keys(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        """
+[runcomfy]
+base_url = "http://127.0.0.1:8080/"
+[database]
+path = "x/jobs.db"
+[quota]
+period = "week"
+member_credits = 3
+server_credits = 40
+[quota.cost]
+480p = { 5 = 2, 10 = 3 }
+720p = { 5 = 4, 10 = 8 }
+1080p = { 5 = 9, 10 = 18 }
+"""
+    )
+    cfg = load_config(path)
+    assert cfg.runcomfy.base_url == "http://127.0.0.1:8080"
+    assert cfg.database.path == Path("x/jobs.db")
+    assert cfg.quota.period is Period.WEEK
+    assert (cfg.quota.member_credits, cfg.quota.server_credits) == (3, 40)
+    assert cfg.quota.cost["1080p"][10] == 18
+    assert cfg.quota.cost["480p"][5] == 2
+
+
+def test_partial_cost_table_keeps_other_defaults() -> None:
+    cfg = parse_config({"quota": {"cost": {"720p": {"10": 7}}}})
+    assert cfg.quota.cost["720p"] == {5: 2, 10: 7}
+    assert cfg.quota.cost["480p"] == {5: 1, 10: 2}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"quota": {"member_credits": -1}}, "[quota] member_credits must be an integer ≥ 0"),
+        ({"quota": {"member_credits": "5"}}, "[quota] member_credits must be an integer ≥ 0"),
+        ({"quota": {"server_credits": 1.5}}, "[quota] server_credits must be an integer ≥ 0"),
+        ({"quota": {"member_credits": True}}, "[quota] member_credits must be an integer ≥ 0"),
+        ({"quota": {"period": "year"}}, '[quota] period must be one of "day", "week", "month"'),
+        ({"quota": {"membr_credits": 1}}, "[quota] membr_credits is not a known key"),
+        ({"quota": {"cost": {"4k": {"5": 1}}}}, "[quota.cost] has unknown resolution '4k'"),
+        ({"quota": {"cost": {"480p": {"7": 1}}}}, "[quota.cost] 480p has unknown duration '7'"),
+        ({"quota": {"cost": {"480p": {"5": -2}}}}, "[quota.cost] 480p.5 must be an integer ≥ 0"),
+        ({"runcomfy": {"base_url": "ftp://x"}}, "[runcomfy] base_url must be an http(s)"),
+        ({"runcomfy": {"job_deadline": 0}}, "[runcomfy] job_deadline must be a number of seconds"),
+        ({"database": {"path": ""}}, "[database] path must be a file path"),
+        ({"animate": {"default_duration": 7}}, "[animate] default_duration must be one of 5, 10"),
+        (
+            {"discord": {"dev_guild_id": "abc"}},
+            "[discord] dev_guild_id must be a Discord server id",
+        ),
+        ({"extra": {}}, "[extra] is not a known section"),
+        ({"quota": 3}, "[quota] must be a table"),
+    ],
+)
+def test_bad_values_name_the_key(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+
+
+def test_invalid_toml_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[quota\nmember_credits = 1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path)
+
+
+def test_config_path_resolution(tmp_path: Path) -> None:
+    assert resolve_config_path("a.toml", {}) == Path("a.toml")
+    assert resolve_config_path(None, {"SEEDANCE_BOT_CONFIG": "/etc/s.toml"}) == Path("/etc/s.toml")
+    assert resolve_config_path(None, {}) == Path("config.toml")
+
+
+def test_secrets_come_from_the_environment_and_never_show() -> None:
+    secrets = Secrets.from_env({"DISCORD_TOKEN": "disc-secret", "RUNCOMFY_API_TOKEN": " "})
+    assert secrets.discord_token == "disc-secret"
+    assert secrets.missing() == ["RUNCOMFY_API_TOKEN"]
+    assert "disc-secret" not in repr(secrets)
+    assert Secrets.from_env({}).missing() == ["DISCORD_TOKEN", "RUNCOMFY_API_TOKEN"]
