@@ -1,0 +1,61 @@
+"""RunComfy Model API: the client, its provider states, errors and retry rules."""
+
+from bot.runcomfy.client import (
+    MODEL_PATH,
+    CancelOutcome,
+    RunComfyClient,
+    Submission,
+    VideoInput,
+)
+from bot.runcomfy.errors import (
+    ApiError,
+    AuthError,
+    DeadlineExceededError,
+    InputRejectedError,
+    NoBalanceError,
+    NotFoundError,
+    RateLimitedError,
+    RunComfyError,
+    ServerError,
+    TransportError,
+    UnknownStateError,
+    UnknownSubmissionError,
+)
+from bot.runcomfy.states import (
+    Cancelled,
+    Completed,
+    Failed,
+    InProgress,
+    InQueue,
+    ProviderState,
+    is_terminal,
+    parse_state,
+)
+
+__all__ = [
+    "MODEL_PATH",
+    "ApiError",
+    "AuthError",
+    "CancelOutcome",
+    "Cancelled",
+    "Completed",
+    "DeadlineExceededError",
+    "Failed",
+    "InProgress",
+    "InQueue",
+    "InputRejectedError",
+    "NoBalanceError",
+    "NotFoundError",
+    "ProviderState",
+    "RateLimitedError",
+    "RunComfyClient",
+    "RunComfyError",
+    "ServerError",
+    "Submission",
+    "TransportError",
+    "UnknownStateError",
+    "UnknownSubmissionError",
+    "VideoInput",
+    "is_terminal",
+    "parse_state",
+]

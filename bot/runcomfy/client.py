@@ -1,0 +1,443 @@
+"""The RunComfy Model API client for Seedance 1.0 Lite image-to-video."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, NoReturn
+
+import aiohttp
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+from bot.runcomfy.errors import (
+    ApiError,
+    AuthError,
+    DeadlineExceededError,
+    InputRejectedError,
+    NoBalanceError,
+    NotFoundError,
+    RateLimitedError,
+    RunComfyError,
+    ServerError,
+    TransportError,
+    UnknownSubmissionError,
+)
+from bot.runcomfy.retry import parse_retry_after, retry_delay, should_retry
+from bot.runcomfy.states import REQUEST_ID_RE, ProviderState, parse_state
+
+log = logging.getLogger(__name__)
+
+MODEL_PATH = "/v1/models/bytedance/seedance-1-0/lite/image-to-video"
+
+_CODE_ERRORS: dict[int, type[ApiError]] = {
+    400001: InputRejectedError,
+    400002: NoBalanceError,
+    400004: AuthError,
+    403001: AuthError,
+    404001: NotFoundError,
+    422001: InputRejectedError,
+    500001: ServerError,
+}
+_STATUS_ERRORS: dict[int, type[ApiError]] = {
+    400: InputRejectedError,
+    401: AuthError,
+    402: NoBalanceError,
+    403: AuthError,
+    404: NotFoundError,
+    408: ServerError,
+    422: InputRejectedError,
+    429: RateLimitedError,
+}
+# Provider text ends up in logs and exception messages; keep it short.
+_MAX_TEXT = 300
+
+
+@dataclass(frozen=True)
+class VideoInput:
+    """One image-to-video request, in the model's input schema terms."""
+
+    prompt: str
+    first_frame_image_url: str
+    last_frame_image_url: str | None
+    resolution: str
+    duration: int
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON body of the submit call."""
+        payload: dict[str, Any] = {
+            "prompt": self.prompt,
+            "first_frame_image_url": self.first_frame_image_url,
+            "resolution": self.resolution,
+            "duration": self.duration,
+        }
+        if self.last_frame_image_url is not None:
+            payload["last_frame_image_url"] = self.last_frame_image_url
+        return payload
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A job RunComfy accepted, with the URLs to follow it."""
+
+    request_id: str
+    status_url: str
+    result_url: str
+    cancel_url: str
+
+
+class CancelOutcome(StrEnum):
+    """What a cancel achieved; NOT_CANCELLABLE means the job may still run and be charged."""
+
+    CANCELLED = "cancelled"
+    NOT_CANCELLABLE = "not_cancellable"
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: Any
+    text: str
+    parsed: bool
+
+
+class RunComfyClient:
+    """Talks to RunComfy's Model API with a shared session; the token goes on each call only."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        token: str,
+        base_url: str,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 30.0,
+        submit_429_retries: int = 3,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        retry_base: float = 1.0,
+        retry_cap: float = 30.0,
+    ) -> None:
+        if not token.strip():
+            raise ValueError("the RunComfy API token is empty")
+        self._session = session
+        self._token = token
+        self._base_url = base_url.rstrip("/")
+        self._origin = URL(self._base_url).origin()
+        self._timeout = aiohttp.ClientTimeout(
+            total=connect_timeout + read_timeout,
+            sock_connect=connect_timeout,
+            sock_read=read_timeout,
+        )
+        self._submit_429_retries = submit_429_retries
+        self._sleep = sleep
+        self._retry_base = retry_base
+        self._retry_cap = retry_cap
+
+    def __repr__(self) -> str:
+        return f"RunComfyClient(base_url={self._base_url!r})"
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    def submission_for(
+        self,
+        request_id: str,
+        *,
+        status_url: str | None = None,
+        result_url: str | None = None,
+        cancel_url: str | None = None,
+    ) -> Submission:
+        """A Submission for a known request id, preferring the given URLs over built ones.
+
+        A given URL is used only when it points at the configured base URL's origin,
+        because the API token is sent to it.
+        """
+        if not REQUEST_ID_RE.fullmatch(request_id):
+            raise ValueError(f"not a RunComfy request id: {request_id[:140]!r}")
+        return Submission(
+            request_id=request_id,
+            status_url=self._own_url(status_url, request_id, "status"),
+            result_url=self._own_url(result_url, request_id, "result"),
+            cancel_url=self._own_url(cancel_url, request_id, "cancel"),
+        )
+
+    async def submit(self, inp: VideoInput) -> Submission:
+        """Submit once; only a 429 (a refusal) is retried, a few times, honouring Retry-After.
+
+        Raises UnknownSubmissionError when the outcome is unknown (timeout, reset, 5xx, or
+        an answer without a valid request id), TransportError (with ``sent`` False) when no
+        connection could be made, and a typed ApiError when RunComfy refused.
+        """
+        url = self._base_url + MODEL_PATH
+        payload = inp.to_payload()
+        attempt = 0
+        while True:
+            try:
+                answer = await self._send("POST", url, payload=payload)
+            except TransportError as exc:
+                if not exc.sent:
+                    raise
+                raise UnknownSubmissionError(
+                    f"the submit may or may not have reached RunComfy ({exc})"
+                ) from exc
+            try:
+                self._raise_for_status(answer, request_id=None)
+            except RateLimitedError as exc:
+                if attempt >= self._submit_429_retries:
+                    raise
+                delay = retry_delay(
+                    attempt, exc.retry_after, base=self._retry_base, cap=self._retry_cap
+                )
+                log.warning("RunComfy refused the submit (429); trying again in %.1fs", delay)
+                await self._sleep(delay)
+                attempt += 1
+                continue
+            except ServerError as exc:
+                raise UnknownSubmissionError(
+                    f"RunComfy failed while taking the submit ({exc})",
+                    request_id=_valid_id(answer.body),
+                    status=answer.status,
+                    detail=exc.detail,
+                ) from exc
+            return self._submission_from(answer)
+
+    async def status(self, sub: Submission) -> ProviderState:
+        """One status call."""
+        answer = await self._send("GET", sub.status_url, request_id=sub.request_id)
+        return self._state_from(answer, sub)
+
+    async def result(self, sub: Submission) -> ProviderState:
+        """One result call: the current state while unfinished, the video URL once completed."""
+        url = URL(sub.result_url).update_query(include_cost="true")
+        answer = await self._send("GET", url, request_id=sub.request_id)
+        return self._state_from(answer, sub)
+
+    async def cancel(self, sub: Submission) -> CancelOutcome:
+        """Ask RunComfy to cancel; only a queued job can be cancelled."""
+        answer = await self._send("POST", sub.cancel_url, request_id=sub.request_id)
+        self._raise_for_status(answer, request_id=sub.request_id)
+        body = answer.body if isinstance(answer.body, Mapping) else {}
+        outcome = body.get("outcome")
+        if isinstance(outcome, str) and outcome.strip().lower() in ("cancelled", "canceled"):
+            return CancelOutcome.CANCELLED
+        log.info("RunComfy did not cancel %s (outcome %r)", sub.request_id, outcome)
+        return CancelOutcome.NOT_CANCELLABLE
+
+    async def poll(self, sub: Submission, *, deadline: float) -> ProviderState:
+        """One logical poll of the result, retrying transient failures until ``deadline``.
+
+        ``deadline`` is an event-loop time. Raises DeadlineExceededError once it passes and
+        re-raises errors that retrying cannot fix.
+        """
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        last_error: RunComfyError | None = None
+        while True:
+            if loop.time() >= deadline:
+                raise _deadline_error(sub, last_error)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    return await self.result(sub)
+            except TimeoutError as exc:
+                raise _deadline_error(sub, last_error) from exc
+            except RunComfyError as exc:
+                if not should_retry(exc):
+                    raise
+                last_error = exc
+                hint = exc.retry_after if isinstance(exc, ApiError) else None
+                delay = retry_delay(attempt, hint, base=self._retry_base, cap=self._retry_cap)
+                delay = min(delay, max(0.0, deadline - loop.time()))
+                log.warning("Polling %s failed (%s); retrying in %.1fs", sub.request_id, exc, delay)
+                await self._sleep(delay)
+                attempt += 1
+
+    def _own_url(self, given: str | None, request_id: str, action: str) -> str:
+        if given:
+            try:
+                same_origin = URL(given).origin() == self._origin
+            except ValueError:
+                same_origin = False
+            if same_origin:
+                return given
+            log.warning(
+                "Ignoring a %s URL for %s outside %s; using the standard path",
+                action,
+                request_id,
+                self._origin,
+            )
+        return f"{self._base_url}/v1/requests/{request_id}/{action}"
+
+    def _submission_from(self, answer: _Answer) -> Submission:
+        request_id = _valid_id(answer.body)
+        if request_id is None:
+            raise UnknownSubmissionError(
+                "RunComfy accepted the submit without a valid request id",
+                status=answer.status,
+                detail=answer.text,
+            )
+        body: Mapping[str, Any] = answer.body
+
+        def url(key: str) -> str | None:
+            value = body.get(key)
+            return value if isinstance(value, str) else None
+
+        return self.submission_for(
+            request_id,
+            status_url=url("status_url"),
+            result_url=url("result_url"),
+            cancel_url=url("cancel_url"),
+        )
+
+    def _state_from(self, answer: _Answer, sub: Submission) -> ProviderState:
+        self._raise_for_status(answer, request_id=sub.request_id)
+        if not isinstance(answer.body, Mapping):
+            raise ServerError(
+                "RunComfy's answer was not a JSON object",
+                status=answer.status,
+                detail=answer.text,
+                request_id=sub.request_id,
+            )
+        return parse_state(answer.body, request_id=sub.request_id)
+
+    async def _send(
+        self,
+        method: str,
+        url: str | URL,
+        *,
+        payload: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> _Answer:
+        """Make one call and read the whole answer; connection trouble becomes TransportError."""
+        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+        try:
+            async with self._session.request(
+                method,
+                url,
+                json=payload,
+                headers=headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+                raise_for_status=False,
+            ) as resp:
+                raw = await resp.read()
+                status, resp_headers = resp.status, resp.headers
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            raise TransportError(
+                self._scrub(f"could not connect to RunComfy: {exc}"),
+                request_id=request_id,
+                sent=False,
+            ) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            what = "timed out" if isinstance(exc, TimeoutError) else "failed"
+            raise TransportError(
+                self._scrub(f"the call to RunComfy {what}: {type(exc).__name__} {exc}".strip()),
+                request_id=request_id,
+            ) from exc
+        log.debug("RunComfy %s %s -> %s", method, URL(url).path, status)
+        text = self._scrub(raw.decode("utf-8", errors="replace"))
+        try:
+            body = self._scrub(json.loads(text)) if text.strip() else None
+            parsed = True
+        except ValueError:
+            body, parsed = None, False
+        return _Answer(
+            status=status, headers=resp_headers, body=body, text=text[:_MAX_TEXT], parsed=parsed
+        )
+
+    def _raise_for_status(self, answer: _Answer, *, request_id: str | None) -> None:
+        """Raise the typed error an answer stands for; return quietly for a usable success."""
+        body = answer.body if isinstance(answer.body, Mapping) else {}
+        has_code, code = _error_code(body.get("error_code"))
+        if 200 <= answer.status < 300 and not has_code:
+            if not answer.parsed:
+                self._raise(
+                    ServerError,
+                    answer,
+                    "RunComfy's answer was not JSON",
+                    code=None,
+                    detail=answer.text,
+                    request_id=request_id,
+                )
+            return
+        message = body.get("error_message") or body.get("message") or _reason(answer)
+        detail = body.get("detail") if body else answer.text or None
+        if answer.status == 429:
+            cls: type[ApiError] = RateLimitedError
+        elif code in _CODE_ERRORS:
+            cls = _CODE_ERRORS[code]
+        elif answer.status in _STATUS_ERRORS:
+            cls = _STATUS_ERRORS[answer.status]
+        elif answer.status >= 500:
+            cls = ServerError
+        else:
+            cls = ApiError
+        self._raise(cls, answer, str(message), code=code, detail=detail, request_id=request_id)
+
+    def _raise(
+        self,
+        cls: type[ApiError],
+        answer: _Answer,
+        message: str,
+        *,
+        code: int | None,
+        detail: Any,
+        request_id: str | None,
+    ) -> NoReturn:
+        retry_after = parse_retry_after(answer.headers.get("Retry-After"), datetime.now(UTC))
+        raise cls(
+            message[:_MAX_TEXT],
+            status=answer.status,
+            code=code,
+            detail=detail,
+            retry_after=retry_after,
+            request_id=request_id,
+        )
+
+    def _scrub(self, value: Any) -> Any:
+        """Remove the token from text before it reaches logs or exceptions."""
+        if isinstance(value, str):
+            return value.replace(self._token, "[redacted]")
+        if isinstance(value, Mapping):
+            return {self._scrub(str(k)): self._scrub(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._scrub(v) for v in value]
+        return value
+
+
+def _valid_id(body: Any) -> str | None:
+    if not isinstance(body, Mapping):
+        return None
+    value = body.get("request_id")
+    if isinstance(value, str) and REQUEST_ID_RE.fullmatch(value):
+        return value
+    return None
+
+
+def _error_code(value: Any) -> tuple[bool, int | None]:
+    """Whether a body's ``error_code`` marks an error, and the code when it is a number."""
+    if value is None or value is False or value in ("", 0):
+        return False, None
+    if isinstance(value, int):
+        return True, value
+    if isinstance(value, str) and value.strip().isdigit():
+        code = int(value.strip())
+        return code != 0, code or None
+    return True, None
+
+
+def _reason(answer: _Answer) -> str:
+    return f"HTTP {answer.status} without an error message"
+
+
+def _deadline_error(sub: Submission, last_error: RunComfyError | None) -> DeadlineExceededError:
+    message = "the job deadline passed while waiting for RunComfy"
+    if last_error is not None:
+        message += f" (last error: {last_error})"
+    return DeadlineExceededError(message, request_id=sub.request_id)
