@@ -1,0 +1,165 @@
+"""Attachment storage and Discord-style signed CDN URLs."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import mimetypes
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+from PIL import Image
+
+from .errors import JSON
+from .snowflake import SnowflakeGenerator
+
+_UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+_URL_LIFETIME_S = 24 * 3600
+
+
+@dataclass
+class StoredFile:
+    """The bytes of one attachment and what Discord reports about it."""
+
+    id: int
+    channel_id: int
+    filename: str
+    data: bytes
+    content_type: str | None
+    width: int | None
+    height: int | None
+    description: str | None = None
+    issued_at: int = 0
+
+    @property
+    def size(self) -> int:
+        """The file size in bytes."""
+        return len(self.data)
+
+
+def sanitize_filename(name: str) -> str:
+    """Clean a filename as Discord does: spaces become underscores, odd characters go."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].replace(" ", "_")
+    cleaned = _UNSAFE_FILENAME_CHARS.sub("", base)
+    if not cleaned.strip("."):
+        return "unknown"
+    return cleaned
+
+
+def _content_type(filename: str, declared: str | None) -> str | None:
+    # Bots upload everything as application/octet-stream; Discord derives the type from the
+    # filename then. A type declared by a user's client is kept as sent, trustworthy or not.
+    if declared and declared != "application/octet-stream":
+        return declared
+    guessed, _ = mimetypes.guess_type(filename)
+    return guessed or declared
+
+
+def _image_size(data: bytes) -> tuple[int, int] | None:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            return int(width), int(height)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+
+
+class AttachmentStore:
+    """Keeps attachment bytes and serves them under signed, expiring URLs."""
+
+    def __init__(self, ids: SnowflakeGenerator) -> None:
+        self._ids = ids
+        self._files: dict[int, StoredFile] = {}
+        self._secret = secrets.token_bytes(32)
+        self.base_url = "http://127.0.0.1"
+
+    def add(
+        self,
+        channel_id: int,
+        filename: str,
+        data: bytes,
+        content_type: str | None,
+        *,
+        description: str | None = None,
+    ) -> StoredFile:
+        """Store a new attachment and return it."""
+        clean = sanitize_filename(filename)
+        ctype = _content_type(clean, content_type)
+        size = _image_size(data) if ctype is None or ctype.startswith("image/") else None
+        stored = StoredFile(
+            id=self._ids.next(),
+            channel_id=channel_id,
+            filename=clean,
+            data=data,
+            content_type=ctype,
+            width=size[0] if size else None,
+            height=size[1] if size else None,
+            description=description,
+            issued_at=int(time.time()),
+        )
+        self._files[stored.id] = stored
+        return stored
+
+    def get(self, attachment_id: int) -> StoredFile | None:
+        """An attachment by id, if stored."""
+        return self._files.get(attachment_id)
+
+    def _signature(self, path: str, expires: str, issued: str) -> str:
+        message = f"{path}|{expires}|{issued}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def _signed(self, prefix: str, stored: StoredFile) -> str:
+        path = f"/attachments/{stored.channel_id}/{stored.id}/{stored.filename}"
+        issued = f"{stored.issued_at:x}"
+        expires = f"{stored.issued_at + _URL_LIFETIME_S:x}"
+        sig = self._signature(path, expires, issued)
+        return f"{self.base_url}{prefix}{path}?ex={expires}&is={issued}&hm={sig}"
+
+    def url(self, stored: StoredFile) -> str:
+        """The signed ``cdn.discordapp.com``-style URL of an attachment."""
+        return self._signed("", stored)
+
+    def proxy_url(self, stored: StoredFile) -> str:
+        """The signed ``media.discordapp.net``-style URL of an attachment."""
+        return self._signed("/media", stored)
+
+    def to_dict(self, stored: StoredFile) -> JSON:
+        """The attachment object as the API returns it."""
+        data: JSON = {
+            "id": str(stored.id),
+            "filename": stored.filename,
+            "size": stored.size,
+            "url": self.url(stored),
+            "proxy_url": self.proxy_url(stored),
+        }
+        if stored.content_type is not None:
+            data["content_type"] = stored.content_type
+        if stored.width is not None and stored.height is not None:
+            data["width"] = stored.width
+            data["height"] = stored.height
+        if stored.description is not None:
+            data["description"] = stored.description
+        return data
+
+    def resolve(
+        self, channel_id: int, attachment_id: int, filename: str, query: dict[str, str]
+    ) -> StoredFile | None:
+        """The file a CDN URL names, if the URL is genuine and not expired."""
+        stored = self._files.get(attachment_id)
+        if stored is None or stored.channel_id != channel_id or stored.filename != filename:
+            return None
+        expires = query.get("ex", "")
+        issued = query.get("is", "")
+        given = query.get("hm", "")
+        path = f"/attachments/{channel_id}/{attachment_id}/{filename}"
+        if not hmac.compare_digest(given, self._signature(path, expires, issued)):
+            return None
+        try:
+            if int(expires, 16) < time.time():
+                return None
+        except ValueError:
+            return None
+        return stored

@@ -1,0 +1,654 @@
+"""``DiscordEmulator``: a local Discord (REST, gateway, CDN, sandbox page) on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from .cdn import AttachmentStore, StoredFile
+from .commands import CommandRegistry, build_invocation
+from .errors import JSON, DiscordHTTPError, InvocationError
+from .events import EmulatorEvent, EventHub, Subscription
+from .gateway import GUILD_MEMBERS, Gateway, Session
+from .interactions import (
+    APPLICATION_COMMAND,
+    MESSAGE_COMPONENT,
+    InteractionHandle,
+    InteractionRecord,
+)
+from .messages import BUTTON, LINK_STYLE
+from .page import SandboxPage
+from .permissions import ALL_PERMISSIONS, Permission, combine
+from .relay import Relay
+from .rest import RequestLog, RequestRecord, RestApi
+from .service import DiscordService, Limits
+from .snowflake import SnowflakeGenerator
+from .state import Cast, Channel, World
+
+log = logging.getLogger(__name__)
+
+_CDN_PATH = "/attachments/{channel_id:\\d+}/{attachment_id:\\d+}/{filename}"
+
+
+class DiscordEmulator:
+    """A local Discord for the real discord.py client, plus a page to use it by hand.
+
+    Use ``async with DiscordEmulator() as emu:`` (or ``await emu.start()`` /
+    ``await emu.close()``), point discord.py at ``emu.api_base`` and ``emu.gateway_url``
+    with :func:`bot.endpoints.configure_discord_endpoints`, and start the bot with
+    ``emu.bot_token``.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        bot_token: str | None = None,
+        interaction_token_lifetime: float = 900.0,
+        ack_deadline: float = 3.0,
+        upload_limit: int = 10 * 1024 * 1024,
+        heartbeat_interval: float = 41.25,
+        guild_name: str = "Seedance Sandbox",
+        bot_name: str = "Seedance",
+        serve_page: bool = True,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._ids = SnowflakeGenerator()
+        self.world = World(self._ids, guild_name=guild_name, bot_name=bot_name)
+        if bot_token is not None:
+            self.world.bot_token = bot_token
+        self.store = AttachmentStore(self._ids)
+        self.commands = CommandRegistry(self.world.cast.application_id, self._ids)
+        self.limits = Limits(
+            upload_limit=upload_limit,
+            ack_deadline=ack_deadline,
+            token_lifetime=interaction_token_lifetime,
+        )
+        self.events = EventHub()
+        self.request_log = RequestLog()
+        self.gateway = Gateway(
+            token=lambda: self.world.bot_token,
+            ready_payload=self._ready_payload,
+            guild_payload=self._guild_create_payload,
+            members_payload=lambda: [m.to_dict() for m in self.world.members.values()],
+            heartbeat_interval=heartbeat_interval,
+            on_status=lambda online: self.events.publish(
+                EmulatorEvent("bot_status", {"connected": online})
+            ),
+        )
+        self.service = DiscordService(
+            world=self.world,
+            store=self.store,
+            commands=self.commands,
+            ids=self._ids,
+            limits=self.limits,
+            listener=Relay(
+                gateway=self.gateway,
+                events=self.events,
+                render=lambda message, gateway: self.service.render(message, gateway=gateway),
+                bot_user_id=self.world.cast.bot_user_id,
+                guild_id=self.world.guild_id,
+            ),
+        )
+        self._serve_page = serve_page
+        self._runner: web.AppRunner | None = None
+        self._base_url = ""
+
+    # lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start serving on the configured host and port."""
+        if self._runner is not None:
+            return
+        # Bodies are limited by the emulator's own upload rule (413 / 40005), not by aiohttp.
+        app = web.Application(client_max_size=1024**3)
+        rest = RestApi(
+            service=self.service,
+            commands=self.commands,
+            log_=self.request_log,
+            gateway_url=lambda: self.gateway_url,
+            on_commands_synced=self._commands_synced,
+        )
+        rest.add_routes(app)
+        app.router.add_get("/gateway", self.gateway.handle)
+        app.router.add_get("/gateway/", self.gateway.handle)
+        app.router.add_get(_CDN_PATH, self._serve_attachment)
+        app.router.add_get("/media" + _CDN_PATH, self._serve_attachment)
+        if self._serve_page:
+            SandboxPage(self).add_routes(app)
+        rest.add_catch_all(app)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._port)
+        await site.start()
+        self._runner = runner
+        port = self._bound_port(runner)
+        self._base_url = f"http://{self._host}:{port}"
+        self.store.base_url = self._base_url
+        log.info("discord emulator listening on %s", self._base_url)
+
+    @staticmethod
+    def _bound_port(runner: web.AppRunner) -> int:
+        for address in runner.addresses:
+            if isinstance(address, tuple):
+                return int(address[1])
+        raise RuntimeError("the emulator is not bound to a TCP port")
+
+    async def close(self) -> None:
+        """Stop serving; live gateway connections are closed (1001 going away)."""
+        self.service.cancel_timers()
+        await self.gateway.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> DiscordEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # addresses and ids -------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT`` (the sandbox page is served here)."""
+        if not self._base_url:
+            raise RuntimeError("the emulator has not been started")
+        return self._base_url
+
+    @property
+    def api_base(self) -> str:
+        """The REST base URL, for ``discord.http.Route.BASE``."""
+        return f"{self.base_url}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        """The gateway websocket URL (READY's resume_gateway_url and /gateway/bot say the same)."""
+        return f"ws://{self.base_url.removeprefix('http://')}/gateway"
+
+    @property
+    def bot_token(self) -> str:
+        """The only token the emulator accepts."""
+        return self.world.bot_token
+
+    @property
+    def cast(self) -> Cast:
+        """Every starting id (users, roles, channels)."""
+        return self.world.cast
+
+    @property
+    def application_id(self) -> int:
+        """The bot's application id."""
+        return self.world.cast.application_id
+
+    @property
+    def bot_user_id(self) -> int:
+        """The bot user's id."""
+        return self.world.cast.bot_user_id
+
+    @property
+    def guild_id(self) -> int:
+        """The one guild."""
+        return self.world.guild_id
+
+    @property
+    def channel_id(self) -> int:
+        """The default text channel."""
+        return self.world.cast.channel_id
+
+    @property
+    def other_channel_id(self) -> int:
+        """The second text channel."""
+        return self.world.cast.other_channel_id
+
+    @property
+    def requester_id(self) -> int:
+        """The member who runs commands by default."""
+        return self.world.cast.requester_id
+
+    @property
+    def member_id(self) -> int:
+        """A second ordinary member (e.g. someone else pressing Cancel)."""
+        return self.world.cast.member_id
+
+    @property
+    def moderator_id(self) -> int:
+        """A member with the Moderator role (Manage Server)."""
+        return self.world.cast.moderator_id
+
+    @property
+    def owner_id(self) -> int:
+        """The guild owner."""
+        return self.world.cast.owner_id
+
+    @property
+    def moderator_role_id(self) -> int:
+        """The Moderator role (Manage Server)."""
+        return self.world.cast.moderator_role_id
+
+    @property
+    def member_role_id(self) -> int:
+        """The Member role."""
+        return self.world.cast.member_role_id
+
+    @property
+    def upload_limit(self) -> int:
+        """Per-file upload limit in bytes (sent as ``attachment_size_limit``)."""
+        return self.limits.upload_limit
+
+    @upload_limit.setter
+    def upload_limit(self, value: int) -> None:
+        self.limits.upload_limit = value
+
+    # gateway -----------------------------------------------------------------------------
+
+    def _ready_payload(self, session: Session) -> JSON:
+        user = self.world.users[self.bot_user_id].to_dict()
+        user.update(verified=True, mfa_enabled=False, email=None)
+        data: JSON = {
+            "v": 10,
+            "user": user,
+            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+            "session_id": session.id,
+            "session_type": "normal",
+            "resume_gateway_url": self.gateway_url,
+            "application": {"id": str(self.application_id), "flags": 0},
+            "private_channels": [],
+            "relationships": [],
+            "presences": [],
+            "user_settings": {},
+            "guild_join_requests": [],
+            "geo_ordered_rtc_regions": [],
+            "auth": {},
+            "_trace": ['["discord-emulator"]'],
+        }
+        if session.shard is not None:
+            data["shard"] = session.shard
+        return data
+
+    def _guild_create_payload(self, session: Session) -> JSON:
+        data = self.world.guild_create_dict()
+        if not session.intents & GUILD_MEMBERS:
+            # Without the members intent Discord only sends the bot's own member.
+            data["members"] = [
+                m for m in data["members"] if m["user"]["id"] == str(self.bot_user_id)
+            ]
+        return data
+
+    @property
+    def bot_connected(self) -> bool:
+        """Whether the bot has a live gateway connection."""
+        return self.gateway.has_connected_session
+
+    async def wait_for_bot(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Wait until the bot has identified (or resumed) on the gateway."""
+        await asyncio.wait_for(self.gateway.connected.wait(), timeout)
+
+    def request_reconnect(self) -> None:
+        """Ask the bot to reconnect (op 7); it should RESUME."""
+        self.gateway.request_reconnect()
+
+    def drop_gateway(self, code: int = 4000) -> None:
+        """Close the bot's websocket with ``code``; 4000 lets it resume."""
+        self.gateway.drop_connections(code)
+
+    # commands ----------------------------------------------------------------------------
+
+    def _commands_synced(self, guild_id: int | None) -> None:
+        names = [c["name"] for c in self.commands.registered(guild_id)]
+        self.events.publish(
+            EmulatorEvent(
+                "commands_synced",
+                {"guild_id": None if guild_id is None else str(guild_id), "names": names},
+            )
+        )
+
+    @property
+    def command_sync_count(self) -> int:
+        """How many bulk command overwrites (PUT) the bot made."""
+        return self.commands.sync_count
+
+    def registered_commands(self, guild_id: int | None = None) -> list[JSON]:
+        """Commands registered globally (``None``) or to a guild."""
+        return self.commands.registered(guild_id)
+
+    def available_commands(
+        self, channel_id: int | None = None, user_id: int | None = None
+    ) -> list[JSON]:
+        """Commands shown in a channel's picker (guild ones, then global ones).
+
+        With ``user_id``, only those that member's client would offer (permissions, place).
+        """
+        channel = self.world.channel(channel_id or self.channel_id)
+        found = self.commands.available(channel.guild_id)
+        if user_id is None:
+            return found
+        offered = []
+        for command in found:
+            try:
+                self._check_command_allowed(command, user_id, channel)
+            except InvocationError:
+                continue
+            offered.append(command)
+        return offered
+
+    # the driver API: what people do -----------------------------------------------------
+
+    async def upload_attachment(
+        self,
+        filename: str,
+        data: bytes,
+        content_type: str | None = None,
+        *,
+        channel_id: int | None = None,
+    ) -> JSON:
+        """Upload a file as a user's client does before running a command; the attachment object."""
+        stored = self.store.add(channel_id or self.channel_id, filename, data, content_type)
+        return self.store.to_dict(stored)
+
+    def attachment_bytes(self, attachment_id: int) -> bytes | None:
+        """The bytes of any stored attachment (uploaded or posted by the bot)."""
+        stored = self.store.get(int(attachment_id))
+        return None if stored is None else stored.data
+
+    async def invoke_command(
+        self,
+        name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        user_id: int | None = None,
+        channel_id: int | None = None,
+        attachments: dict[str, JSON] | None = None,
+    ) -> InteractionHandle:
+        """Run a slash command as a member; ``name`` may hold subcommands (``"admin budget set"``).
+
+        Attachment options take an attachment object from :meth:`upload_attachment` (in
+        ``options`` or ``attachments``). Raises :class:`InvocationError` for anything the
+        Discord client would not let the member send.
+        """
+        user_id = user_id or self.requester_id
+        channel_id = channel_id or self.channel_id
+        parts = name.strip().lstrip("/").split()
+        if not parts:
+            raise InvocationError("no command name given")
+        channel = self._channel_or_refuse(channel_id)
+        command = self.commands.find(parts[0], channel.guild_id)
+        context = self._check_command_allowed(command, user_id, channel)
+        values = dict(options or {})
+        values.update(attachments or {})
+        invocation = build_invocation(
+            command, parts[1:], values, world=self.world, store=self.store, channel_id=channel_id
+        )
+        self._require_bot_online()
+        record = self.service.start_interaction(
+            kind=APPLICATION_COMMAND,
+            user_id=user_id,
+            channel_id=channel_id,
+            data=invocation.data,
+            name=" ".join(parts),
+            custom_id=None,
+            source=None,
+            context=context,
+        )
+        return self._handle(record)
+
+    async def click_button(
+        self, message_id: int, custom_id: str, *, user_id: int | None = None
+    ) -> InteractionHandle:
+        """Press a button on a message as a member."""
+        user_id = user_id or self.requester_id
+        message = self.service.messages.get(int(message_id))
+        if message is None:
+            raise InvocationError(f"no message {message_id}")
+        if message.ephemeral_to is not None and message.ephemeral_to != user_id:
+            raise InvocationError("that ephemeral message is not visible to this user")
+        channel = self._channel_or_refuse(message.channel_id)
+        if channel.guild_id is not None and not self.service.user_can(
+            user_id, channel.id, Permission.VIEW_CHANNEL
+        ):
+            raise InvocationError("the user cannot see that channel")
+        component = dict(message.custom_ids()).get(custom_id)
+        if component is None:
+            raise InvocationError(f"message {message_id} has no component {custom_id!r}")
+        if component.get("type") != BUTTON or component.get("style") == LINK_STYLE:
+            raise InvocationError(f"{custom_id!r} is not a button that sends an interaction")
+        if component.get("disabled"):
+            raise InvocationError(f"button {custom_id!r} is disabled")
+        self._require_bot_online()
+        record = self.service.start_interaction(
+            kind=MESSAGE_COMPONENT,
+            user_id=user_id,
+            channel_id=channel.id,
+            data={"custom_id": custom_id, "component_type": BUTTON},
+            name=None,
+            custom_id=custom_id,
+            source=message,
+            context=0 if channel.guild_id is not None else 1,
+        )
+        return self._handle(record)
+
+    async def send_user_message(
+        self, content: str, *, user_id: int | None = None, channel_id: int | None = None
+    ) -> JSON:
+        """Post an ordinary message as a member (the bot gets MESSAGE_CREATE)."""
+        user_id = user_id or self.requester_id
+        channel_id = channel_id or self.channel_id
+        try:
+            message = self.service.create_channel_message(
+                channel_id, user_id, {"content": content}, []
+            )
+        except DiscordHTTPError as exc:
+            raise InvocationError(f"Discord refused the message: {exc.message}") from exc
+        return self.service.render(message)
+
+    def dm_channel_id(self, user_id: int | None = None) -> int:
+        """The DM channel between the bot and a member (for commands run in DMs)."""
+        return self.world.dm_channel_for(user_id or self.requester_id).id
+
+    def _channel_or_refuse(self, channel_id: int) -> Channel:
+        channel = self.world.channels.get(channel_id)
+        if channel is None:
+            raise InvocationError(f"no channel {channel_id}")
+        return channel
+
+    def _require_bot_online(self) -> None:
+        if not self.gateway.has_connected_session:
+            raise InvocationError("the bot is not connected to the gateway")
+
+    def _check_command_allowed(self, command: JSON, user_id: int, channel: Channel) -> int:
+        contexts = command.get("contexts")
+        if channel.guild_id is None:
+            if command.get("dm_permission") is False or (
+                contexts is not None and 1 not in contexts
+            ):
+                raise InvocationError(f"/{command['name']} cannot be used in DMs")
+            return 1
+        if contexts is not None and 0 not in contexts:
+            raise InvocationError(f"/{command['name']} cannot be used in a server")
+        if user_id not in self.world.members:
+            raise InvocationError("that user is not a member of the server")
+        perms = self.world.channel_permissions(user_id, channel.id)
+        if not perms & Permission.VIEW_CHANNEL:
+            raise InvocationError("the user cannot see that channel")
+        if not perms & Permission.USE_APPLICATION_COMMANDS:
+            raise InvocationError("the user may not use application commands in that channel")
+        default = command.get("default_member_permissions")
+        if default is not None:
+            needed = int(default)
+            guild_perms = self.world.guild_permissions(user_id)
+            is_admin = guild_perms == ALL_PERMISSIONS or guild_perms & Permission.ADMINISTRATOR
+            if not is_admin and (needed == 0 or guild_perms & needed != needed):
+                raise InvocationError(
+                    f"/{command['name']} is hidden from members without its default permissions"
+                )
+        return 0
+
+    def _handle(self, record: InteractionRecord) -> InteractionHandle:
+        return InteractionHandle(record, self.service.render_id)
+
+    def interaction(self, interaction_id: int) -> InteractionHandle:
+        """A handle on any interaction by id."""
+        return self._handle(self.service.interactions[int(interaction_id)])
+
+    # reading the channel -----------------------------------------------------------------
+
+    def channel_messages(self, channel_id: int | None = None) -> list[JSON]:
+        """A channel's messages in their current state, oldest first (no ephemeral ones)."""
+        log_ = self.service.channel_log(channel_id or self.channel_id)
+        return [self.service.render(m) for m in log_]
+
+    def ephemeral_messages(self, user_id: int | None = None) -> list[JSON]:
+        """Ephemeral replies, oldest first, optionally only those one user sees."""
+        return [self.service.render(m) for m in self.service.ephemeral_messages(user_id)]
+
+    def message(self, message_id: int) -> JSON | None:
+        """Any message (ephemeral too) by id, current state."""
+        return self.service.render_id(int(message_id))
+
+    def pinged_users(self, message_id: int) -> list[int]:
+        """Who got a notification when the message was posted (allowed_mentions applied)."""
+        message = self.service.messages.get(int(message_id))
+        return [] if message is None else list(message.pinged_user_ids)
+
+    def edit_count(self, message_id: int) -> int:
+        """How many times a message was edited."""
+        message = self.service.messages.get(int(message_id))
+        return 0 if message is None else len(message.edit_times)
+
+    def edit_times(self, message_id: int) -> list[float]:
+        """When each edit happened (POSIX seconds)."""
+        message = self.service.messages.get(int(message_id))
+        return [] if message is None else [t.timestamp() for t in message.edit_times]
+
+    async def wait_for_message(
+        self,
+        predicate: Callable[[JSON], bool],
+        timeout: float = 5.0,  # noqa: ASYNC109 - a timeout like asyncio.wait_for
+        *,
+        channel_id: int | None = None,
+    ) -> JSON:
+        """The first message (existing or new, ephemeral included) for which ``predicate`` holds.
+
+        Messages are re-checked on every create and update; ``TimeoutError`` otherwise.
+        """
+        with self.events.subscribe() as events:
+            for message in self.service.messages.values():
+                if channel_id is not None and message.channel_id != channel_id:
+                    continue
+                rendered = self.service.render(message)
+                if predicate(rendered):
+                    return rendered
+            try:
+                async with asyncio.timeout(timeout):
+                    while True:
+                        event = await events.get()
+                        if event.type not in ("message_create", "message_update"):
+                            continue
+                        if channel_id is not None and event.channel_id != channel_id:
+                            continue
+                        rendered = event.data["message"]
+                        if predicate(rendered):
+                            return dict(rendered)
+            except TimeoutError:
+                raise TimeoutError(f"no matching message within {timeout} s") from None
+
+    def subscribe(self) -> Subscription:
+        """A stream of events (messages created/updated/deleted, interactions) from now on."""
+        return self.events.subscribe()
+
+    # counters ----------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Every request answered, in order."""
+        return list(self.request_log.records)
+
+    @property
+    def unknown_routes(self) -> list[RequestRecord]:
+        """Requests to routes the emulator does not implement (answered 404)."""
+        return list(self.request_log.unknown)
+
+    @property
+    def crashes(self) -> list[str]:
+        """Requests the emulator itself failed on (answered 500); empty unless it has a bug."""
+        return list(self.request_log.crashes)
+
+    def request_count(self, method: str | None = None, route: str | None = None) -> int:
+        """How many requests hit a method and/or route template.
+
+        E.g. ``request_count("PATCH", "/channels/{channel_id}/messages/{message_id}")``.
+        """
+        return self.request_log.count(method, route)
+
+    # the server's setup, changed by tests ------------------------------------------------
+
+    def set_channel_permissions(
+        self,
+        channel_id: int,
+        target_id: int,
+        *,
+        allow: Iterable[str | Permission] = (),
+        deny: Iterable[str | Permission] = (),
+    ) -> None:
+        """Set a channel overwrite for a role or member (both empty = remove it)."""
+        self.service.set_overwrite(channel_id, target_id, allow=combine(allow), deny=combine(deny))
+
+    def deny_bot_permissions(self, channel_id: int, *permissions: str | Permission) -> None:
+        """Deny the bot permissions (``"send_messages"``, ``"attach_files"``...) in a channel."""
+        self.set_channel_permissions(channel_id, self.bot_user_id, deny=permissions)
+
+    def set_member_roles(self, user_id: int, role_ids: list[int]) -> None:
+        """Give a member exactly these roles."""
+        self.service.set_member_roles(user_id, role_ids)
+
+    def set_dms_open(self, user_id: int, is_open: bool) -> None:
+        """Whether the bot may DM this member (closed: 50007 Cannot send messages to this user)."""
+        self.world.member(user_id).dms_open = is_open
+
+    def display_name(self, user_id: int) -> str:
+        """How the channel shows a user."""
+        member = self.world.members.get(user_id)
+        if member is not None:
+            return member.display_name
+        return self.world.user(user_id).display_name
+
+    # CDN ---------------------------------------------------------------------------------
+
+    async def _serve_attachment(self, request: web.Request) -> web.StreamResponse:
+        stored: StoredFile | None = self.store.resolve(
+            int(request.match_info["channel_id"]),
+            int(request.match_info["attachment_id"]),
+            request.match_info["filename"],
+            dict(request.query),
+        )
+        self.request_log.add(
+            RequestRecord(
+                request.method,
+                "/attachments/{channel_id}/{attachment_id}/{filename}",
+                request.path,
+                200 if stored else 404,
+                None,
+                time.time(),
+            )
+        )
+        if stored is None:
+            return web.Response(status=404, text="This content is no longer available.")
+        return web.Response(
+            body=stored.data,
+            headers={"Content-Type": stored.content_type or "application/octet-stream"},
+        )

@@ -1,0 +1,145 @@
+"""The sandbox page's assets and the /sandbox API it drives, with the real bot behind it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+import aiohttp
+
+from bot.sandbox.discord import DiscordEmulator
+from tests.test_discord_emulator import (
+    png_bytes,
+    restore_discord_endpoints,
+    running_bot,
+)
+
+__all__ = ["restore_discord_endpoints"]  # the autouse fixture applies here too
+
+
+async def get_json(http: aiohttp.ClientSession, url: str) -> Any:
+    async with http.get(url) as response:
+        assert response.status == 200
+        return await response.json()
+
+
+def invoke_form(command: str, options: dict[str, Any], user_id: int, **files: bytes) -> Any:
+    form = aiohttp.FormData()
+    form.add_field("command", command)
+    form.add_field("user_id", str(user_id))
+    form.add_field("options", json.dumps(options))
+    for name, data in files.items():
+        form.add_field(f"file:{name}", data, filename=f"{name}.png", content_type="image/png")
+    return form
+
+
+async def test_the_page_and_its_assets_are_served_without_external_urls() -> None:
+    async with DiscordEmulator() as emu, aiohttp.ClientSession() as http:
+        async with http.get(emu.base_url + "/") as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/html")
+            page = await response.text()
+        assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+        assert sorted(assets) == ["/static/app.js", "/static/style.css"]
+        for asset in assets:
+            async with http.get(emu.base_url + asset) as response:
+                assert response.status == 200
+                text = await response.text()
+            assert "https://" not in text and "http://" not in text
+        async with http.get(emu.base_url + "/static/../server.py") as response:
+            assert response.status == 404
+        info = await get_json(http, emu.base_url + "/sandbox/info")
+        assert [p["label"] for p in info["people"]] == ["requester", "member", "moderator", "owner"]
+        assert [c["name"] for c in info["channels"]] == ["general", "videos"]
+        assert info["bot_connected"] is False
+
+
+async def test_composer_commands_come_from_what_the_bot_registered() -> None:
+    async with DiscordEmulator() as emu, running_bot(emu), aiohttp.ClientSession() as http:
+        listing = await get_json(http, emu.base_url + "/sandbox/commands")
+        commands = {c["name"]: c for c in listing["commands"]}
+        assert set(commands) == {"animate", "slow", "later", "usage", "announce", "budget"}
+        options = {o["name"]: o for o in commands["animate"]["options"]}
+        assert options["image"]["type"] == 11
+        assert [c["value"] for c in options["resolution"]["choices"]] == ["480p", "720p", "1080p"]
+        as_member = await get_json(
+            http, f"{emu.base_url}/sandbox/commands?user_id={emu.requester_id}"
+        )
+        assert "budget" not in {c["name"] for c in as_member["commands"]}
+
+
+async def test_running_animate_from_the_page_shows_the_bot_reply_live() -> None:
+    async with DiscordEmulator() as emu, running_bot(emu), aiohttp.ClientSession() as http:
+        async with http.ws_connect(emu.base_url + "/sandbox/events") as events:
+            form = invoke_form(
+                "animate", {"prompt": "a cat waves"}, emu.requester_id, image=png_bytes()
+            )
+            async with http.post(emu.base_url + "/sandbox/invoke", data=form) as response:
+                assert response.status == 200
+                interaction_id = (await response.json())["interaction_id"]
+
+            seen: list[dict[str, Any]] = []
+            while not any("here is your video" in _content(e) for e in seen):
+                seen.append(json.loads((await asyncio.wait_for(events.receive(), 5)).data))
+        assert seen[0]["type"] == "interaction_create"
+        assert seen[0]["data"]["id"] == interaction_id
+        assert any(e["type"] == "message_update" for e in seen)
+
+        listing = await get_json(
+            http, f"{emu.base_url}/sandbox/messages?user_id={emu.requester_id}"
+        )
+        contents = [item["message"]["content"] for item in listing["items"]]
+        assert contents[0].startswith("Queued: ")
+        assert any("here is your video" in c for c in contents)
+        handle = emu.interaction(int(interaction_id))
+        image = handle.payload["data"]["resolved"]["attachments"]
+        assert [a["filename"] for a in image.values()] == ["image.png"]
+
+
+async def test_buttons_and_ephemeral_replies_depend_on_who_is_acting() -> None:
+    async with DiscordEmulator() as emu, running_bot(emu), aiohttp.ClientSession() as http:
+        form = invoke_form("usage", {}, emu.member_id)
+        async with http.post(emu.base_url + "/sandbox/invoke", data=form) as response:
+            assert response.status == 200
+        await emu.wait_for_message(lambda m: m["content"] == "You have 3 credits left")
+        as_member = await get_json(http, f"{emu.base_url}/sandbox/messages?user_id={emu.member_id}")
+        as_requester = await get_json(
+            http, f"{emu.base_url}/sandbox/messages?user_id={emu.requester_id}"
+        )
+        assert [i["visible_to"] for i in as_member["items"]] == [str(emu.member_id)]
+        assert as_requester["items"] == []
+
+        form = invoke_form("animate", {"prompt": "waves"}, emu.requester_id, image=png_bytes())
+        async with http.post(emu.base_url + "/sandbox/invoke", data=form) as response:
+            assert response.status == 200
+        status = await emu.wait_for_message(lambda m: bool(m["components"]))
+        click = {"message_id": status["id"], "custom_id": "job:cancel:7", "user_id": emu.member_id}
+        async with http.post(emu.base_url + "/sandbox/click", json=click) as response:
+            assert response.status == 200
+        cancelled = await emu.wait_for_message(lambda m: m["content"].startswith("Job 7 cancelled"))
+        assert cancelled["content"] == "Job 7 cancelled by Grace"
+
+
+async def test_refusals_are_explained_to_the_person() -> None:
+    async with DiscordEmulator() as emu, aiohttp.ClientSession() as http:
+        offline = invoke_form("usage", {}, emu.requester_id)
+        async with http.post(emu.base_url + "/sandbox/invoke", data=offline) as response:
+            assert response.status == 400
+            assert "not registered" in (await response.json())["error"]
+        async with running_bot(emu):
+            bad = invoke_form(
+                "animate", {"prompt": "x", "resolution": "4k"}, emu.requester_id, image=png_bytes()
+            )
+            async with http.post(emu.base_url + "/sandbox/invoke", data=bad) as response:
+                assert response.status == 400
+                assert "480p, 720p, 1080p" in (await response.json())["error"]
+        missing = {"message_id": "1", "custom_id": "x", "user_id": emu.requester_id}
+        async with http.post(emu.base_url + "/sandbox/click", json=missing) as response:
+            assert response.status == 400
+
+
+def _content(event: dict[str, Any]) -> str:
+    message = event.get("data", {}).get("message") or {}
+    return str(message.get("content", ""))
