@@ -108,7 +108,13 @@ async def run_bot(config: Config, secrets: Secrets) -> None:
         ) as bot,
     ):
         loop = asyncio.get_running_loop()
+        handled = []
         for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
-        await bot.start(secrets.discord_token)
+                handled.append(sig)
+        try:
+            await bot.start(secrets.discord_token)
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)

@@ -55,6 +55,27 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if missing else 0
 
 
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from bot.app import run_bot
+    from bot.sandbox.world import Sandbox, SandboxSettings
+
+    setup_logging(args.log_level)
+    settings = SandboxSettings(
+        host=args.host,
+        port=args.port,
+        queue_seconds=args.queue_seconds,
+        run_seconds=args.run_seconds,
+    )
+
+    async def serve() -> None:
+        async with Sandbox(settings) as sandbox:
+            print(f"seedance-bot sandbox: open {sandbox.url} in your browser (Ctrl-C stops it)")
+            await run_bot(sandbox.config, sandbox.secrets)
+
+    asyncio.run(serve())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seedance-bot", description="Discord bot for Seedance image-to-video on RunComfy."
@@ -69,6 +90,24 @@ def build_parser() -> argparse.ArgumentParser:
             "--config", help="config file (default: $SEEDANCE_BOT_CONFIG, then ./config.toml)"
         )
         p.set_defaults(func=func)
+    sandbox = sub.add_parser(
+        "sandbox",
+        help="run the real bot against a local Discord and RunComfy, with a web page to try it",
+    )
+    sandbox.add_argument(
+        "--host", default="127.0.0.1", help="address of the page (default: %(default)s)"
+    )
+    sandbox.add_argument(
+        "--port", type=int, default=8080, help="port of the page (default: %(default)s)"
+    )
+    sandbox.add_argument(
+        "--queue-seconds", type=float, default=4.0, help="time a job waits in the queue"
+    )
+    sandbox.add_argument("--run-seconds", type=float, default=12.0, help="time a job takes to run")
+    sandbox.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    sandbox.set_defaults(func=cmd_sandbox)
     return parser
 
 
