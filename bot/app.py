@@ -14,6 +14,7 @@ import aiohttp
 import discord
 from discord.ext import commands
 
+from bot.breaker import CircuitBreaker
 from bot.config import Config, Secrets
 from bot.endpoints import configure_discord_endpoints
 from bot.jobs import JobService
@@ -51,14 +52,24 @@ class SeedanceBot(commands.Bot):
         self.config = config
         self.store = store
         self.http_session = http_session
+        self.breaker = CircuitBreaker(
+            threshold=config.runcomfy.breaker_failures, cooldown=config.runcomfy.breaker_cooldown
+        )
         provider = RunComfyClient(
             http_session,
             token=runcomfy_token,
             base_url=config.runcomfy.base_url,
             connect_timeout=config.runcomfy.connect_timeout,
             read_timeout=config.runcomfy.read_timeout,
+            on_outcome=self.breaker.observe,
         )
-        self.jobs = JobService(config=config, store=store, provider=provider, http=http_session)
+        self.jobs = JobService(
+            config=config,
+            store=store,
+            provider=provider,
+            http=http_session,
+            breaker=self.breaker,
+        )
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:

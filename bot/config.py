@@ -44,6 +44,8 @@ class RunComfyConfig:
     job_deadline: float = 1800.0
     poll_interval: float = 5.0
     max_video_bytes: int = 200_000_000
+    breaker_failures: int = 5
+    breaker_cooldown: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -266,6 +268,8 @@ def parse_config(data: Mapping[str, Any]) -> Config:
             "job_deadline",
             "poll_interval",
             "max_video_bytes",
+            "breaker_failures",
+            "breaker_cooldown",
         },
     )
     runcomfy = RunComfyConfig(
@@ -275,6 +279,8 @@ def parse_config(data: Mapping[str, Any]) -> Config:
         job_deadline=r.get("job_deadline", 1800.0, _seconds(1.0)),
         poll_interval=r.get("poll_interval", 5.0, _seconds(0.05)),
         max_video_bytes=r.get("max_video_bytes", 200_000_000, _int(1)),
+        breaker_failures=r.get("breaker_failures", 5, _int(1)),
+        breaker_cooldown=r.get("breaker_cooldown", 30.0, _seconds(0.0)),
     )
 
     db = _Section(data, "database", {"path"})

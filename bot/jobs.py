@@ -20,6 +20,7 @@ from typing import Protocol
 
 import aiohttp
 
+from bot.breaker import CircuitBreaker, ProviderUnavailable
 from bot.config import Config
 from bot.download import DownloadError, VideoTooLargeError, download_video
 from bot.polling import PollPlan, expected_run_seconds, next_poll_delay
@@ -109,6 +110,7 @@ class JobService:
         store: Store,
         provider: RunComfyClient,
         http: aiohttp.ClientSession,
+        breaker: CircuitBreaker | None = None,
         clock: Clock = utcnow,
     ) -> None:
         self._config = config
@@ -116,6 +118,8 @@ class JobService:
         self._provider = provider
         self._http = http
         self._clock = clock
+        self._breaker = breaker or CircuitBreaker()
+        self._probe_lock = asyncio.Lock()
         self._tasks = TaskSet()
         self._running: dict[int, asyncio.Task[None]] = {}
         self._notifiers: dict[int, JobNotifier] = {}
@@ -138,6 +142,19 @@ class JobService:
 
     def cost(self, resolution: str, duration: int) -> int:
         return job_cost(self._config.quota.cost, resolution, duration)
+
+    async def ensure_provider_ready(self) -> None:
+        """Refuse new work up front while the video service is failing; probe after a pause."""
+        if self._breaker.trouble is None:
+            return
+        async with self._probe_lock:
+            if self._breaker.probe_due():
+                try:
+                    await self._provider.probe()
+                except RunComfyError as exc:
+                    log.info("video service probe failed: %s", exc)
+        if self._breaker.trouble is not None:
+            raise ProviderUnavailable(self._breaker.trouble)
 
     async def accept(self, new: NewJob) -> JobRecord:
         """Reserve the credits and persist the job; raises `QuotaExceeded` when it does not fit."""

@@ -82,6 +82,7 @@ class AnimateCog(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         if interaction.guild_id is None or interaction.channel_id is None:
             raise UserFacingError("This command only works in a server channel.")
+        await self.bot.jobs.ensure_provider_ready()
         missing = missing_permissions(interaction.app_permissions)
         if missing:
             names = ", ".join(m.replace("_", " ").title() for m in missing)

@@ -87,7 +87,11 @@ def config_for(rc: RunComfyEmulator, tmp_path: Path, **quota: Any) -> Config:
     return Config(
         discord=DiscordConfig(status_edit_interval=0.0),
         runcomfy=RunComfyConfig(
-            base_url=rc.base_url, poll_interval=0.05, job_deadline=20.0, read_timeout=5.0
+            base_url=rc.base_url,
+            poll_interval=0.05,
+            job_deadline=20.0,
+            read_timeout=5.0,
+            breaker_cooldown=0.0,
         ),
         quota=QuotaConfig(**quota),
     )
@@ -367,3 +371,22 @@ async def test_usage_shows_credits_and_guards_other_members(world: World) -> Non
 
 def _choice(value: str) -> discord.app_commands.Choice[str]:
     return discord.app_commands.Choice(name=value, value=value)
+
+
+@pytest.mark.parametrize("world", [{}], indirect=True)
+async def test_a_refused_key_pauses_new_requests_without_charging(world: World) -> None:
+    world.rc.faults.add(route="submit", kind="http", status=401, message="bad token")
+    await world.animate(world.alice)
+    job = await world.wait_for((await world.only_job()).id, JobState.FAILED)
+    assert "key was refused" in (job.error or "")
+
+    world.rc.faults.add(route="model", kind="http", status=401, times=10)
+    refused = await world.animate(world.bob)
+    assert "refusing the bot's account" in member_saw(refused)[0]
+    assert len(world.rc.submitted) == 0
+    assert await world.store.recent_jobs(world.channel.guild_id, world.bob.id) == []
+
+    # Once the service answers again, the probe closes the breaker and jobs flow.
+    world.rc.faults.clear()
+    accepted = await world.animate(world.bob)
+    assert "on its way" in member_saw(accepted)[0]

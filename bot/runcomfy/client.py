@@ -33,7 +33,8 @@ from bot.runcomfy.states import REQUEST_ID_RE, ProviderState, parse_state
 
 log = logging.getLogger(__name__)
 
-MODEL_PATH = "/v1/models/bytedance/seedance-1-0/lite/image-to-video"
+MODEL_ID = "bytedance/seedance-1-0/lite/image-to-video"
+MODEL_PATH = f"/v1/models/{MODEL_ID}"
 
 _CODE_ERRORS: dict[int, type[ApiError]] = {
     400001: InputRejectedError,
@@ -122,6 +123,7 @@ class RunComfyClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         retry_base: float = 1.0,
         retry_cap: float = 30.0,
+        on_outcome: Callable[[RunComfyError | None], None] | None = None,
     ) -> None:
         if not token.strip():
             raise ValueError("the RunComfy API token is empty")
@@ -138,6 +140,8 @@ class RunComfyClient:
         self._sleep = sleep
         self._retry_base = retry_base
         self._retry_cap = retry_cap
+        # Told about every call's outcome (None for a success): the circuit breaker listens.
+        self._on_outcome = on_outcome
 
     def __repr__(self) -> str:
         return f"RunComfyClient(base_url={self._base_url!r})"
@@ -169,6 +173,30 @@ class RunComfyClient:
         )
 
     async def submit(self, inp: VideoInput) -> Submission:
+        """Submit once (see `_submit`), reporting the outcome to the listener."""
+        try:
+            sub = await self._submit(inp)
+        except RunComfyError as exc:
+            self._report(exc)
+            raise
+        self._report(None)
+        return sub
+
+    async def probe(self) -> None:
+        """A cheap authenticated call (the model's page) that proves the service answers."""
+        try:
+            answer = await self._send("GET", f"{self._base_url}/v1/models/{MODEL_ID}")
+            self._raise_for_status(answer, request_id=None)
+        except RunComfyError as exc:
+            self._report(exc)
+            raise
+        self._report(None)
+
+    def _report(self, exc: RunComfyError | None) -> None:
+        if self._on_outcome is not None:
+            self._on_outcome(exc)
+
+    async def _submit(self, inp: VideoInput) -> Submission:
         """Submit once; only a 429 (a refusal) is retried, a few times, honouring Retry-After.
 
         Raises UnknownSubmissionError when the outcome is unknown (timeout, reset, 5xx, or
@@ -244,10 +272,13 @@ class RunComfyClient:
                 raise _deadline_error(sub, last_error)
             try:
                 async with asyncio.timeout_at(deadline):
-                    return await self.result(sub)
+                    state = await self.result(sub)
+                self._report(None)
+                return state
             except TimeoutError as exc:
                 raise _deadline_error(sub, last_error) from exc
             except RunComfyError as exc:
+                self._report(exc)
                 if not should_retry(exc):
                     raise
                 last_error = exc

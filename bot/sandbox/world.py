@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -42,7 +42,7 @@ class SandboxSettings:
     status_edit_interval: float = 2.0
     poll_interval: float = 1.0
     job_deadline: float = 600.0
-    quota: QuotaConfig = QuotaConfig()
+    quota: QuotaConfig = field(default_factory=QuotaConfig)
     database: Path | None = None
 
 
