@@ -207,6 +207,9 @@ class JobService:
         """Release a job that never reached the provider (e.g. its status message failed)."""
         await self._store.finish_failed(job_id, JobState.FAILED, error=reason, now=self._clock())
 
+    async def get_job(self, job_id: int) -> JobRecord | None:
+        return await self._store.get_job(job_id)
+
     async def set_status_message(self, job_id: int, message_id: int) -> None:
         await self._store.set_status_message(job_id, message_id, now=self._clock())
 

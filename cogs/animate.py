@@ -11,10 +11,16 @@ from discord.ext import commands
 
 from bot import frames
 from bot.errors import UserFacingError
-from bot.store import NewJob, QuotaExceeded
+from bot.store import JobRecord, NewJob, QuotaExceeded
 from bot.tasks import TaskSet
-from cogs.buttons import CancelButton
-from cogs.reporter import DEFAULT_UPLOAD_LIMIT, ChannelReporter
+from cogs.buttons import CancelButton, DeleteButton, RetryButton
+from cogs.reporter import (
+    DEFAULT_UPLOAD_LIMIT,
+    FIRST_FRAME,
+    LAST_FRAME,
+    ChannelReporter,
+    FrameCopy,
+)
 from cogs.status import refusal_message
 
 if TYPE_CHECKING:
@@ -25,6 +31,15 @@ log = logging.getLogger(__name__)
 REQUIRED_PERMISSIONS = ("view_channel", "send_messages", "embed_links", "attach_files")
 RESOLUTION_CHOICES = [app_commands.Choice(name=r, value=r) for r in ("480p", "720p", "1080p")]
 DURATION_CHOICES = [app_commands.Choice(name=str(s), value=s) for s in (5, 10)]
+EXTENSIONS = {
+    "JPEG": ".jpg",
+    "MPO": ".jpg",
+    "PNG": ".png",
+    "WEBP": ".webp",
+    "BMP": ".bmp",
+    "TIFF": ".tiff",
+    "GIF": ".gif",
+}
 
 
 def missing_permissions(permissions: discord.Permissions) -> list[str]:
@@ -39,7 +54,7 @@ class AnimateCog(commands.Cog):
         self.tasks = TaskSet()
 
     async def cog_load(self) -> None:
-        self.bot.add_dynamic_items(CancelButton)
+        self.bot.add_dynamic_items(CancelButton, RetryButton, DeleteButton)
         for job in await self.bot.jobs.unfinished_jobs():
             guild = self.bot.get_guild(job.guild_id)
             reporter = ChannelReporter(
@@ -53,7 +68,7 @@ class AnimateCog(commands.Cog):
             self.bot.jobs.start(job, reporter)
 
     async def cog_unload(self) -> None:
-        self.bot.remove_dynamic_items(CancelButton)
+        self.bot.remove_dynamic_items(CancelButton, RetryButton, DeleteButton)
         await self.tasks.cancel_all()
 
     @app_commands.command(
@@ -91,7 +106,7 @@ class AnimateCog(commands.Cog):
         res = resolution.value if resolution else self.bot.config.animate.default_resolution
         secs = duration.value if duration else self.bot.config.animate.default_duration
         text = prompt.strip()
-        await self._check_inputs(text, image, last_frame)
+        copies = await self._check_inputs(text, image, last_frame)
 
         new = NewJob(
             guild_id=interaction.guild_id,
@@ -103,6 +118,61 @@ class AnimateCog(commands.Cog):
             resolution=res,
             duration=secs,
         )
+        await self._launch(interaction, new, copies)
+
+    async def retry(self, interaction: discord.Interaction[Any], job_id: int) -> None:
+        """Run a finished job again with the same inputs, as a new job with its own charge."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        old = await self.bot.jobs.get_job(job_id)
+        if old is None:
+            raise UserFacingError("This job no longer exists.")
+        if interaction.user.id != old.member_id:
+            raise UserFacingError("Only the member who asked for this video can run it again.")
+        await self.bot.jobs.ensure_provider_ready()
+        copies, first_url, last_url = await self._frames_from_status(old)
+        new = NewJob(
+            guild_id=old.guild_id,
+            channel_id=old.channel_id,
+            member_id=old.member_id,
+            prompt=old.prompt,
+            image_url=first_url or old.image_url,
+            last_frame_url=last_url or old.last_frame_url,
+            resolution=old.resolution,
+            duration=old.duration,
+        )
+        await self._launch(interaction, new, copies)
+
+    async def _frames_from_status(
+        self, job: JobRecord
+    ) -> tuple[list[FrameCopy], str | None, str | None]:
+        """Fresh URLs (and bytes) of the frames kept on the job's status message.
+
+        Discord's attachment URLs are signed and expire; fetching the message signs them anew.
+        """
+        if job.status_message_id is None:
+            return [], None, None
+        channel = self.bot.get_partial_messageable(job.channel_id)
+        try:
+            message = await channel.fetch_message(job.status_message_id)
+        except discord.HTTPException as exc:
+            log.info("job %d: status message unavailable for a retry: %s", job.id, exc)
+            return [], None, None
+        copies: list[FrameCopy] = []
+        urls: dict[str, str] = {}
+        for attachment in message.attachments:
+            kind = attachment.filename.split(".", 1)[0]
+            if kind in (FIRST_FRAME, LAST_FRAME):
+                urls[kind] = attachment.url
+                try:
+                    copies.append(FrameCopy(attachment.filename, await attachment.read()))
+                except discord.HTTPException:
+                    log.info("job %d: could not re-read %s", job.id, attachment.filename)
+        return copies, urls.get(FIRST_FRAME), urls.get(LAST_FRAME)
+
+    async def _launch(
+        self, interaction: discord.Interaction[Any], new: NewJob, copies: list[FrameCopy]
+    ) -> None:
+        """Quota, persist, status message, start: the part /animate and Retry share."""
         try:
             job = await self.bot.jobs.accept(new)
         except QuotaExceeded as exc:
@@ -118,7 +188,7 @@ class AnimateCog(commands.Cog):
             tasks=self.tasks,
         )
         try:
-            status = await reporter.post_status(job)
+            status = await reporter.post_status(job, copies)
         except discord.HTTPException as exc:
             log.warning("job %d: status message refused: %s", job.id, exc)
             await self.bot.jobs.abandon(job.id, "The status message could not be posted.")
@@ -130,7 +200,7 @@ class AnimateCog(commands.Cog):
         self.bot.jobs.start(job, reporter)
 
         lines = [f"Your video is on its way: {status.jump_url}"]
-        note = frames.last_frame_note(res, last_frame is not None)
+        note = frames.last_frame_note(new.resolution, new.last_frame_url is not None)
         if note:
             lines.append(note)
         await interaction.edit_original_response(
@@ -139,13 +209,17 @@ class AnimateCog(commands.Cog):
 
     async def _check_inputs(
         self, prompt: str, image: discord.Attachment, last_frame: discord.Attachment | None
-    ) -> None:
-        """Every frame rule on the prompt and both images; all violations in one message."""
+    ) -> list[FrameCopy]:
+        """Every frame rule on the prompt and both images; all violations in one message.
+
+        Returns copies of the accepted frames, to keep on the status message.
+        """
         violations = frames.check_prompt(prompt)
-        attachments = [("Image", image)]
+        copies: list[FrameCopy] = []
+        attachments = [("Image", FIRST_FRAME, image)]
         if last_frame is not None:
-            attachments.append(("Last frame", last_frame))
-        for label, attachment in attachments:
+            attachments.append(("Last frame", LAST_FRAME, last_frame))
+        for label, kind, attachment in attachments:
             meta = frames.AttachmentMeta(
                 label=label,
                 filename=attachment.filename,
@@ -167,10 +241,13 @@ class AnimateCog(commands.Cog):
                     )
                 )
                 continue
-            _facts, found = await frames.check_image(label, data)
+            facts, found = await frames.check_image(label, data)
             violations.extend(found)
+            if facts is not None and not found:
+                copies.append(FrameCopy(f"{kind}{EXTENSIONS.get(facts.format, '.img')}", data))
         if violations:
             raise UserFacingError(frames.render_violations(violations))
+        return copies
 
 
 async def setup(bot: SeedanceBot) -> None:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING, Any, cast
 
 import discord
 
+from bot.errors import UserFacingError
 from bot.jobs import CancelResult
 from bot.tree import reply_ephemeral
 
 if TYPE_CHECKING:
     from bot.app import SeedanceBot
+    from cogs.animate import AnimateCog
+
+log = logging.getLogger(__name__)
 
 CANCEL_TEXT = {
     CancelResult.CANCELLED: "Cancelled. The credits were released.",
@@ -62,6 +67,103 @@ class CancelButton(
             is_moderator=interaction.permissions.manage_guild,
         )
         await reply_ephemeral(interaction, CANCEL_TEXT[result])
+
+
+class RetryButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"job:retry:(?P<job_id>[0-9]+)",
+):
+    """Run a delivered job again with the same inputs (a new job, charged anew)."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Retry",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"job:retry:{job_id}",
+                emoji="🔁",
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> RetryButton:
+        return cls(int(match["job_id"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        bot = cast("SeedanceBot", interaction.client)
+        cog = cast("AnimateCog | None", bot.get_cog("AnimateCog"))
+        if cog is None:
+            await reply_ephemeral(interaction, "Videos are not available right now.")
+            return
+        try:
+            await cog.retry(interaction, self.job_id)
+        except UserFacingError as exc:
+            await reply_ephemeral(interaction, exc.message)
+
+
+class DeleteButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"job:delete:(?P<job_id>[0-9]+)",
+):
+    """Remove a delivered video from the channel; the requester or a moderator only."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Delete",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"job:delete:{job_id}",
+                emoji="🗑️",
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> DeleteButton:
+        return cls(int(match["job_id"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        bot = cast("SeedanceBot", interaction.client)
+        job = await bot.jobs.get_job(self.job_id)
+        owner = job.member_id if job else None
+        if interaction.user.id != owner and not interaction.permissions.manage_guild:
+            await reply_ephemeral(
+                interaction,
+                "Only the member who asked for this video, or a moderator, can delete it.",
+            )
+            return
+        if interaction.message is None:
+            await reply_ephemeral(interaction, "That message is already gone.")
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            await interaction.message.delete()
+        except discord.NotFound:
+            log.info("job %d: the video message was already deleted", self.job_id)
+        except discord.HTTPException:
+            await reply_ephemeral(interaction, "I could not delete that message.")
+            return
+        await reply_ephemeral(interaction, "Deleted.")
+
+
+def delivered_view(job_id: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(RetryButton(job_id))
+    view.add_item(DeleteButton(job_id))
+    return view
 
 
 def cancel_view(job_id: int) -> discord.ui.View:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import discord
@@ -11,7 +13,7 @@ import discord
 from bot.jobs import Delivery
 from bot.store import JobRecord, JobState
 from bot.tasks import TaskSet
-from cogs.buttons import cancel_view
+from cogs.buttons import cancel_view, delivered_view
 from cogs.status import clip, settings_line, status_embed
 
 if TYPE_CHECKING:
@@ -21,6 +23,16 @@ log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 ENTITY_TOO_LARGE = 40005
+FIRST_FRAME = "first-frame"
+LAST_FRAME = "last-frame"
+
+
+@dataclass(frozen=True)
+class FrameCopy:
+    """An accepted input frame, kept on the status message so its URL can be re-signed later."""
+
+    filename: str
+    data: bytes
 
 
 def requester_only(member_id: int) -> discord.AllowedMentions:
@@ -37,6 +49,7 @@ def status_content(job: JobRecord) -> str:
 def render_status(
     job: JobRecord, embed: discord.Embed
 ) -> tuple[str, discord.Embed, discord.ui.View | None]:
+    """The status message's parts; the Cancel button only while the job can be cancelled."""
     view = cancel_view(job.id) if job.state is JobState.QUEUED else None
     return status_content(job), embed, view
 
@@ -68,6 +81,7 @@ class ChannelReporter:
         self._last_shown: dict[str, object] | None = None
         self._latest: JobRecord | None = None
         self._pending: asyncio.Task[None] | None = None
+        self._thumbnail: str | None = None
 
     @property
     def status_message_id(self) -> int | None:
@@ -76,16 +90,31 @@ class ChannelReporter:
     def _channel(self) -> discord.PartialMessageable:
         return self._bot.get_partial_messageable(self._channel_id)
 
-    async def post_status(self, job: JobRecord) -> discord.Message:
-        """Post the first status message; raises `discord.HTTPException` when it cannot."""
+    async def post_status(
+        self, job: JobRecord, copies: list[FrameCopy] | None = None
+    ) -> discord.Message:
+        """Post the first status message; raises `discord.HTTPException` when it cannot.
+
+        The input frames go along as attachments when they fit the upload limit: the embed's
+        thumbnail then never expires, and Retry can re-sign their URLs by fetching the message.
+        """
         content, embed, view = render_status(job, await self._embed(job))
+        kept = [c for c in copies or [] if len(c.data) <= self._upload_limit]
+        if sum(len(c.data) for c in kept) > self._upload_limit:
+            kept = kept[:1]
+        files = [discord.File(io.BytesIO(c.data), filename=c.filename) for c in kept]
+        if files:
+            embed.set_thumbnail(url=f"attachment://{kept[0].filename}")
         message = await self._channel().send(
             content,
             embed=embed,
+            files=files or discord.utils.MISSING,
             view=view or discord.utils.MISSING,
             allowed_mentions=discord.AllowedMentions.none(),
         )
         self._message_id = message.id
+        if message.attachments:
+            self._thumbnail = message.attachments[0].url
         self._last_edit = asyncio.get_running_loop().time()
         self._last_shown = embed.to_dict()  # type: ignore[assignment]
         return message
@@ -96,13 +125,16 @@ class ChannelReporter:
         jump = None
         if job.result_message_id:
             jump = self._channel().get_partial_message(job.result_message_id).jump_url
-        return status_embed(
+        embed = status_embed(
             job,
             usage=usage,
             period=self._bot.config.quota.period.value,
             expected_finish=await jobs.expected_finish(job),
             result_jump_url=jump,
         )
+        if self._thumbnail:
+            embed.set_thumbnail(url=self._thumbnail)
+        return embed
 
     # -- JobNotifier -----------------------------------------------------------------------
 
@@ -183,6 +215,7 @@ class ChannelReporter:
                     message = await channel.send(
                         head,
                         file=discord.File(delivery.file, filename=f"seedance-{job.id}.mp4"),
+                        view=delivered_view(job.id),
                         allowed_mentions=mentions,
                     )
                     return message.id
@@ -198,6 +231,7 @@ class ChannelReporter:
             why = "The video is too large to fetch and upload here"
         message = await channel.send(
             f"{head}\n{why}, so here is the link (it may expire): {delivery.video_url}",
+            view=delivered_view(job.id),
             allowed_mentions=mentions,
         )
         return message.id

@@ -59,6 +59,11 @@ class FakeChannel:
         self.guild_id = guild_id
         self.messages: list[Sent] = []
         self.file_bytes: dict[int, bytes] = {}
+        self.attachments: dict[int, list[discord.Attachment]] = {}
+        # Where the channel's attachments are served from: (filename, bytes) -> URL.
+        self.publish: Callable[[str, bytes], str] = lambda name, _data: (
+            f"https://cdn.example/attachments/{self.id}/{name}"
+        )
         self.upload_limit: int | None = None
         self.forbidden = False
 
@@ -70,17 +75,27 @@ class FakeChannel:
         channel.id = self.id
         channel.send.side_effect = self._send
         channel.get_partial_message.side_effect = self._partial_message
+        channel.fetch_message.side_effect = self._fetch
         return channel
 
     async def _send(self, content: str | None = None, **kwargs: Any) -> discord.Message:
         if self.forbidden:
             raise _http_error(discord.Forbidden, 403, 50013, "Missing Permissions")
         file: discord.File | None = kwargs.get("file")
+        files: list[discord.File] = [f for f in kwargs.get("files") or [] if f]
         data = None
         if file is not None:
             data = file.fp.read()
             if self.upload_limit is not None and len(data) > self.upload_limit:
                 raise _http_error(discord.HTTPException, 413, 40005, "Request entity too large")
+        attachments = []
+        for extra in files:
+            attachment = create_autospec(discord.Attachment, instance=True)
+            attachment.filename = extra.filename
+            payload = extra.fp.read()
+            attachment.url = self.publish(extra.filename, payload)
+            attachment.read.return_value = payload
+            attachments.append(attachment)
         sent = Sent(
             id=snowflake(),
             content=content,
@@ -94,7 +109,29 @@ class FakeChannel:
             self.file_bytes[sent.id] = data
         message = create_autospec(discord.Message, instance=True)
         message.id = sent.id
+        message.attachments = attachments
+        self.attachments[sent.id] = attachments
         message.jump_url = f"https://discord.com/channels/{self.guild_id}/{self.id}/{sent.id}"
+        return message
+
+    async def _fetch(self, message_id: int) -> discord.Message:
+        found = [m for m in self.messages if m.id == message_id and not m.deleted]
+        if not found:
+            raise _http_error(discord.NotFound, 404, 10008, "Unknown Message")
+        message = create_autospec(discord.Message, instance=True)
+        message.id = message_id
+        message.attachments = self.attachments.get(message_id, [])
+        return message
+
+    def message_object(self, message_id: int) -> discord.Message:
+        """The message as a button interaction carries it (`interaction.message`)."""
+        message = create_autospec(discord.Message, instance=True)
+        message.id = message_id
+
+        async def delete(**_: Any) -> None:
+            self.by_id(message_id).deleted = True
+
+        message.delete.side_effect = delete
         return message
 
     def _partial_message(self, message_id: int) -> discord.PartialMessage:

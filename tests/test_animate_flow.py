@@ -20,7 +20,7 @@ from bot.app import SeedanceBot
 from bot.config import Config, DiscordConfig, QuotaConfig, RunComfyConfig
 from bot.sandbox.runcomfy import RunComfyEmulator
 from bot.store import JobRecord, JobState, Store
-from cogs.buttons import CancelButton
+from cogs.buttons import CancelButton, DeleteButton, RetryButton
 from tests.discord_fakes import (
     FakeChannel,
     Member,
@@ -115,6 +115,7 @@ async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
             runcomfy_token=TOKEN,
         )
         channel = FakeChannel(snowflake(), snowflake())
+        channel.publish = lambda name, data: rc.add_asset(f"{snowflake()}-{name}", data)
         bot.get_partial_messageable = lambda channel_id, **_: channel.partial()  # type: ignore[method-assign]
         for extension in ("cogs.animate", "cogs.usage"):
             await bot.load_extension(extension)
@@ -184,7 +185,8 @@ async def test_the_status_message_shows_the_queue_and_a_cancel_button(world: Wor
     fields = {f.name: f.value for f in embed.fields}
     assert "in line" in (fields.get("Queue") or "")
     assert "left today" in (fields.get("Your quota") or "")
-    assert embed.thumbnail.url == world.image_url
+    [kept] = world.channel.attachments[status.id]
+    assert embed.thumbnail.url == kept.url  # the first frame, kept on the status message
 
 
 async def click_cancel(world: World, job_id: int, member: Member) -> list[str]:
@@ -390,3 +392,51 @@ async def test_a_refused_key_pauses_new_requests_without_charging(world: World) 
     world.rc.faults.clear()
     accepted = await world.animate(world.bob)
     assert "on its way" in member_saw(accepted)[0]
+
+
+async def test_retry_runs_the_same_inputs_again_with_freshly_signed_frames(world: World) -> None:
+    await world.animate(world.alice, prompt="a kite in the wind")
+    first = await world.wait_for((await world.only_job()).id, JobState.DELIVERED)
+    status = world.channel.by_id(first.status_message_id or 0)
+    kept = world.channel.attachments[status.id]
+    assert [a.filename for a in kept] == ["first-frame.png"]
+    # The thumbnail shows the copy kept on the status message, not the expiring upload.
+    embed = status.current_embed()
+    assert embed is not None and embed.thumbnail.url == kept[0].url
+    video = world.channel.messages[-1]
+    assert video.view is not None
+    labels = [getattr(item, "item", item).label for item in video.view.children]
+    assert labels == ["Retry", "Delete"]
+
+    nosy = world.interaction(world.bob)
+    await RetryButton(first.id).callback(nosy)
+    assert "Only the member" in member_saw(nosy)[0]
+
+    again = world.interaction(world.alice)
+    await RetryButton(first.id).callback(again)
+    assert "on its way" in member_saw(again)[0]
+    jobs = await world.store.recent_jobs(world.channel.guild_id, world.alice.id)
+    second = await world.wait_for(max(j.id for j in jobs), JobState.DELIVERED)
+    assert second.prompt == first.prompt and second.resolution == first.resolution
+    assert second.image_url == kept[0].url
+    assert world.rc.submitted[-1]["first_frame_image_url"] == kept[0].url
+    usage = await world.bot.jobs.usage(world.channel.guild_id, world.alice.id)
+    assert usage.member_used == 2
+
+
+async def test_delete_removes_the_video_for_its_requester_only(world: World) -> None:
+    await world.animate(world.alice)
+    job = await world.wait_for((await world.only_job()).id, JobState.DELIVERED)
+    video = world.channel.messages[-1]
+
+    nosy = world.interaction(world.bob)
+    nosy.message = world.channel.message_object(video.id)
+    await DeleteButton(job.id).callback(nosy)
+    assert "Only the member" in member_saw(nosy)[0]
+    assert not video.deleted
+
+    owner = world.interaction(world.alice)
+    owner.message = world.channel.message_object(video.id)
+    await DeleteButton(job.id).callback(owner)
+    assert member_saw(owner)[-1] == "Deleted."
+    assert video.deleted
