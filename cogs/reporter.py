@@ -82,6 +82,7 @@ class ChannelReporter:
         self._latest: JobRecord | None = None
         self._pending: asyncio.Task[None] | None = None
         self._thumbnail: str | None = None
+        self._told_privately = False
 
     @property
     def status_message_id(self) -> int | None:
@@ -183,8 +184,28 @@ class ChannelReporter:
             except discord.NotFound:
                 log.info("job %d: status message was deleted; posting a new one", job.id)
                 await self._repost(job, content, embed, view)
+            except discord.Forbidden as exc:
+                log.warning("job %d: no permission to edit the status message: %s", job.id, exc)
+                await self._tell_privately(job, embed)
             except discord.HTTPException as exc:
                 log.warning("job %d: status edit failed: %s", job.id, exc)
+
+    async def _tell_privately(self, job: JobRecord, embed: discord.Embed) -> None:
+        """The channel is closed to the bot: tell the member the outcome by DM, once."""
+        if not (job.state.is_terminal or job.state is JobState.UNKNOWN_SUBMISSION):
+            return
+        if self._told_privately:
+            return
+        self._told_privately = True
+        text = (
+            f"I lost permission to post in <#{job.channel_id}>, so I can't show your video "
+            "job there. Here is where it stands:"
+        )
+        try:
+            user = await self._bot.fetch_user(job.member_id)
+            await user.send(text, embed=embed, allowed_mentions=discord.AllowedMentions.none())
+        except discord.HTTPException as exc:
+            log.warning("job %d: could not DM member %d either: %s", job.id, job.member_id, exc)
 
     async def _repost(
         self, job: JobRecord, content: str, embed: discord.Embed, view: discord.ui.View | None
@@ -196,6 +217,10 @@ class ChannelReporter:
                 view=view or discord.utils.MISSING,
                 allowed_mentions=discord.AllowedMentions.none(),
             )
+        except discord.Forbidden as exc:
+            log.warning("job %d: no permission to post a status message: %s", job.id, exc)
+            await self._tell_privately(job, embed)
+            return
         except discord.HTTPException as exc:
             log.warning("job %d: could not post a status message: %s", job.id, exc)
             return
