@@ -90,7 +90,7 @@ def config_for(rc: RunComfyEmulator, tmp_path: Path, **quota: Any) -> Config:
             base_url=rc.base_url,
             poll_interval=0.05,
             job_deadline=20.0,
-            read_timeout=5.0,
+            read_timeout=2.0,
             breaker_cooldown=0.0,
         ),
         quota=QuotaConfig(**quota),
@@ -440,3 +440,47 @@ async def test_delete_removes_the_video_for_its_requester_only(world: World) -> 
     await DeleteButton(job.id).callback(owner)
     assert member_saw(owner)[-1] == "Deleted."
     assert video.deleted
+
+
+@pytest.mark.parametrize(
+    ("outcome", "told"),
+    [
+        ("video_404", "could not be fetched"),
+        ("missing_video", "returned no video"),
+        ("unknown_state", "does not understand"),
+    ],
+)
+async def test_provider_outcomes_that_fail_release_the_credits(
+    world: World, outcome: str, told: str
+) -> None:
+    world.rc.plan_next_job(outcome)  # type: ignore[arg-type]
+    await world.animate(world.alice)
+    job = await world.wait_for((await world.only_job()).id, JobState.FAILED)
+    assert told in (job.error or "")
+    assert job.request_id is not None
+    usage = await world.bot.jobs.usage(world.channel.guild_id, world.alice.id)
+    assert (usage.member_used, usage.member_reserved) == (0, 0)
+    assert len(world.channel.messages) == 1  # the status message only, no video
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"kind": "http", "status": 503, "times": 2},
+        {"kind": "http", "status": 429, "headers": {"Retry-After": "1"}},
+        {"kind": "drop", "times": 3},
+        {"kind": "hang", "seconds": 3.0},
+        {"kind": "error_code", "error_code": 500001},
+    ],
+    ids=["5xx-run", "429-retry-after", "dropped", "hang-past-timeout", "200-with-error-code"],
+)
+async def test_transient_polling_faults_still_deliver_once(
+    world: World, fault: dict[str, Any]
+) -> None:
+    world.rc.plan_next_job(queue_seconds=0.0, run_seconds=0.0)
+    world.rc.faults.add(route="result", **fault)
+    await world.animate(world.alice)
+    job = await world.wait_for((await world.only_job()).id, JobState.DELIVERED)
+    assert job.state is JobState.DELIVERED
+    assert len([m for m in world.channel.messages if m.file is not None]) == 1
+    assert len(world.rc.submitted) == 1
