@@ -207,6 +207,9 @@ class JobService:
         """Release a job that never reached the provider (e.g. its status message failed)."""
         await self._store.finish_failed(job_id, JobState.FAILED, error=reason, now=self._clock())
 
+    async def recent_jobs(self, guild_id: int, member_id: int, limit: int = 10) -> list[JobRecord]:
+        return await self._store.recent_jobs(guild_id, member_id, limit=limit)
+
     async def get_job(self, job_id: int) -> JobRecord | None:
         return await self._store.get_job(job_id)
 

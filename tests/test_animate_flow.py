@@ -16,7 +16,7 @@ import av
 import discord
 import pytest
 
-from bot.app import SeedanceBot
+from bot.app import EXTENSIONS, SeedanceBot
 from bot.config import Config, DiscordConfig, QuotaConfig, RunComfyConfig
 from bot.sandbox.runcomfy import RunComfyEmulator
 from bot.store import JobRecord, JobState, Store
@@ -117,7 +117,7 @@ async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
         channel = FakeChannel(snowflake(), snowflake())
         channel.publish = lambda name, data: rc.add_asset(f"{snowflake()}-{name}", data)
         bot.get_partial_messageable = lambda channel_id, **_: channel.partial()  # type: ignore[method-assign]
-        for extension in ("cogs.animate", "cogs.usage"):
+        for extension in EXTENSIONS:
             await bot.load_extension(extension)
         try:
             yield World(
@@ -132,7 +132,7 @@ async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
             )
         finally:
             await bot.jobs.close()
-            for extension in ("cogs.animate", "cogs.usage"):
+            for extension in EXTENSIONS:
                 await bot.unload_extension(extension)
 
 
@@ -484,3 +484,25 @@ async def test_transient_polling_faults_still_deliver_once(
     assert job.state is JobState.DELIVERED
     assert len([m for m in world.channel.messages if m.file is not None]) == 1
     assert len(world.rc.submitted) == 1
+
+
+async def test_jobs_lists_the_callers_recent_videos(world: World) -> None:
+    world.rc.plan_next_job("failed")
+    await world.animate(world.alice, prompt="first try")
+    await world.wait_for((await world.only_job()).id, JobState.FAILED)
+    await world.animate(world.alice, prompt="second try")
+    jobs = await world.store.recent_jobs(world.channel.guild_id, world.alice.id)
+    await world.wait_for(max(j.id for j in jobs), JobState.DELIVERED)
+
+    listing = world.interaction(world.alice)
+    await invoke(world.bot.tree, listing, "jobs")
+    embed = listing.response.send_message.await_args.kwargs["embed"]  # type: ignore[attr-defined]
+    lines = (embed.description or "").split("\n")
+    assert "delivered" in lines[0] and "1 credit" in lines[0] and "[video]" in lines[0]
+    assert "second try" in lines[1]
+    assert "failed" in lines[2] and "no charge" in lines[2]
+
+    other = world.interaction(world.bob)
+    await invoke(world.bot.tree, other, "jobs")
+    embed = other.response.send_message.await_args.kwargs["embed"]  # type: ignore[attr-defined]
+    assert "No videos yet" in (embed.description or "")

@@ -1,0 +1,74 @@
+"""`/jobs`: the caller's recent videos, with their state, settings, credits and result."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.store import JobRecord, JobState
+from cogs.status import clip, credits, ts
+
+if TYPE_CHECKING:
+    from bot.app import SeedanceBot
+
+STATE_WORDS = {
+    JobState.ACCEPTED: "⏳ starting",
+    JobState.SUBMITTING: "⏳ starting",
+    JobState.QUEUED: "🕒 queued",
+    JobState.RUNNING: "🎬 generating",
+    JobState.DELIVERING: "📦 posting",
+    JobState.DELIVERED: "✅ delivered",
+    JobState.FAILED: "❌ failed",
+    JobState.CANCELLED: "🚫 cancelled",
+    JobState.TIMED_OUT: "⌛ timed out",
+    JobState.UNKNOWN_SUBMISSION: "❔ unconfirmed",
+}
+
+
+def job_line(job: JobRecord) -> str:
+    charged = credits(job.credits) if job.state is JobState.DELIVERED else "no charge"
+    if not job.state.is_terminal:
+        charged = f"{credits(job.credits)} held"
+    where = ""
+    if job.result_message_id:
+        where = (
+            f" · [video](https://discord.com/channels/{job.guild_id}/{job.channel_id}/"
+            f"{job.result_message_id})"
+        )
+    elif job.status_message_id:
+        where = (
+            f" · [status](https://discord.com/channels/{job.guild_id}/{job.channel_id}/"
+            f"{job.status_message_id})"
+        )
+    return (
+        f"**{STATE_WORDS[job.state]}** {ts(job.created_at)} · {job.resolution} {job.duration} s · "
+        f"{charged}{where}\n> {clip(job.prompt, 80)}"
+    )
+
+
+class HistoryCog(commands.Cog):
+    """A member's own job history in this server."""
+
+    def __init__(self, bot: SeedanceBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="jobs", description="Your recent videos in this server.")
+    @app_commands.guild_only()
+    async def jobs(self, interaction: discord.Interaction[Any]) -> None:
+        assert interaction.guild_id is not None
+        recent = await self.bot.jobs.recent_jobs(interaction.guild_id, interaction.user.id)
+        embed = discord.Embed(title="Your recent videos", colour=discord.Colour.blurple())
+        if recent:
+            embed.description = clip("\n".join(job_line(j) for j in recent), 4096)
+        else:
+            embed.description = "No videos yet. Try `/animate` with an image and a prompt."
+        await interaction.response.send_message(
+            embed=embed, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        )
+
+
+async def setup(bot: SeedanceBot) -> None:
+    await bot.add_cog(HistoryCog(bot))
