@@ -1,5 +1,23 @@
-"""SQLite persistence: jobs and the usage ledger. All of the bot's SQL lives in this package."""
+"""SQLite persistence: jobs, the usage ledger and per-server moderation.
 
+All of the bot's SQL lives in this package.
+"""
+
+from bot.store.guild_records import (
+    KEEP,
+    Approval,
+    ApprovalDecision,
+    ApprovalRequest,
+    AuditEntry,
+    Ban,
+    CreditGrant,
+    ForgetReport,
+    GuildDefaults,
+    GuildSettings,
+    Keep,
+    MemberBusy,
+    UsageReset,
+)
 from bot.store.records import (
     FAILURE_STATES,
     PROGRESS_STATES,
@@ -17,15 +35,28 @@ from bot.store.store import Store
 
 __all__ = [
     "FAILURE_STATES",
+    "KEEP",
     "PROGRESS_STATES",
     "TERMINAL_STATES",
+    "Approval",
+    "ApprovalDecision",
+    "ApprovalRequest",
+    "AuditEntry",
+    "Ban",
+    "CreditGrant",
+    "ForgetReport",
+    "GuildDefaults",
+    "GuildSettings",
     "JobNotFound",
     "JobRecord",
     "JobState",
+    "Keep",
+    "MemberBusy",
     "NewJob",
     "QuotaExceeded",
     "QuotaRefusal",
     "RefusalReason",
     "Store",
     "Usage",
+    "UsageReset",
 ]

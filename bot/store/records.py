@@ -38,6 +38,9 @@ class JobState(StrEnum):
     TIMED_OUT = "timed_out"
     UNKNOWN_SUBMISSION = "unknown_submission"
     """The provider may or may not have the job; credits stay reserved until it is resolved."""
+    PENDING_APPROVAL = "pending_approval"
+    """Over the member's cap: waits for a moderator, holding its credits in the server pool.
+    Approval turns it ACCEPTED; a denial (or withdrawal) ends it CANCELLED with the reason."""
 
     @property
     def is_terminal(self) -> bool:
@@ -175,6 +178,11 @@ class Usage:
     server_limit: int
     member_active_jobs: int
     server_active_jobs: int
+    member_approved: int = 0
+    """Credits of the member's jobs a moderator approved beyond the cap (held or committed).
+    They count against the server pool only, not in member_used or member_reserved."""
+    member_pending: int = 0
+    """Credits of the member's requests waiting for a moderator, held in the server pool."""
 
     @property
     def member_left(self) -> int:

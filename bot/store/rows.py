@@ -12,6 +12,12 @@ from bot.store.records import JobRecord, JobState
 OPEN = "state NOT IN ('delivered', 'failed', 'cancelled', 'timed_out')"
 # The same set spelled positively, which lets a scan over all guilds seek the jobs_state index.
 OPEN_STATES = ", ".join(f"'{state.value}'" for state in JobState if not state.is_terminal)
+# Open jobs the runner drives: all but requests still waiting for a moderator.
+RUNNABLE_STATES = ", ".join(
+    f"'{state.value}'"
+    for state in JobState
+    if not state.is_terminal and state is not JobState.PENDING_APPROVAL
+)
 
 JOB_COLUMNS = (
     "id, guild_id, channel_id, member_id, prompt, image_url, last_frame_url, resolution, "

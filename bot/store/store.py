@@ -13,7 +13,11 @@ from typing import Any
 import aiosqlite
 
 from bot.quota import Limits, PeriodWindow
+from bot.store.approvals import ApprovalMixin
+from bot.store.budgets import BudgetMixin
+from bot.store.ledger import active_counts, admit, credit_totals, usage_record
 from bot.store.migrations import apply_migrations, load_migrations
+from bot.store.moderation import ModerationMixin
 from bot.store.records import (
     FAILURE_STATES,
     PROGRESS_STATES,
@@ -21,20 +25,17 @@ from bot.store.records import (
     JobRecord,
     JobState,
     NewJob,
-    QuotaExceeded,
-    QuotaRefusal,
-    RefusalReason,
     Usage,
 )
-from bot.store.rows import JOB_COLUMNS, OPEN, OPEN_STATES, from_text, job_from_row, to_text
+from bot.store.rows import JOB_COLUMNS, OPEN, RUNNABLE_STATES, from_text, job_from_row, to_text
 
 __all__ = ["Store"]
 
 log = logging.getLogger(__name__)
 
 
-class Store:
-    """Jobs and the usage ledger in one SQLite file.
+class Store(ApprovalMixin, BudgetMixin, ModerationMixin):
+    """Jobs, the usage ledger and each server's moderation settings in one SQLite file.
 
     One aiosqlite connection is shared by every coroutine. Each method holds an asyncio lock
     for its whole run, so statements of concurrent calls never mix inside one transaction;
@@ -70,6 +71,8 @@ class Store:
             if row is None or str(row[0]).lower() != "wal":
                 raise RuntimeError(f"could not switch {path} to WAL journal mode (got {row})")
             await db.execute("PRAGMA foreign_keys = ON")
+            # Deleted rows are overwritten, so a forgotten member's prompts leave the file.
+            await db.execute("PRAGMA secure_delete = ON")
             # FULL: a committed charge or delivery must survive a power cut, not only a crash.
             await db.execute("PRAGMA synchronous = FULL")
             version = await apply_migrations(db, migrations)
@@ -156,44 +159,6 @@ class Store:
 
     # -- quota -----------------------------------------------------------------------------
 
-    async def _credit_totals(
-        self, db: aiosqlite.Connection, guild_id: int, member_id: int, period_key: str
-    ) -> tuple[int, int, int, int]:
-        """(member committed, member reserved, server committed, server reserved) credits."""
-        sums = (
-            "COALESCE(SUM(CASE WHEN state = 'committed' THEN credits END), 0), "
-            "COALESCE(SUM(CASE WHEN state = 'reserved' THEN credits END), 0)"
-        )
-        async with db.execute(
-            f"SELECT {sums} FROM usage_ledger "
-            "WHERE guild_id = ? AND member_id = ? AND period_key = ? "
-            "AND state IN ('reserved', 'committed')",
-            (guild_id, member_id, period_key),
-        ) as cursor:
-            member = await cursor.fetchone()
-        async with db.execute(
-            f"SELECT {sums} FROM usage_ledger "
-            "WHERE guild_id = ? AND period_key = ? AND state IN ('reserved', 'committed')",
-            (guild_id, period_key),
-        ) as cursor:
-            server = await cursor.fetchone()
-        assert member is not None
-        assert server is not None
-        return int(member[0]), int(member[1]), int(server[0]), int(server[1])
-
-    async def _active_counts(
-        self, db: aiosqlite.Connection, guild_id: int, member_id: int
-    ) -> tuple[int, int]:
-        """(member, server) numbers of open jobs, whatever period they were charged to."""
-        async with db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(member_id = ?), 0) FROM jobs "
-            f"WHERE guild_id = ? AND {OPEN}",
-            (member_id, guild_id),
-        ) as cursor:
-            row = await cursor.fetchone()
-        assert row is not None
-        return int(row[1]), int(row[0])
-
     async def reserve_job(
         self,
         job: NewJob,
@@ -205,74 +170,19 @@ class Store:
     ) -> JobRecord:
         """Write the job (ACCEPTED) and reserve ``cost`` credits in ``window``, atomically.
 
-        Budgets count credits reserved or committed in ``window.key`` by the member (in this
-        server) and by the server; concurrency caps count open jobs of any period. When the
-        job does not fit, raises :class:`QuotaExceeded` and writes nothing. Checked in the
-        order member credits, server credits, member concurrency, server concurrency.
+        Budgets count credits reserved or committed during ``window`` by the member (in this
+        server) and by the server, less what moderators reset; concurrency caps count open
+        jobs of any period. When the job does not fit, raises :class:`QuotaExceeded` and
+        writes nothing. Checked in the order member credits, server credits, member
+        concurrency, server concurrency. :meth:`reserve_request` does the same with the
+        server's own settings, gates and approval queue.
         """
         if cost < 0:
             raise ValueError(f"a job cannot cost {cost} credits")
         stamp = to_text(now)
         async with self._write() as db:
-            member_used, member_reserved, server_used, server_reserved = await self._credit_totals(
-                db, job.guild_id, job.member_id, window.key
-            )
-            active_member, active_server = await self._active_counts(
-                db, job.guild_id, job.member_id
-            )
-            member_held = member_used + member_reserved
-            server_held = server_used + server_reserved
-            reason: RefusalReason | None = None
-            if member_held + cost > limits.member_credits:
-                reason = "member_credits"
-            elif server_held + cost > limits.server_credits:
-                reason = "server_credits"
-            elif active_member >= limits.member_concurrent:
-                reason = "member_concurrent"
-            elif active_server >= limits.server_concurrent:
-                reason = "server_concurrent"
-            if reason is not None:
-                raise QuotaExceeded(
-                    QuotaRefusal(
-                        reason=reason,
-                        cost=cost,
-                        member_used=member_held,
-                        member_limit=limits.member_credits,
-                        server_used=server_held,
-                        server_limit=limits.server_credits,
-                        active_member=active_member,
-                        active_server=active_server,
-                        resets_at=window.end,
-                    )
-                )
-            async with db.execute(
-                "INSERT INTO jobs (guild_id, channel_id, member_id, prompt, image_url, "
-                "last_frame_url, resolution, duration, credits, state, period_key, created_at, "
-                "updated_at) VALUES (:guild_id, :channel_id, :member_id, :prompt, :image_url, "
-                ":last_frame_url, :resolution, :duration, :credits, :state, :period_key, "
-                f":now, :now) RETURNING {JOB_COLUMNS}",
-                {
-                    "guild_id": job.guild_id,
-                    "channel_id": job.channel_id,
-                    "member_id": job.member_id,
-                    "prompt": job.prompt,
-                    "image_url": job.image_url,
-                    "last_frame_url": job.last_frame_url,
-                    "resolution": job.resolution,
-                    "duration": job.duration,
-                    "credits": cost,
-                    "state": JobState.ACCEPTED.value,
-                    "period_key": window.key,
-                    "now": stamp,
-                },
-            ) as cursor:
-                row = await cursor.fetchone()
-            assert row is not None
-            record = job_from_row(row)
-            await db.execute(
-                "INSERT INTO usage_ledger (job_id, guild_id, member_id, credits, state, "
-                "period_key, created_at) VALUES (?, ?, ?, ?, 'reserved', ?, ?)",
-                (record.id, job.guild_id, job.member_id, cost, window.key, stamp),
+            record = await admit(
+                db, job, cost=cost, limits=limits, window=window, stamp=stamp, approvals=False
             )
         log.info(
             "job %d accepted: guild %d member %d, %s %ds, %d credits reserved in %s",
@@ -291,22 +201,9 @@ class Store:
     ) -> Usage:
         """Credits and open jobs of a member and their server in ``window``."""
         async with self._read() as db:
-            member_used, member_reserved, server_used, server_reserved = await self._credit_totals(
-                db, guild_id, member_id, window.key
-            )
-            active_member, active_server = await self._active_counts(db, guild_id, member_id)
-        return Usage(
-            period_key=window.key,
-            resets_at=window.end,
-            member_used=member_used,
-            member_reserved=member_reserved,
-            member_limit=limits.member_credits,
-            server_used=server_used,
-            server_reserved=server_reserved,
-            server_limit=limits.server_credits,
-            member_active_jobs=active_member,
-            server_active_jobs=active_server,
-        )
+            totals = await credit_totals(db, guild_id, member_id, window)
+            active_member, active_server = await active_counts(db, guild_id, member_id)
+        return usage_record(totals, limits, window, active_member, active_server)
 
     # -- job life cycle --------------------------------------------------------------------
 
@@ -505,11 +402,15 @@ class Store:
     # -- queries ---------------------------------------------------------------------------
 
     async def unfinished_jobs(self) -> list[JobRecord]:
-        """Every job that is not terminal, oldest first (what a restart must resume)."""
+        """Every job the runner must resume after a restart, oldest first.
+
+        That is every job that is not terminal, except requests still waiting for a
+        moderator (see :meth:`pending_approvals`): nothing runs them until one approves.
+        """
         async with (
             self._lock,
             self._db.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ({OPEN_STATES}) ORDER BY id"
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ({RUNNABLE_STATES}) ORDER BY id"
             ) as cur,
         ):
             rows = await cur.fetchall()

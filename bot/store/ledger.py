@@ -1,0 +1,298 @@
+"""Credit arithmetic inside a store transaction: totals, open-job counts, the admit decision.
+
+Budgets count the ledger rows *reserved during the period's time range* that are reserved or
+committed, minus the rows a moderator's reset took off (the rows of that reset's period
+written before it).
+Rows on the ``cap`` basis count against the member's cap and the pool; ``pending`` (waiting
+for a moderator) and ``approved`` (let past the cap) rows count against the pool only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import aiosqlite
+
+from bot.quota import Limits, PeriodWindow
+from bot.store.records import (
+    JobRecord,
+    JobState,
+    NewJob,
+    QuotaExceeded,
+    QuotaRefusal,
+    RefusalReason,
+    Usage,
+)
+from bot.store.rows import JOB_COLUMNS, OPEN, job_from_row, to_text
+
+__all__ = [
+    "CreditTotals",
+    "Verdict",
+    "active_counts",
+    "admit",
+    "credit_totals",
+    "insert_job",
+    "quota_verdict",
+    "server_totals",
+    "usage_record",
+]
+
+Basis = Literal["cap", "pending", "approved"]
+Verdict = Literal["accept", "pending"] | RefusalReason
+
+
+@dataclass(frozen=True)
+class CreditTotals:
+    """Credits of one member and their server in one period, resets applied."""
+
+    member_used: int
+    """Committed, on the member's cap."""
+    member_reserved: int
+    """Held by open jobs, on the member's cap."""
+    member_approved: int
+    """Held or committed by jobs a moderator approved beyond the cap."""
+    member_pending: int
+    """Held by requests waiting for a moderator."""
+    server_used: int
+    """Committed by anyone in the server, whatever the basis."""
+    server_reserved: int
+    """Held by anyone in the server, whatever the basis."""
+
+    @property
+    def member_held(self) -> int:
+        """What counts against the member's cap."""
+        return self.member_used + self.member_reserved
+
+    @property
+    def server_held(self) -> int:
+        """What counts against the pool."""
+        return self.server_used + self.server_reserved
+
+
+# A row stops counting once a reset of its period was made after it was written.
+_NOT_RESET = (
+    "NOT EXISTS (SELECT 1 FROM usage_resets r WHERE r.guild_id = :guild AND {who} "
+    "AND usage_ledger.id <= r.ledger_mark AND usage_ledger.created_at >= r.window_start)"
+)
+_MEMBER_NOT_RESET = _NOT_RESET.format(who="(r.member_id = :member OR r.member_id IS NULL)")
+_SERVER_NOT_RESET = _NOT_RESET.format(who="r.member_id IS NULL")
+
+
+def _range(guild_id: int, member_id: int | None, window: PeriodWindow) -> dict[str, object]:
+    return {
+        "guild": guild_id,
+        "member": member_id,
+        "start": to_text(window.start),
+        "end": to_text(window.end),
+    }
+
+
+_IN_WINDOW = "created_at >= :start AND created_at < :end AND state IN ('reserved', 'committed')"
+
+
+async def server_totals(
+    db: aiosqlite.Connection, guild_id: int, window: PeriodWindow
+) -> tuple[int, int]:
+    """(committed, reserved) credits of the whole server in ``window``, any basis."""
+    async with db.execute(
+        "SELECT COALESCE(SUM(CASE WHEN state = 'committed' THEN credits END), 0), "
+        "COALESCE(SUM(CASE WHEN state = 'reserved' THEN credits END), 0) "
+        f"FROM usage_ledger WHERE guild_id = :guild AND {_IN_WINDOW} AND {_SERVER_NOT_RESET}",
+        _range(guild_id, None, window),
+    ) as cursor:
+        row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+async def credit_totals(
+    db: aiosqlite.Connection, guild_id: int, member_id: int, window: PeriodWindow
+) -> CreditTotals:
+    """The member's and the server's credits in ``window``."""
+    async with db.execute(
+        "SELECT "
+        "COALESCE(SUM(CASE WHEN basis = 'cap' AND state = 'committed' THEN credits END), 0), "
+        "COALESCE(SUM(CASE WHEN basis = 'cap' AND state = 'reserved' THEN credits END), 0), "
+        "COALESCE(SUM(CASE WHEN basis = 'approved' THEN credits END), 0), "
+        "COALESCE(SUM(CASE WHEN basis = 'pending' THEN credits END), 0) "
+        f"FROM usage_ledger WHERE guild_id = :guild AND member_id = :member AND {_IN_WINDOW} "
+        f"AND {_MEMBER_NOT_RESET}",
+        _range(guild_id, member_id, window),
+    ) as cursor:
+        member = await cursor.fetchone()
+    assert member is not None
+    server_used, server_reserved = await server_totals(db, guild_id, window)
+    return CreditTotals(
+        member_used=int(member[0]),
+        member_reserved=int(member[1]),
+        member_approved=int(member[2]),
+        member_pending=int(member[3]),
+        server_used=server_used,
+        server_reserved=server_reserved,
+    )
+
+
+def usage_record(
+    totals: CreditTotals,
+    limits: Limits,
+    window: PeriodWindow,
+    active_member: int,
+    active_server: int,
+) -> Usage:
+    """What a member sees in /usage."""
+    return Usage(
+        period_key=window.key,
+        resets_at=window.end,
+        member_used=totals.member_used,
+        member_reserved=totals.member_reserved,
+        member_limit=limits.member_credits,
+        server_used=totals.server_used,
+        server_reserved=totals.server_reserved,
+        server_limit=limits.server_credits,
+        member_active_jobs=active_member,
+        server_active_jobs=active_server,
+        member_approved=totals.member_approved,
+        member_pending=totals.member_pending,
+    )
+
+
+async def active_counts(db: aiosqlite.Connection, guild_id: int, member_id: int) -> tuple[int, int]:
+    """(member, server) numbers of open jobs, whatever period they were charged to.
+
+    A request waiting for a moderator counts for its member (so nobody can pile them up)
+    but not for the server, so unanswered requests never hold up everybody else.
+    """
+    async with db.execute(
+        "SELECT COALESCE(SUM(member_id = ?), 0), "
+        "COALESCE(SUM(state <> 'pending_approval'), 0) FROM jobs "
+        f"WHERE guild_id = ? AND {OPEN}",
+        (member_id, guild_id),
+    ) as cursor:
+        row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def quota_verdict(
+    *,
+    cost: int,
+    limits: Limits,
+    totals: CreditTotals,
+    active_member: int,
+    active_server: int,
+    approvals: bool,
+) -> Verdict:
+    """Accept, send to the moderators, or the reason for a refusal.
+
+    Checked in the order member credits, server credits, member concurrency, server
+    concurrency. With approvals on, a job over the member's cap goes to the moderators if
+    the pool can still hold it and the member has a free job slot.
+    """
+    over_member = totals.member_held + cost > limits.member_credits
+    over_server = totals.server_held + cost > limits.server_credits
+    if over_member and not approvals:
+        return "member_credits"
+    if over_server:
+        return "server_credits"
+    if active_member >= limits.member_concurrent:
+        return "member_concurrent"
+    if over_member:
+        return "pending"
+    if active_server >= limits.server_concurrent:
+        return "server_concurrent"
+    return "accept"
+
+
+async def insert_job(
+    db: aiosqlite.Connection,
+    job: NewJob,
+    *,
+    cost: int,
+    window: PeriodWindow,
+    stamp: str,
+    state: JobState,
+    basis: Basis,
+) -> JobRecord:
+    """Write the job and its reservation."""
+    async with db.execute(
+        "INSERT INTO jobs (guild_id, channel_id, member_id, prompt, image_url, "
+        "last_frame_url, resolution, duration, credits, state, period_key, created_at, "
+        "updated_at) VALUES (:guild_id, :channel_id, :member_id, :prompt, :image_url, "
+        ":last_frame_url, :resolution, :duration, :credits, :state, :period_key, "
+        f":now, :now) RETURNING {JOB_COLUMNS}",
+        {
+            "guild_id": job.guild_id,
+            "channel_id": job.channel_id,
+            "member_id": job.member_id,
+            "prompt": job.prompt,
+            "image_url": job.image_url,
+            "last_frame_url": job.last_frame_url,
+            "resolution": job.resolution,
+            "duration": job.duration,
+            "credits": cost,
+            "state": state.value,
+            "period_key": window.key,
+            "now": stamp,
+        },
+    ) as cursor:
+        row = await cursor.fetchone()
+    assert row is not None
+    record = job_from_row(row)
+    await db.execute(
+        "INSERT INTO usage_ledger (job_id, guild_id, member_id, credits, state, basis, "
+        "period_key, created_at) VALUES (?, ?, ?, ?, 'reserved', ?, ?, ?)",
+        (record.id, job.guild_id, job.member_id, cost, basis, window.key, stamp),
+    )
+    return record
+
+
+async def admit(
+    db: aiosqlite.Connection,
+    job: NewJob,
+    *,
+    cost: int,
+    limits: Limits,
+    window: PeriodWindow,
+    stamp: str,
+    approvals: bool,
+) -> JobRecord:
+    """Check the budgets and write the job ACCEPTED (or PENDING_APPROVAL); else QuotaExceeded.
+
+    Must run inside the caller's write transaction, so the check and the write are atomic.
+    """
+    if cost < 0:
+        raise ValueError(f"a job cannot cost {cost} credits")
+    totals = await credit_totals(db, job.guild_id, job.member_id, window)
+    active_member, active_server = await active_counts(db, job.guild_id, job.member_id)
+    verdict = quota_verdict(
+        cost=cost,
+        limits=limits,
+        totals=totals,
+        active_member=active_member,
+        active_server=active_server,
+        approvals=approvals,
+    )
+    state: JobState
+    basis: Basis
+    if verdict == "accept":
+        state, basis = JobState.ACCEPTED, "cap"
+    elif verdict == "pending":
+        state, basis = JobState.PENDING_APPROVAL, "pending"
+    else:
+        raise QuotaExceeded(
+            QuotaRefusal(
+                reason=verdict,
+                cost=cost,
+                member_used=totals.member_held,
+                member_limit=limits.member_credits,
+                server_used=totals.server_held,
+                server_limit=limits.server_credits,
+                active_member=active_member,
+                active_server=active_server,
+                resets_at=window.end,
+            )
+        )
+    return await insert_job(
+        db, job, cost=cost, window=window, stamp=stamp, state=state, basis=basis
+    )

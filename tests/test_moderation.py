@@ -1,0 +1,447 @@
+"""Moderation: the prompt blocklist and its safe regex check, gates, bans, allowed channels,
+forgetting a member, and the audit trail — on real database files."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.moderation import (
+    MAX_PROMPT_CHARS,
+    BlocklistTimeout,
+    BlockRule,
+    RequestRefused,
+    adversarial_inputs,
+    check_prompt_blocked,
+    find_blocked_rule,
+    normalize_word,
+    probe_regex,
+    validate_regex,
+)
+from bot.quota import Period
+from bot.store import GuildDefaults, JobState, MemberBusy, NewJob, Store
+
+GUILD = 1000
+OTHER_GUILD = 2000
+MEMBER = 11
+OTHER = 12
+MOD = 99
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+DEFAULTS = GuildDefaults(period=Period.DAY, server_credits=100, member_credits=10)
+
+PATHOLOGICAL = [
+    r"(a+)+",
+    r"(a+)+b",
+    r"(a|a)*",
+    r"(a|a)*b",
+    r"(.*)*",
+    r"(a|ab)*c",
+    r"(\w+\s?)*$",
+    r"(?:a*)*x",
+    r"(a?){30}a{30}",
+    r".*.*x",
+    r"\s+\s+x",
+    r"\w+\s*\w+x",
+    r"foo.*bar.*baz",
+    "a?" * 20 + "a" * 20,
+    r"x*?[^a](?=[^a]+)foo?",  # a scanning look-ahead retried at every split of x*?
+    r"(?:x(?=.*y))+",
+    r"\w+.{2}[ab]+?foo",  # \w+ can swallow the two characters in between
+]
+
+SAFE = [
+    r"\bnude\b.*\bchild",
+    r"https?://\S+",
+    r"kill\s+all\s+\w+",
+    r"(?=.*\bcat\b)(?=.*\bdog\b)",
+    r"colou?r",
+    r"\d{3}-\d{4}",
+    r"(foo|bar)+baz",
+    r"n[i1!|]gg",
+    r"[a-z]+ing\b",
+]
+
+
+def word(pattern: str, rule_id: int | None = None) -> BlockRule:
+    return BlockRule("word", normalize_word(pattern), rule_id)
+
+
+def regex(pattern: str, rule_id: int | None = None) -> BlockRule:
+    return BlockRule("regex", pattern, rule_id)
+
+
+def request(*, member: int = MEMBER, prompt: str = "a cat turns its head") -> NewJob:
+    return NewJob(GUILD, GUILD + 1, member, prompt, "https://cdn/x.png", None, "480p", 5)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "bot.db"
+
+
+@pytest.fixture
+async def store(db_path: Path) -> AsyncIterator[Store]:
+    async with Store.open(db_path) as opened:
+        yield opened
+
+
+# -- matching -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prompt", "blocked"),
+    [
+        ("a GORE scene", True),
+        ("gore.", True),
+        ("(gore)", True),
+        ("gorey details", False),
+        ("allegorE", False),
+        ("\uff47\uff4f\uff52\uff45 in full-width letters", True),
+        ("go\u200bre with a zero-width space", True),
+        ("", False),
+    ],
+)
+def test_words_match_whole_words_case_insensitively(prompt: str, blocked: bool) -> None:
+    rule = word("Gore")
+    assert (check_prompt_blocked(prompt, [rule]) == rule) is blocked
+
+
+def test_phrases_and_punctuation_words() -> None:
+    phrase = word("  Blood   Bath ")
+    assert phrase.pattern == "blood bath"
+    assert check_prompt_blocked("a blood\n\tbath at dawn", [phrase]) == phrase
+    assert check_prompt_blocked("a bloodbath", [phrase]) is None
+    plus = word("c++")
+    assert check_prompt_blocked("write C++ code", [plus]) == plus
+    assert check_prompt_blocked("c+++", [plus]) == plus  # "+" is no word character
+    assert check_prompt_blocked("abc++", [plus]) is None
+
+
+def test_regex_matches_case_insensitively_and_the_first_rule_wins() -> None:
+    rules = [word("cat", 1), regex(r"\bdo+g\b", 2), regex(r"k[i1]tten", 3)]
+    assert check_prompt_blocked("a DOOOG runs", rules) == rules[1]
+    assert check_prompt_blocked("a K1TTEN and a cat", rules) == rules[0]
+    assert check_prompt_blocked("a hamster", rules) is None
+
+
+def test_the_member_is_told_the_rule_not_the_pattern() -> None:
+    refused = RequestRefused("blocked", rule=regex(r"secret\s+pattern", 7))
+    assert (
+        refused.message
+        == "Your prompt was refused by the server's blocklist: rule #7 (a blocked pattern)."
+    )
+    assert "secret" not in refused.message
+    assert "a blocked word" in RequestRefused("blocked", rule=word("x", 2)).message
+
+
+async def test_matching_runs_off_the_event_loop() -> None:
+    rules = [regex(r"[a-z]+ing\b", 1)]
+    assert await find_blocked_rule("a" * MAX_PROMPT_CHARS + " running", rules) is None
+    assert await find_blocked_rule("running", rules) == rules[0]
+
+
+def test_the_check_stops_when_its_time_is_up() -> None:
+    rules = [word("cat", 1), regex(r"\bdog\b", 2)]
+    with pytest.raises(BlocklistTimeout):
+        check_prompt_blocked("a dog", rules, deadline=time.monotonic() - 1)
+    assert check_prompt_blocked("a dog", rules, deadline=time.monotonic() + 60) == rules[1]
+
+
+async def test_a_prompt_the_blocklist_cannot_check_in_time_is_refused(store: Store) -> None:
+    await store.add_block_rule(GUILD, "word", "cat", by=MOD)
+    with pytest.raises(RequestRefused) as info:
+        await store.check_gates(GUILD, MEMBER, 1, prompt="a dog", blocklist_budget=-1)
+    assert info.value.reason == "unchecked"
+    assert "could not be checked" in info.value.message
+
+
+def test_an_unsafe_stored_regex_is_skipped_not_run() -> None:
+    # Rules are checked when added; a database from elsewhere must still not hang the bot.
+    assert check_prompt_blocked("a" * 40, [regex(r"(a+)+b", 1)]) is None
+
+
+def test_bad_words_are_refused() -> None:
+    for bad in ("", "   ", "x" * 101, "bad\x00word"):
+        with pytest.raises(ValueError):
+            normalize_word(bad)
+
+
+# -- the safe regex check -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pattern", PATHOLOGICAL)
+def test_pathological_regexes_are_rejected_without_running_them(pattern: str) -> None:
+    # Running any of these on a long prompt takes seconds to ages; the check only reads
+    # the pattern's parse tree, so it returns at once.
+    with pytest.raises(ValueError, match=r"Not allowed|refuse every prompt"):
+        validate_regex(pattern)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        (r"(a)\1", "Backreferences"),
+        (r"(?P<x>a)(?P=x)", "Backreferences"),
+        (r"(a)?(?(1)b|c)", "Backreferences"),
+        (r"[", "not a valid regular expression"),
+        (r"a{2,1}", "not a valid regular expression"),
+        ("", "empty"),
+        ("x" * 201, "at most 200"),
+        (r"a*", "empty text"),
+        (r"(?:)", "empty text"),
+    ],
+)
+def test_invalid_regexes_are_rejected_with_a_reason(pattern: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        validate_regex(pattern)
+
+
+@pytest.mark.parametrize("pattern", SAFE)
+def test_ordinary_blocklist_regexes_are_accepted(pattern: str) -> None:
+    validate_regex(pattern)
+    re.compile(pattern)
+
+
+def test_adversarial_inputs_are_long_and_built_from_the_pattern() -> None:
+    inputs = adversarial_inputs(r"foo\s+bar")
+    assert all(len(text) == MAX_PROMPT_CHARS for text in inputs)
+    assert any(text.startswith("foofoo") for text in inputs)
+    assert any(text.startswith("  ") for text in inputs)
+
+
+async def test_the_probe_kills_a_pattern_that_backtracks_forever() -> None:
+    with pytest.raises(ValueError, match="too slow"):
+        await probe_regex(r"(a+)+b", per_input=0.2)
+    await probe_regex(r"\bnude\b.*\bchild")
+
+
+# -- the blocklist in the store -----------------------------------------------------------
+
+
+async def test_rules_are_stored_normalised_and_refuse_prompts(store: Store) -> None:
+    first = await store.add_block_rule(GUILD, "word", "  GoRe ", by=MOD)
+    second = await store.add_block_rule(GUILD, "regex", r"blood\s*bath", by=MOD)
+    assert (first.id, first.pattern, second.id) == (1, "gore", 2)
+    assert await store.add_block_rule(GUILD, "word", "gore", by=MOD) == first
+    assert await store.block_rules(GUILD) == [first, second]
+    assert await store.block_rules(OTHER_GUILD) == []
+
+    with pytest.raises(RequestRefused) as info:
+        await store.check_gates(GUILD, MEMBER, 1, prompt="A BloodBath at noon")
+    assert (info.value.reason, info.value.rule) == ("blocked", second)
+    assert "#2" in info.value.message
+    await store.check_gates(GUILD, MEMBER, 1, prompt="a quiet lake")
+    await store.check_gates(OTHER_GUILD, MEMBER, 1, prompt="gore")
+
+    assert await store.remove_block_rule(GUILD, first.id or 0, by=MOD) == first
+    assert await store.remove_block_rule(GUILD, first.id or 0, by=MOD) is None
+    await store.check_gates(GUILD, MEMBER, 1, prompt="gore")
+
+
+async def test_a_pathological_regex_is_refused_when_added(store: Store) -> None:
+    for pattern in (r"(a+)+$", r"(x|x)*y", r".*.*=.*", r"(a)\1"):
+        with pytest.raises(ValueError):
+            await store.add_block_rule(GUILD, "regex", pattern, by=MOD)
+    assert await store.block_rules(GUILD) == []
+    assert await store.audit_log(GUILD) == []
+
+
+async def test_a_server_has_a_bounded_blocklist(store: Store, db_path: Path) -> None:
+    for n in range(200):
+        await store.add_block_rule(GUILD, "word", f"word{n}", by=MOD)
+    with pytest.raises(ValueError, match="at most 200"):
+        await store.add_block_rule(GUILD, "word", "one too many", by=MOD)
+    # At most 50 of them regexes (each may cost a tenth of a second on a hostile prompt).
+    with sqlite3.connect(db_path) as raw:
+        raw.executemany(
+            "INSERT INTO block_rules (guild_id, kind, pattern, added_by, added_at) "
+            "VALUES (?, 'regex', ?, ?, '2026-11-20T12:00:00.000000+00:00')",
+            [(OTHER_GUILD, f"rx{n}", MOD) for n in range(50)],
+        )
+    raw.close()
+    with pytest.raises(ValueError, match="at most 50 regex"):
+        await store.add_block_rule(OTHER_GUILD, "regex", r"one\s+more", by=MOD)
+    assert (await store.add_block_rule(OTHER_GUILD, "word", "fine", by=MOD)).id is not None
+
+
+# -- gates, bans and channels ---------------------------------------------------------------
+
+
+async def test_gates_in_order_paused_banned_channel(store: Store) -> None:
+    await store.set_paused(GUILD, True, by=MOD)
+    await store.ban_member(GUILD, MEMBER, by=MOD, reason="spam")
+    await store.allow_channel(GUILD, 555, by=MOD)
+    await store.add_block_rule(GUILD, "word", "cat", by=MOD)
+    reasons = []
+    for undo in (
+        lambda: store.set_paused(GUILD, False, by=MOD),
+        lambda: store.unban_member(GUILD, MEMBER, by=MOD),
+        lambda: store.disallow_channel(GUILD, 555, by=MOD),
+    ):
+        with pytest.raises(RequestRefused) as info:
+            await store.check_gates(GUILD, MEMBER, 777, prompt="a cat")
+        reasons.append(info.value.reason)
+        await undo()
+    with pytest.raises(RequestRefused) as info:
+        await store.check_gates(GUILD, MEMBER, 777, prompt="a cat")
+    reasons.append(info.value.reason)
+    assert reasons == ["paused", "banned", "channel", "blocked"]
+
+
+async def test_allowed_channels_and_threads(store: Store) -> None:
+    assert await store.allow_channel(GUILD, 555, by=MOD)
+    assert not await store.allow_channel(GUILD, 555, by=MOD)
+    await store.allow_channel(GUILD, 556, by=MOD)
+    settings = await store.guild_settings(GUILD, DEFAULTS)
+    assert settings.allowed_channels == {555, 556}
+    await store.check_gates(GUILD, MEMBER, 555)
+    await store.check_gates(GUILD, MEMBER, 9999, parent_channel_id=556)  # a thread of 556
+    with pytest.raises(RequestRefused, match="cannot be made in this channel"):
+        await store.check_gates(GUILD, MEMBER, 9999, parent_channel_id=1234)
+    await store.check_gates(OTHER_GUILD, MEMBER, 9999)
+    assert await store.clear_channels(GUILD, by=MOD) == 2
+    await store.check_gates(GUILD, MEMBER, 9999)
+
+
+async def test_bans_are_per_server_and_listed(store: Store) -> None:
+    assert await store.ban_member(GUILD, MEMBER, by=MOD, reason="spam", now=NOW)
+    assert not await store.ban_member(GUILD, MEMBER, by=MOD)
+    assert await store.is_banned(GUILD, MEMBER)
+    assert not await store.is_banned(OTHER_GUILD, MEMBER)
+    [ban] = await store.banned_members(GUILD)
+    assert (ban.member_id, ban.reason, ban.banned_by, ban.banned_at) == (MEMBER, "spam", MOD, NOW)
+    with pytest.raises(RequestRefused, match="not allowed to use"):
+        await store.check_gates(GUILD, MEMBER, 1)
+    assert await store.unban_member(GUILD, MEMBER, by=MOD)
+    assert not await store.unban_member(GUILD, MEMBER, by=MOD)
+    await store.check_gates(GUILD, MEMBER, 1)
+
+
+async def test_pause_and_modlog_settings(store: Store) -> None:
+    await store.set_modlog_channel(GUILD, 4444, by=MOD)
+    await store.set_paused(GUILD, True, by=MOD)
+    settings = await store.guild_settings(GUILD, DEFAULTS)
+    assert (settings.paused, settings.modlog_channel_id) == (True, 4444)
+    assert not (await store.guild_settings(OTHER_GUILD, DEFAULTS)).paused
+    await store.set_modlog_channel(GUILD, None, by=MOD)
+    assert (await store.guild_settings(GUILD, DEFAULTS)).modlog_channel_id is None
+
+
+# -- forgetting a member --------------------------------------------------------------------
+
+
+async def reserve(store: Store, member: int, cost: int, prompt: str) -> int:
+    job = await store.reserve_request(
+        request(member=member, prompt=prompt), cost=cost, role_ids=(), defaults=DEFAULTS, now=NOW
+    )
+    return job.id
+
+
+async def test_forget_deletes_prompts_and_jobs_but_keeps_the_pool_right(db_path: Path) -> None:
+    secret = "my very personal prompt about Zanzibar"
+    async with Store.open(db_path) as store:
+        await store.set_approvals(GUILD, True, by=MOD)
+        done = await reserve(store, MEMBER, 4, secret)
+        await store.finish_delivered(done, result_message_id=1, now=NOW)
+        failed = await reserve(store, MEMBER, 2, secret)
+        await store.finish_failed(failed, JobState.FAILED, error="x", now=NOW)
+        pending = await reserve(store, MEMBER, 9, secret)  # over the cap of 10: to moderators
+        await store.grant_credits(GUILD, MEMBER, 3, defaults=DEFAULTS, by=MOD, now=NOW)
+        await store.ban_member(GUILD, MEMBER, by=MOD)
+        await reserve(store, OTHER, 5, "someone else's prompt")
+        before = await store.member_usage(GUILD, OTHER, role_ids=(), defaults=DEFAULTS, now=NOW)
+
+        report = await store.forget_member(GUILD, MEMBER, by=MOD, now=NOW)
+        assert (report.jobs_deleted, report.requests_withdrawn, report.grants_deleted) == (3, 1, 1)
+        assert report.ledger_rows_anonymised == 3
+        assert await store.get_job(done) is None
+        assert await store.get_approval(pending) is None
+        assert await store.recent_jobs(GUILD, MEMBER) == []
+
+        mine = await store.member_usage(GUILD, MEMBER, role_ids=(), defaults=DEFAULTS, now=NOW)
+        assert (mine.member_used, mine.member_reserved, mine.member_limit) == (0, 0, 10)
+        after = await store.member_usage(GUILD, OTHER, role_ids=(), defaults=DEFAULTS, now=NOW)
+        # The delivered job's 4 credits still count for the pool; the released ones never did
+        # and the withdrawn request's hold is gone.
+        assert (after.server_used, after.server_reserved) == (4, 5)
+        assert before.server_reserved == 14
+        assert await store.is_banned(GUILD, MEMBER)
+        entries = await store.audit_log(GUILD)
+        assert entries[0].action == "forget"
+        assert all(entry.target_id != MEMBER for entry in entries)
+    # Nothing of the prompt is left in the file, not even in freed pages.
+    content = await asyncio.to_thread(db_path.read_bytes)
+    assert secret.encode() not in content
+    assert b"someone else's prompt" in content
+
+
+async def test_forget_waits_for_jobs_at_the_provider(store: Store) -> None:
+    running = await reserve(store, MEMBER, 1, "a running job")
+    await store.set_submission(
+        running, request_id="r", status_url="s", result_url="r", cancel_url="c", now=NOW
+    )
+    with pytest.raises(MemberBusy, match="1 job"):
+        await store.forget_member(GUILD, MEMBER, by=MOD)
+    assert await store.get_job(running) is not None
+    await store.finish_delivered(running, result_message_id=None, now=NOW)
+    assert (await store.forget_member(GUILD, MEMBER, by=MOD)).jobs_deleted == 1
+
+
+async def test_forget_is_scoped_to_one_server(store: Store) -> None:
+    here = await reserve(store, MEMBER, 1, "here")
+    await store.finish_delivered(here, result_message_id=None, now=NOW)
+    there = await store.reserve_job(
+        NewJob(OTHER_GUILD, 1, MEMBER, "there", "https://cdn/x.png", None, "480p", 5),
+        cost=1,
+        limits=(await store.effective_limits(OTHER_GUILD, MEMBER, (), defaults=DEFAULTS, now=NOW)),
+        window=(await store.guild_settings(OTHER_GUILD, DEFAULTS)).window(NOW),
+        now=NOW,
+    )
+    await store.forget_member(GUILD, MEMBER, by=MOD)
+    assert await store.get_job(there.id) is not None
+
+
+# -- the audit trail ------------------------------------------------------------------------
+
+
+async def test_every_moderator_change_is_in_the_audit_trail(store: Store) -> None:
+    await store.set_guild_budget(GUILD, by=MOD, server_credits=50, period=Period.WEEK, now=NOW)
+    await store.set_role_limit(GUILD, 77, 30, by=MOD, now=NOW)
+    await store.grant_credits(GUILD, MEMBER, 5, defaults=DEFAULTS, by=MOD, now=NOW, reason="won")
+    await store.set_approvals(GUILD, True, by=MOD, now=NOW)
+    await store.ban_member(GUILD, OTHER, by=MOD, now=NOW)
+    await store.add_block_rule(GUILD, "word", "gore", by=MOD, now=NOW)
+    entries = await store.audit_log(GUILD)
+    assert [e.action for e in entries] == [
+        "block_add",
+        "ban",
+        "approvals",
+        "grant",
+        "role_limit",
+        "budget",
+    ]
+    assert entries[-1].detail == "period=week, server_credits=50"
+    assert (entries[3].target_id, entries[3].detail) == (MEMBER, "+5 credits in 2026-W47: won")
+    assert all(e.actor_id == MOD and e.created_at == NOW for e in entries)
+    assert len(await store.audit_log(GUILD, limit=2)) == 2
+    assert await store.audit_log(OTHER_GUILD) == []
+
+
+async def test_gate_checks_from_many_members_at_once(store: Store) -> None:
+    await store.add_block_rule(GUILD, "regex", r"\bdr[a@]gon\b", by=MOD)
+    results = await asyncio.gather(
+        *(
+            store.check_gates(GUILD, n, 1, prompt="a dr@gon" if n % 2 else "a horse")
+            for n in range(40)
+        ),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, RequestRefused) for r in results) == 20
+    assert sum(r is None for r in results) == 20
