@@ -24,7 +24,7 @@ from bot.tree import SeedanceTree
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.animate", "cogs.usage", "cogs.history")
+EXTENSIONS = ("cogs.animate", "cogs.usage", "cogs.history", "cogs.modlog")
 SYNC_HASH_KEY = "command_sync_hash"
 
 
@@ -53,7 +53,10 @@ class SeedanceBot(commands.Bot):
         self.store = store
         self.http_session = http_session
         self.breaker = CircuitBreaker(
-            threshold=config.runcomfy.breaker_failures, cooldown=config.runcomfy.breaker_cooldown
+            threshold=config.runcomfy.breaker_failures,
+            cooldown=config.runcomfy.breaker_cooldown,
+            # Cogs hear it as `on_provider_trouble`: moderators are told once per outage.
+            on_trip=lambda trip: self.dispatch("provider_trouble", trip),
         )
         provider = RunComfyClient(
             http_session,

@@ -46,6 +46,7 @@ class RunComfyConfig:
     max_video_bytes: int = 200_000_000
     breaker_failures: int = 5
     breaker_cooldown: float = 30.0
+    max_concurrent_jobs: int = 20
 
 
 @dataclass(frozen=True)
@@ -270,6 +271,7 @@ def parse_config(data: Mapping[str, Any]) -> Config:
             "max_video_bytes",
             "breaker_failures",
             "breaker_cooldown",
+            "max_concurrent_jobs",
         },
     )
     runcomfy = RunComfyConfig(
@@ -281,6 +283,7 @@ def parse_config(data: Mapping[str, Any]) -> Config:
         max_video_bytes=r.get("max_video_bytes", 200_000_000, _int(1)),
         breaker_failures=r.get("breaker_failures", 5, _int(1)),
         breaker_cooldown=r.get("breaker_cooldown", 30.0, _seconds(0.0)),
+        max_concurrent_jobs=r.get("max_concurrent_jobs", 20, _int(1)),
     )
 
     db = _Section(data, "database", {"path"})

@@ -11,7 +11,7 @@ import contextlib
 import functools
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -24,7 +24,7 @@ from bot.breaker import CircuitBreaker, ProviderUnavailable
 from bot.config import Config
 from bot.download import DownloadError, VideoTooLargeError, download_video
 from bot.polling import PollPlan, expected_run_seconds, next_poll_delay
-from bot.quota import Limits, job_cost, period_window
+from bot.quota import job_cost
 from bot.runcomfy.client import RunComfyClient, Submission, VideoInput
 from bot.runcomfy.errors import (
     ApiError,
@@ -39,7 +39,17 @@ from bot.runcomfy.errors import (
     UnknownSubmissionError,
 )
 from bot.runcomfy.states import Cancelled, Completed, Failed, InProgress, InQueue, ProviderState
-from bot.store import JobRecord, JobState, NewJob, Store, Usage
+from bot.scheduler import FairQueue
+from bot.store import (
+    ApprovalRequest,
+    GuildDefaults,
+    GuildSettings,
+    JobRecord,
+    JobState,
+    NewJob,
+    Store,
+    Usage,
+)
 from bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -118,6 +128,8 @@ class JobService:
         self._provider = provider
         self._http = http
         self._clock = clock
+        self._queue = FairQueue(config.runcomfy.max_concurrent_jobs, on_change=self._queue_changed)
+        self._shown_positions: dict[int, int] = {}
         self._breaker = breaker or CircuitBreaker()
         self._probe_lock = asyncio.Lock()
         self._tasks = TaskSet()
@@ -128,20 +140,19 @@ class JobService:
             ceiling=max(config.runcomfy.poll_interval * 3, 1.0),
         )
 
-    # -- quota -----------------------------------------------------------------------------
+    # -- quota and moderation ------------------------------------------------------------
 
     @property
-    def limits(self) -> Limits:
+    def defaults(self) -> GuildDefaults:
+        """A server's budgets until its moderators change them: the config's `[quota]`."""
         q = self._config.quota
-        return Limits(
-            member_credits=q.member_credits,
+        return GuildDefaults(
+            period=q.period,
             server_credits=q.server_credits,
+            member_credits=q.member_credits,
             member_concurrent=q.member_concurrent_jobs,
             server_concurrent=q.server_concurrent_jobs,
         )
-
-    def cost(self, resolution: str, duration: int) -> int:
-        return job_cost(self._config.quota.cost, resolution, duration)
 
     async def ensure_provider_ready(self) -> None:
         """Refuse new work up front while the video service is failing; probe after a pause."""
@@ -156,28 +167,90 @@ class JobService:
         if self._breaker.trouble is not None:
             raise ProviderUnavailable(self._breaker.trouble)
 
-    async def accept(self, new: NewJob) -> JobRecord:
-        """Reserve the credits and persist the job; raises `QuotaExceeded` when it does not fit."""
-        now = self._clock()
-        window = period_window(self._config.quota.period, now)
+    def cost(self, resolution: str, duration: int) -> int:
+        return job_cost(self._config.quota.cost, resolution, duration)
+
+    async def check_gates(
+        self,
+        guild_id: int,
+        member_id: int,
+        channel_id: int,
+        *,
+        prompt: str,
+        parent_channel_id: int | None = None,
+    ) -> None:
+        """Paused, banned, channel, blocklist: raises `RequestRefused` before anything is spent."""
+        await self._store.check_gates(
+            guild_id,
+            member_id,
+            channel_id,
+            parent_channel_id=parent_channel_id,
+            prompt=prompt,
+        )
+
+    async def accept(
+        self,
+        new: NewJob,
+        *,
+        role_ids: Collection[int] = (),
+        parent_channel_id: int | None = None,
+    ) -> JobRecord:
+        """Reserve the credits and persist the job, atomically, under the server's settings.
+
+        The job comes back ACCEPTED, or PENDING_APPROVAL when it went to the moderators.
+        Raises `QuotaExceeded` or `RequestRefused`, having written nothing.
+        """
         cost = self.cost(new.resolution, new.duration)
-        job = await self._store.reserve_job(
-            new, cost=cost, limits=self.limits, window=window, now=now
+        job = await self._store.reserve_request(
+            new,
+            cost=cost,
+            role_ids=role_ids,
+            defaults=self.defaults,
+            now=self._clock(),
+            parent_channel_id=parent_channel_id,
         )
-        log.info(
-            "job %d accepted: guild %d member %d %s %ds, %d credits",
-            job.id,
-            job.guild_id,
-            job.member_id,
-            job.resolution,
-            job.duration,
-            cost,
-        )
+        log.info("job %d %s (%d credits)", job.id, job.state.value, cost)
         return job
 
-    async def usage(self, guild_id: int, member_id: int) -> Usage:
-        window = period_window(self._config.quota.period, self._clock())
-        return await self._store.usage(guild_id, member_id, limits=self.limits, window=window)
+    async def usage(self, guild_id: int, member_id: int, role_ids: Collection[int] = ()) -> Usage:
+        return await self._store.member_usage(
+            guild_id, member_id, role_ids=role_ids, defaults=self.defaults, now=self._clock()
+        )
+
+    async def guild_settings(self, guild_id: int) -> GuildSettings:
+        return await self._store.guild_settings(guild_id, self.defaults)
+
+    async def approve(self, guild_id: int, job_id: int, *, by: int) -> ApprovalRequest:
+        """A moderator lets an over-cap request run against the pool; start it afterwards."""
+        return await self._store.approve_request(guild_id, job_id, by=by, now=self._clock())
+
+    async def deny(
+        self, guild_id: int, job_id: int, *, by: int, reason: str | None
+    ) -> ApprovalRequest:
+        return await self._store.deny_request(
+            guild_id, job_id, by=by, reason=reason, now=self._clock()
+        )
+
+    async def pending_approvals(self) -> list[ApprovalRequest]:
+        return await self._store.pending_approvals()
+
+    async def set_approval_message(self, job_id: int, message_id: int) -> None:
+        await self._store.set_approval_message(job_id, message_id)
+
+    def slot_position(self, job_id: int) -> int | None:
+        """Where a job waits for a free provider slot (1 = next), None when not waiting."""
+        return self._queue.position(job_id)
+
+    def _queue_changed(self) -> None:
+        positions = self._queue.positions()
+        for job_id, position in positions.items():
+            if self._shown_positions.get(job_id) != position:
+                self._shown_positions[job_id] = position
+                notifier = self._notifiers.get(job_id)
+                self._tasks.create(self._notify(job_id, notifier), name=f"job-{job_id}-position")
+        for job_id in list(self._shown_positions):
+            if job_id not in positions:
+                del self._shown_positions[job_id]
 
     async def expected_finish(self, job: JobRecord) -> datetime | None:
         """When a running job should be done, from past jobs with the same settings."""
@@ -187,6 +260,10 @@ class JobService:
         return job.started_at + timedelta(seconds=expected_run_seconds(history, job.duration))
 
     # -- lifecycle -------------------------------------------------------------------------
+
+    def watch(self, job: JobRecord, notifier: JobNotifier) -> None:
+        """Show a job that is not running yet (waiting for a moderator) as it changes."""
+        self._notifiers[job.id] = notifier
 
     def start(self, job: JobRecord, notifier: JobNotifier) -> None:
         """Run the job in the background from whatever state it is stored in."""
@@ -203,9 +280,12 @@ class JobService:
     def active_jobs(self) -> int:
         return len(self._running)
 
-    async def abandon(self, job_id: int, reason: str) -> None:
+    async def abandon(self, job: JobRecord, reason: str) -> None:
         """Release a job that never reached the provider (e.g. its status message failed)."""
-        await self._store.finish_failed(job_id, JobState.FAILED, error=reason, now=self._clock())
+        if job.state is JobState.PENDING_APPROVAL:
+            await self._store.withdraw_request(job.id, member_id=job.member_id)
+            return
+        await self._store.finish_failed(job.id, JobState.FAILED, error=reason, now=self._clock())
 
     async def recent_jobs(self, guild_id: int, member_id: int, limit: int = 10) -> list[JobRecord]:
         return await self._store.recent_jobs(guild_id, member_id, limit=limit)
@@ -231,6 +311,21 @@ class JobService:
             return CancelResult.FINISHED
         if actor_id != job.member_id and not is_moderator:
             return CancelResult.NOT_ALLOWED
+        who = "its requester" if actor_id == job.member_id else "a moderator"
+        if job.state is JobState.PENDING_APPROVAL:
+            if actor_id == job.member_id:
+                await self._store.withdraw_request(job.id, member_id=actor_id)
+            else:
+                await self.deny(job.guild_id, job.id, by=actor_id, reason=f"Cancelled by {who}.")
+            await self._notify(job.id, self._notifiers.pop(job.id, None))
+            return CancelResult.CANCELLED
+        if job.state is JobState.ACCEPTED and self._queue.position(job.id) is not None:
+            # Still waiting here for a provider slot: nothing was sent, stop it locally.
+            await self._stop_task(job.id)
+            await self._end(
+                job.id, JobState.CANCELLED, f"Cancelled by {who}.", self._notifiers.get(job.id)
+            )
+            return CancelResult.CANCELLED
         if job.state is not JobState.QUEUED or job.request_id is None:
             return CancelResult.NOT_CANCELLABLE
         try:
@@ -240,15 +335,17 @@ class JobService:
             return CancelResult.NOT_CANCELLABLE
         if outcome.value != "cancelled":
             return CancelResult.NOT_CANCELLABLE
-        task = self._running.get(job.id)
         notifier = self._notifiers.get(job.id)
+        await self._stop_task(job.id)
+        await self._end(job.id, JobState.CANCELLED, f"Cancelled by {who}.", notifier)
+        return CancelResult.CANCELLED
+
+    async def _stop_task(self, job_id: int) -> None:
+        task = self._running.get(job_id)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        who = "its requester" if actor_id == job.member_id else "a moderator"
-        await self._end(job.id, JobState.CANCELLED, f"Cancelled by {who}.", notifier)
-        return CancelResult.CANCELLED
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -288,11 +385,20 @@ class JobService:
             await self._notify(job_id, notifier)
 
     async def _run(self, job_id: int) -> None:
+        try:
+            await self._run_job(job_id)
+        finally:
+            self._queue.release(job_id)
+
+    async def _run_job(self, job_id: int) -> None:
         notifier = self._notifiers.get(job_id)
         job = await self._store.get_job(job_id)
-        if job is None or job.state.is_terminal:
+        if job is None or job.state.is_terminal or job.state is JobState.PENDING_APPROVAL:
             return
         deadline = self._deadline(job)
+        if job.state is not JobState.ACCEPTED:
+            # Already at the provider (a resumed job): it holds a slot without waiting.
+            self._queue.admit_now(job.guild_id, job.member_id, job.id)
         if job.state is JobState.SUBMITTING:
             # We sent a submit but never stored its answer: it may or may not be running.
             await self._unknown_submission(job, "The bot stopped while sending this job.", notifier)
@@ -301,6 +407,10 @@ class JobService:
             await self._hold_until_deadline(job, deadline, notifier)
             return
         if job.state is JobState.ACCEPTED:
+            # A global cap on jobs at the provider, shared fairly across servers and members.
+            if self._queue.running >= self._queue.capacity:
+                await self._notify(job.id, notifier)
+            await self._queue.acquire(job.guild_id, job.member_id, job.id)
             submitted = await self._submit(job, deadline, notifier)
             if submitted is None:
                 return

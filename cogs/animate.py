@@ -11,17 +11,19 @@ from discord.ext import commands
 
 from bot import frames
 from bot.errors import UserFacingError
-from bot.store import JobRecord, NewJob, QuotaExceeded
+from bot.store import JobRecord, JobState, NewJob, QuotaExceeded
 from bot.tasks import TaskSet
-from cogs.buttons import CancelButton, DeleteButton, RetryButton
+from cogs.buttons import ApproveButton, CancelButton, DeleteButton, DenyButton, RetryButton
+from cogs.modlog import ModLog
 from cogs.reporter import (
     DEFAULT_UPLOAD_LIMIT,
     FIRST_FRAME,
     LAST_FRAME,
     ChannelReporter,
     FrameCopy,
+    requester_only,
 )
-from cogs.status import refusal_message
+from cogs.status import message_link, refusal_message
 
 if TYPE_CHECKING:
     from bot.app import SeedanceBot
@@ -42,6 +44,19 @@ EXTENSIONS = {
 }
 
 
+BUTTONS = (CancelButton, RetryButton, DeleteButton, ApproveButton, DenyButton)
+
+
+def role_ids(user: discord.abc.User) -> tuple[int, ...]:
+    """The member's role ids, for role-based credit limits (none outside a server)."""
+    return tuple(role.id for role in getattr(user, "roles", []))
+
+
+def parent_channel(interaction: discord.Interaction[Any]) -> int | None:
+    """A thread counts as its parent channel for the allowed-channels list."""
+    return getattr(interaction.channel, "parent_id", None)
+
+
 def missing_permissions(permissions: discord.Permissions) -> list[str]:
     return [name for name in REQUIRED_PERMISSIONS if not getattr(permissions, name)]
 
@@ -54,7 +69,9 @@ class AnimateCog(commands.Cog):
         self.tasks = TaskSet()
 
     async def cog_load(self) -> None:
-        self.bot.add_dynamic_items(CancelButton, RetryButton, DeleteButton)
+        self.bot.add_dynamic_items(*BUTTONS)
+        for request in await self.bot.jobs.pending_approvals():
+            self.bot.jobs.watch(request.job, self._reporter_for(request.job))
         for job in await self.bot.jobs.unfinished_jobs():
             guild = self.bot.get_guild(job.guild_id)
             reporter = ChannelReporter(
@@ -68,7 +85,7 @@ class AnimateCog(commands.Cog):
             self.bot.jobs.start(job, reporter)
 
     async def cog_unload(self) -> None:
-        self.bot.remove_dynamic_items(CancelButton, RetryButton, DeleteButton)
+        self.bot.remove_dynamic_items(*BUTTONS)
         await self.tasks.cancel_all()
 
     @app_commands.command(
@@ -106,6 +123,13 @@ class AnimateCog(commands.Cog):
         res = resolution.value if resolution else self.bot.config.animate.default_resolution
         secs = duration.value if duration else self.bot.config.animate.default_duration
         text = prompt.strip()
+        await self.bot.jobs.check_gates(
+            interaction.guild_id,
+            interaction.user.id,
+            interaction.channel_id,
+            prompt=text,
+            parent_channel_id=parent_channel(interaction),
+        )
         copies = await self._check_inputs(text, image, last_frame)
 
         new = NewJob(
@@ -129,6 +153,13 @@ class AnimateCog(commands.Cog):
         if interaction.user.id != old.member_id:
             raise UserFacingError("Only the member who asked for this video can run it again.")
         await self.bot.jobs.ensure_provider_ready()
+        await self.bot.jobs.check_gates(
+            old.guild_id,
+            old.member_id,
+            old.channel_id,
+            prompt=old.prompt,
+            parent_channel_id=parent_channel(interaction),
+        )
         copies, first_url, last_url = await self._frames_from_status(old)
         new = NewJob(
             guild_id=old.guild_id,
@@ -173,8 +204,11 @@ class AnimateCog(commands.Cog):
         self, interaction: discord.Interaction[Any], new: NewJob, copies: list[FrameCopy]
     ) -> None:
         """Quota, persist, status message, start: the part /animate and Retry share."""
+        roles = role_ids(interaction.user)
         try:
-            job = await self.bot.jobs.accept(new)
+            job = await self.bot.jobs.accept(
+                new, role_ids=roles, parent_channel_id=parent_channel(interaction)
+            )
         except QuotaExceeded as exc:
             raise UserFacingError(
                 refusal_message(exc.refusal, self.bot.config.quota.period.value)
@@ -186,26 +220,105 @@ class AnimateCog(commands.Cog):
             status_message_id=None,
             upload_limit=interaction.filesize_limit,
             tasks=self.tasks,
+            role_ids=roles,
         )
         try:
             status = await reporter.post_status(job, copies)
         except discord.HTTPException as exc:
             log.warning("job %d: status message refused: %s", job.id, exc)
-            await self.bot.jobs.abandon(job.id, "The status message could not be posted.")
+            await self.bot.jobs.abandon(job, "The status message could not be posted.")
             raise UserFacingError(
                 "I could not post in this channel, so the video was not started. "
                 "Nothing was charged."
             ) from None
         await self.bot.jobs.set_status_message(job.id, status.id)
-        self.bot.jobs.start(job, reporter)
+        link = message_link(job.guild_id, job.channel_id, status.id)
 
-        lines = [f"Your video is on its way: {status.jump_url}"]
+        if job.state is JobState.PENDING_APPROVAL:
+            await self._ask_moderators(job, reporter)
+            lines = [
+                "This is over your credit cap, so it went to the moderators: if they approve, "
+                f"it runs on the server's pool. Follow it here: {link}"
+            ]
+        else:
+            self.bot.jobs.start(job, reporter)
+            lines = [f"Your video is on its way: {link}"]
         note = frames.last_frame_note(new.resolution, new.last_frame_url is not None)
         if note:
             lines.append(note)
         await interaction.edit_original_response(
             content="\n".join(lines), allowed_mentions=discord.AllowedMentions.none()
         )
+
+    async def _ask_moderators(self, job: JobRecord, reporter: ChannelReporter) -> None:
+        message_id = await ModLog(self.bot).request_approval(job)
+        if message_id is None:
+            await self.bot.jobs.cancel(job.id, actor_id=job.member_id, is_moderator=False)
+            await reporter.job_changed(await self._current(job.id))
+            raise UserFacingError(
+                "This is over your credit cap, and no moderator channel is set up to approve it. "
+                "Nothing was charged."
+            )
+        await self.bot.jobs.set_approval_message(job.id, message_id)
+        self.bot.jobs.watch(job, reporter)
+
+    async def _current(self, job_id: int) -> JobRecord:
+        job = await self.bot.jobs.get_job(job_id)
+        if job is None:
+            raise UserFacingError("This job no longer exists.")
+        return job
+
+    def _reporter_for(self, job: JobRecord) -> ChannelReporter:
+        guild = self.bot.get_guild(job.guild_id)
+        return ChannelReporter(
+            self.bot,
+            channel_id=job.channel_id,
+            status_message_id=job.status_message_id,
+            upload_limit=guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT,
+            tasks=self.tasks,
+        )
+
+    async def decide(
+        self, interaction: discord.Interaction[Any], job_id: int, *, approve: bool
+    ) -> str:
+        """A moderator's Approve / Deny on an over-cap request; returns what they are told."""
+        assert interaction.guild_id is not None
+        moderator = interaction.user.id
+        if approve:
+            request = await self.bot.jobs.approve(interaction.guild_id, job_id, by=moderator)
+        else:
+            request = await self.bot.jobs.deny(
+                interaction.guild_id,
+                job_id,
+                by=moderator,
+                reason="A moderator declined this request.",
+            )
+        if not request.changed:
+            return "This request was already decided, or withdrawn."
+        verdict = "Approved" if approve else "Denied"
+        if interaction.message is not None:
+            try:
+                await interaction.message.edit(
+                    content=f"{verdict} by <@{moderator}>.",
+                    view=None,
+                    allowed_mentions=discord.AllowedMentions.none(),
+                )
+            except discord.HTTPException as exc:
+                log.info("job %d: could not mark the approval message: %s", job_id, exc)
+        job = request.job
+        reporter = self._reporter_for(job)
+        if approve:
+            self.bot.jobs.start(job, reporter)
+            return "Approved: the video is being made on the server's pool."
+        await reporter.job_changed(job)
+        try:
+            await self.bot.get_partial_messageable(job.channel_id).send(
+                f"<@{job.member_id}> a moderator declined your video request. Nothing was charged.",
+                allowed_mentions=requester_only(job.member_id),
+            )
+        except discord.HTTPException as exc:
+            log.info("job %d: could not tell the member about the denial: %s", job_id, exc)
+        return "Denied: the member was told and nothing was charged."
 
     async def _check_inputs(
         self, prompt: str, image: discord.Attachment, last_frame: discord.Attachment | None

@@ -159,6 +159,64 @@ class DeleteButton(
         await reply_ephemeral(interaction, "Deleted.")
 
 
+class _Decision(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"$^"):
+    """Approve or deny an over-cap request from the mod-log; moderators only."""
+
+    approve: bool = True
+
+    def __init__(self, job_id: int) -> None:
+        verb = "approve" if self.approve else "deny"
+        super().__init__(
+            discord.ui.Button(
+                label=verb.title(),
+                style=discord.ButtonStyle.success if self.approve else discord.ButtonStyle.danger,
+                custom_id=f"approval:{verb}:{job_id}",
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> _Decision:
+        return cls(int(match["job_id"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        if not interaction.permissions.manage_guild or interaction.guild_id is None:
+            await reply_ephemeral(interaction, "Only moderators (Manage Server) can decide this.")
+            return
+        bot = cast("SeedanceBot", interaction.client)
+        cog = cast("AnimateCog | None", bot.get_cog("AnimateCog"))
+        if cog is None:
+            await reply_ephemeral(interaction, "Videos are not available right now.")
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            text = await cog.decide(interaction, self.job_id, approve=self.approve)
+        except UserFacingError as exc:
+            text = exc.message
+        await reply_ephemeral(interaction, text)
+
+
+class ApproveButton(_Decision, template=r"approval:approve:(?P<job_id>[0-9]+)"):
+    approve = True
+
+
+class DenyButton(_Decision, template=r"approval:deny:(?P<job_id>[0-9]+)"):
+    approve = False
+
+
+def approval_view(job_id: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(ApproveButton(job_id))
+    view.add_item(DenyButton(job_id))
+    return view
+
+
 def delivered_view(job_id: int) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(RetryButton(job_id))

@@ -25,6 +25,7 @@ STATE_WORDS = {
     JobState.CANCELLED: "🚫 cancelled",
     JobState.TIMED_OUT: "⌛ timed out",
     JobState.UNKNOWN_SUBMISSION: "❔ unconfirmed",
+    JobState.PENDING_APPROVAL: "🛡️ waiting for a moderator",
 }
 
 

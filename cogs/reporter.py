@@ -14,7 +14,8 @@ from bot.jobs import Delivery
 from bot.store import JobRecord, JobState
 from bot.tasks import TaskSet
 from cogs.buttons import cancel_view, delivered_view
-from cogs.status import clip, settings_line, status_embed
+from cogs.modlog import ModLog
+from cogs.status import clip, message_link, settings_line, status_embed
 
 if TYPE_CHECKING:
     from bot.app import SeedanceBot
@@ -46,11 +47,14 @@ def status_content(job: JobRecord) -> str:
     return f"Video for <@{job.member_id}>"
 
 
+CANCELLABLE = (JobState.QUEUED, JobState.ACCEPTED, JobState.PENDING_APPROVAL)
+
+
 def render_status(
     job: JobRecord, embed: discord.Embed
 ) -> tuple[str, discord.Embed, discord.ui.View | None]:
     """The status message's parts; the Cancel button only while the job can be cancelled."""
-    view = cancel_view(job.id) if job.state is JobState.QUEUED else None
+    view = cancel_view(job.id) if job.state in CANCELLABLE else None
     return status_content(job), embed, view
 
 
@@ -69,6 +73,7 @@ class ChannelReporter:
         status_message_id: int | None,
         upload_limit: int,
         tasks: TaskSet,
+        role_ids: tuple[int, ...] = (),
     ) -> None:
         self._bot = bot
         self._tasks = tasks
@@ -83,6 +88,8 @@ class ChannelReporter:
         self._pending: asyncio.Task[None] | None = None
         self._thumbnail: str | None = None
         self._told_privately = False
+        self._role_ids = role_ids
+        self._logged = False
 
     @property
     def status_message_id(self) -> int | None:
@@ -122,16 +129,17 @@ class ChannelReporter:
 
     async def _embed(self, job: JobRecord) -> discord.Embed:
         jobs = self._bot.jobs
-        usage = await jobs.usage(job.guild_id, job.member_id)
+        usage = await jobs.usage(job.guild_id, job.member_id, self._role_ids)
         jump = None
         if job.result_message_id:
-            jump = self._channel().get_partial_message(job.result_message_id).jump_url
+            jump = message_link(job.guild_id, job.channel_id, job.result_message_id)
         embed = status_embed(
             job,
             usage=usage,
             period=self._bot.config.quota.period.value,
             expected_finish=await jobs.expected_finish(job),
             result_jump_url=jump,
+            slot_position=jobs.slot_position(job.id),
         )
         if self._thumbnail:
             embed.set_thumbnail(url=self._thumbnail)
@@ -141,6 +149,9 @@ class ChannelReporter:
 
     async def job_changed(self, job: JobRecord) -> None:
         loop = asyncio.get_running_loop()
+        if job.state.is_terminal and not self._logged:
+            self._logged = True
+            await ModLog(self._bot).job_finished(job)
         if job.state.is_terminal or job.state is JobState.UNKNOWN_SUBMISSION:
             if self._pending is not None:
                 self._pending.cancel()

@@ -21,6 +21,7 @@ _LOOK: dict[JobState, tuple[str, discord.Colour]] = {
     JobState.CANCELLED: ("🚫 Cancelled — no credits used", discord.Colour.dark_grey()),
     JobState.TIMED_OUT: ("⌛ Timed out — no credits used", discord.Colour.red()),
     JobState.UNKNOWN_SUBMISSION: ("❔ Not confirmed by the video service", discord.Colour.orange()),
+    JobState.PENDING_APPROVAL: ("🛡️ Waiting for a moderator", discord.Colour.orange()),
 }
 
 
@@ -46,6 +47,15 @@ def quota_line(usage: Usage, period: str) -> str:
     )
 
 
+def message_link(guild_id: int, channel_id: int, message_id: int) -> str:
+    """A link that opens a server message in Discord.
+
+    Built from ids: discord.py's ``jump_url`` says ``@me`` (a DM) for messages sent through
+    a partial channel, which is how the bot posts.
+    """
+    return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
+
+
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -57,14 +67,25 @@ def status_embed(
     period: str,
     expected_finish: datetime | None,
     result_jump_url: str | None = None,
+    slot_position: int | None = None,
 ) -> discord.Embed:
     title, colour = _LOOK[job.state]
+    if job.state is JobState.ACCEPTED and slot_position is not None:
+        title = "🕒 Waiting for a free slot"
     embed = discord.Embed(title=title, colour=colour, description=f">>> {clip(job.prompt, 600)}")
     embed.add_field(name="Requested by", value=f"<@{job.member_id}>", inline=True)
     embed.add_field(name="Settings", value=settings_line(job), inline=True)
     if job.state is JobState.QUEUED:
         where = f"#{job.queue_position} in line" if job.queue_position else "in line"
         embed.add_field(name="Queue", value=where, inline=True)
+    elif job.state is JobState.ACCEPTED and slot_position is not None:
+        embed.add_field(name="Queue", value=f"#{slot_position} in line here", inline=True)
+    elif job.state is JobState.PENDING_APPROVAL:
+        embed.add_field(
+            name="Queue",
+            value="Over your cap, so a moderator decides; the credits come from the server pool",
+            inline=False,
+        )
     if job.state.is_terminal and job.finished_at is not None:
         took = int((job.finished_at - job.created_at).total_seconds())
         embed.add_field(name="Took", value=f"{took // 60} min {took % 60} s", inline=True)

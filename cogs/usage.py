@@ -65,7 +65,8 @@ class UsageCog(commands.Cog):
             raise UserFacingError(
                 "Only moderators (Manage Server) can look at another member's usage."
             )
-        usage = await self.bot.jobs.usage(interaction.guild_id, target.id)
+        roles = [r.id for r in getattr(target, "roles", [])]
+        usage = await self.bot.jobs.usage(interaction.guild_id, target.id, roles)
         embed = usage_embed(usage, member=target, period=self.bot.config.quota.period.value)
         await interaction.response.send_message(
             embed=embed, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()

@@ -200,6 +200,7 @@ def make_interaction(
     interaction.app_permissions = app_permissions or discord.Permissions.all()
     interaction.filesize_limit = filesize_limit
     interaction.command = None
+    interaction.message = None
     response = create_autospec(discord.InteractionResponse, instance=True)
     response.is_done.side_effect = lambda: bool(
         response.defer.await_count or response.send_message.await_count

@@ -1,0 +1,138 @@
+"""A world for driving the cogs: the real engine over HTTP and SQLite, Discord as autospecs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import discord
+import pytest
+
+from bot.app import EXTENSIONS, SeedanceBot
+from bot.config import Config, DiscordConfig, QuotaConfig, RunComfyConfig
+from bot.sandbox.runcomfy import RunComfyEmulator
+from bot.store import JobRecord, JobState, Store
+from tests.discord_fakes import (
+    FakeChannel,
+    Member,
+    eventually,
+    invoke,
+    make_attachment,
+    make_interaction,
+    snowflake,
+)
+from tests.images import make_image
+
+TOKEN = "rc-secret-token-123"
+
+
+@dataclass
+class World:
+    bot: SeedanceBot
+    rc: RunComfyEmulator
+    store: Store
+    channel: FakeChannel
+    alice: Member
+    bob: Member
+    mod: Member
+    image_url: str
+    modlog: FakeChannel = field(default_factory=lambda: FakeChannel(snowflake(), snowflake()))
+
+    def interaction(self, member: Member, **kwargs: Any) -> discord.Interaction[Any]:
+        return make_interaction(self.bot, member, self.channel, **kwargs)
+
+    def image(self, data: bytes | None = None) -> discord.Attachment:
+        if data is None:
+            return make_attachment(self.image_url, make_image(640, 480))
+        return make_attachment(self.image_url, data)
+
+    async def animate(self, member: Member, **options: Any) -> discord.Interaction[Any]:
+        interaction = self.interaction(member)
+        options.setdefault("image", self.image())
+        options.setdefault("prompt", "a cat walks across the frame")
+        await invoke(self.bot.tree, interaction, "animate", **options)
+        return interaction
+
+    async def only_job(self) -> JobRecord:
+        jobs = await self.store.recent_jobs(self.channel.guild_id, self.alice.id, limit=5)
+        assert len(jobs) == 1
+        return jobs[0]
+
+    async def wait_for(self, job_id: int, *states: JobState) -> JobRecord:
+        found: list[JobRecord] = []
+
+        async def reached() -> bool:
+            job = await self.store.get_job(job_id)
+            assert job is not None
+            found[:] = [job]
+            # A finished job is settled once its runner has also shown the outcome.
+            return job.state in states and (
+                not job.state.is_terminal or self.bot.jobs.active_jobs == 0
+            )
+
+        await eventually(reached)
+        return found[0]
+
+
+def config_for(rc: RunComfyEmulator, tmp_path: Path, **settings: Any) -> Config:
+    quota = {k: v for k, v in settings.items() if k != "max_concurrent_jobs"}
+    provider_cap = settings.get("max_concurrent_jobs", 20)
+    return Config(
+        discord=DiscordConfig(status_edit_interval=0.0),
+        runcomfy=RunComfyConfig(
+            base_url=rc.base_url,
+            poll_interval=0.05,
+            job_deadline=20.0,
+            read_timeout=2.0,
+            breaker_cooldown=0.0,
+            max_concurrent_jobs=provider_cap,
+        ),
+        quota=QuotaConfig(**quota),
+    )
+
+
+@pytest.fixture
+async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[World]:
+    quota = getattr(request, "param", {})
+    async with (
+        RunComfyEmulator(
+            token=TOKEN, queue_seconds=0.3, run_seconds=0.3, video_size=(64, 48), fps=8
+        ) as rc,
+        aiohttp.ClientSession() as http,
+        Store.open(tmp_path / "bot.sqlite3") as store,
+    ):
+        image_url = rc.add_asset("first.png", make_image(640, 480))
+        bot = SeedanceBot(
+            config_for(rc, tmp_path, **quota),
+            http_session=http,
+            store=store,
+            runcomfy_token=TOKEN,
+        )
+        channel = FakeChannel(snowflake(), snowflake())
+        channel.publish = lambda name, data: rc.add_asset(f"{snowflake()}-{name}", data)
+        modlog = FakeChannel(snowflake(), channel.guild_id)
+        channels = {channel.id: channel, modlog.id: modlog}
+        bot.get_partial_messageable = lambda channel_id, **_: channels[channel_id].partial()  # type: ignore[method-assign]
+        # Entering the client gives it its event loop, as `run_bot` does; it never logs in here.
+        async with bot:
+            for extension in EXTENSIONS:
+                await bot.load_extension(extension)
+            try:
+                yield World(
+                    bot=bot,
+                    rc=rc,
+                    store=store,
+                    channel=channel,
+                    alice=Member("alice"),
+                    bob=Member("bob"),
+                    mod=Member("mod", moderator=True),
+                    image_url=image_url,
+                    modlog=modlog,
+                )
+            finally:
+                await bot.jobs.close()
+                for extension in EXTENSIONS:
+                    await bot.unload_extension(extension)
