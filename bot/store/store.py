@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -66,8 +67,7 @@ class Store(ApprovalMixin, BudgetMixin, ModerationMixin):
             # The busy timeout comes first: switching to WAL needs the lock another
             # process may be holding while it starts up on the same file.
             await db.execute(f"PRAGMA busy_timeout = {round(busy_timeout * 1000):d}")
-            async with db.execute("PRAGMA journal_mode = WAL") as cursor:
-                row = await cursor.fetchone()
+            row = await _switch_to_wal(db, busy_timeout)
             if row is None or str(row[0]).lower() != "wal":
                 raise RuntimeError(f"could not switch {path} to WAL journal mode (got {row})")
             await db.execute("PRAGMA foreign_keys = ON")
@@ -446,3 +446,18 @@ class Store(ApprovalMixin, BudgetMixin, ModerationMixin):
         ):
             rows = await cursor.fetchall()
         return [(from_text(row[1]) - from_text(row[0])).total_seconds() for row in rows]
+
+
+async def _switch_to_wal(db: aiosqlite.Connection, patience: float) -> Any:
+    """Set WAL mode, retrying: SQLite skips the busy handler when two connections race to
+    change the journal mode of a fresh file, and answers "database is locked" at once."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + patience
+    while True:
+        try:
+            async with db.execute("PRAGMA journal_mode = WAL") as cursor:
+                return await cursor.fetchone()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or loop.time() >= give_up:
+                raise
+            await asyncio.sleep(0.05)
