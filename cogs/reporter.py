@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import discord
@@ -13,6 +15,7 @@ import discord
 from bot.jobs import Delivery
 from bot.store import JobRecord, JobState
 from bot.tasks import TaskSet
+from bot.transcode import TranscodeError, fit_video_async
 from cogs.buttons import cancel_view, delivered_view
 from cogs.modlog import ModLog
 from cogs.status import clip, message_link, settings_line, status_embed
@@ -24,6 +27,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 ENTITY_TOO_LARGE = 40005
+# Room for the multipart envelope around an upload that must fit the limit exactly.
+MULTIPART_SLACK = 64 * 1024
 FIRST_FRAME = "first-frame"
 LAST_FRAME = "last-frame"
 
@@ -239,18 +244,24 @@ class ChannelReporter:
         await self._bot.jobs.set_status_message(job.id, message.id)
 
     async def deliver(self, job: JobRecord, delivery: Delivery) -> int | None:
+        """Post the video as a file, re-encoded to fit the channel if needed, else its link."""
         channel = self._channel()
         head = (
             f"<@{job.member_id}> your video is ready!\n"
             f">>> {clip(job.prompt, 1500)}\n{settings_line(job)}"
         )
         mentions = requester_only(job.member_id)
+        why = "The video is too large to fetch and upload here"
         if delivery.file is not None and delivery.size is not None:
-            if delivery.size <= self._upload_limit:
+            why = (
+                f"The video is {mib(delivery.size)}, over this channel's upload limit of "
+                f"{mib(self._upload_limit)}, and could not be made to fit"
+            )
+            async for path, note in self._upload_ladder(job, delivery.file, delivery.size):
                 try:
                     message = await channel.send(
-                        head,
-                        file=discord.File(delivery.file, filename=f"seedance-{job.id}.mp4"),
+                        head + note,
+                        file=discord.File(path, filename=f"seedance-{job.id}.mp4"),
                         view=delivered_view(job.id),
                         allowed_mentions=mentions,
                     )
@@ -258,16 +269,32 @@ class ChannelReporter:
                 except discord.HTTPException as exc:
                     if exc.status != 413 and exc.code != ENTITY_TOO_LARGE:
                         raise
-                    log.info("job %d: upload refused as too large; posting the link", job.id)
-            why = (
-                f"The video is {mib(delivery.size)}, over this channel's upload limit of "
-                f"{mib(self._upload_limit)}"
-            )
-        else:
-            why = "The video is too large to fetch and upload here"
+                    log.info("job %d: upload of %s refused as too large", job.id, path.name)
         message = await channel.send(
             f"{head}\n{why}, so here is the link (it may expire): {delivery.video_url}",
             view=delivered_view(job.id),
             allowed_mentions=mentions,
         )
         return message.id
+
+    async def _upload_ladder(
+        self, job: JobRecord, file: Path, size: int
+    ) -> AsyncIterator[tuple[Path, str]]:
+        """The files to try in turn: the original when it fits, then a re-encoded copy.
+
+        The copy is only made when needed: the original is too large, or Discord refused it.
+        """
+        target = self._upload_limit - MULTIPART_SLACK
+        if size <= self._upload_limit:
+            yield file, ""
+            target = min(target, int(size * 0.9))
+        if target < MULTIPART_SLACK:
+            return  # no playable video fits in so little
+        fitted = file.with_name(f"{file.stem}-fit.mp4")
+        try:
+            fitted_size = await fit_video_async(file, fitted, limit_bytes=target)
+        except TranscodeError as exc:
+            log.info("job %d: could not fit %s under %d bytes: %s", job.id, mib(size), target, exc)
+            return
+        log.info("job %d: re-encoded %s to %s to fit", job.id, mib(size), mib(fitted_size))
+        yield fitted, f"\n(re-encoded from {mib(size)} to fit this channel's upload limit)"

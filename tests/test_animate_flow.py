@@ -22,6 +22,7 @@ from tests.discord_fakes import (
     member_saw,
 )
 from tests.images import make_image
+from tests.videos import duration_seconds, make_video
 from tests.worlds import World
 
 
@@ -395,3 +396,19 @@ async def test_jobs_lists_the_callers_recent_videos(world: World) -> None:
     await invoke(world.bot.tree, other, "jobs")
     embed = other.response.send_message.await_args.kwargs["embed"]  # type: ignore[attr-defined]
     assert "No videos yet" in (embed.description or "")
+
+
+async def test_a_video_over_the_upload_limit_is_re_encoded_to_fit(world: World) -> None:
+    original = make_video(seconds=2.0)
+    limit = len(original) // 3
+    world.rc.plan_next_job(video_bytes=original)
+    interaction = world.interaction(world.alice, filesize_limit=limit)
+    await invoke(world.bot.tree, interaction, "animate", image=world.image(), prompt="noisy")
+    await world.wait_for((await world.only_job()).id, JobState.DELIVERED)
+    video = world.channel.messages[-1]
+    assert video.file is not None and "re-encoded" in (video.content or "")
+    posted = world.channel.file_bytes[video.id]
+    assert len(posted) <= limit
+    assert abs(duration_seconds(posted) - 2.0) < 0.1
+    usage = await world.bot.jobs.usage(world.channel.guild_id, world.alice.id)
+    assert usage.member_used == 1
