@@ -89,6 +89,7 @@ function discordTimestamp(seconds, style) {
     const diff = Math.round((date - Date.now()) / 1000);
     const abs = Math.abs(diff);
     const [value, unit] = abs < 60 ? [abs, "second"] : abs < 3600 ? [Math.round(abs / 60), "minute"] : abs < 86400 ? [Math.round(abs / 3600), "hour"] : [Math.round(abs / 86400), "day"];
+    if (abs < 45) return diff >= 0 ? "in a few seconds" : "a few seconds ago";
     const plural = value === 1 ? unit : `${unit}s`;
     return diff >= 0 ? `in ${value} ${plural}` : `${value} ${plural} ago`;
   }
@@ -130,6 +131,35 @@ function renderMarkdown(text, context) {
   return out;
 }
 
+// Block quotes, as Discord draws them: "> " quotes one line, ">>> " the rest of the message.
+function renderText(text, context) {
+  const out = [];
+  const lines = (text || "").split("\n");
+  let plain = [];
+  let inCode = false;
+  const flush = () => {
+    if (plain.length) out.push(...renderMarkdown(plain.join("\n"), context));
+    plain = [];
+  };
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    if (!inCode && line.startsWith(">>> ")) {
+      flush();
+      out.push(el("blockquote", { class: "quote" }, renderMarkdown([line.slice(4), ...lines.slice(i + 1)].join("\n"), context)));
+      return out;
+    }
+    if (!inCode && line.startsWith("> ")) {
+      flush();
+      out.push(el("blockquote", { class: "quote" }, renderMarkdown(line.slice(2), context)));
+      continue;
+    }
+    if ((line.split("```").length - 1) % 2 === 1) inCode = !inCode;
+    plain.push(line);
+  }
+  flush();
+  return out;
+}
+
 // messages ---------------------------------------------------------------------------------
 
 function visible(item) {
@@ -147,11 +177,11 @@ function renderEmbed(embed) {
     embed.author && embed.author.name ? el("div", { class: "embed-author" }, embed.author.name) : null,
     embed.title ? el("div", { class: "embed-title" },
       embed.url ? el("a", { href: embed.url, target: "_blank", rel: "noopener" }, embed.title) : embed.title) : null,
-    embed.description ? el("div", { class: "embed-description" }, renderMarkdown(embed.description)) : null,
+    embed.description ? el("div", { class: "embed-description" }, renderText(embed.description)) : null,
     embed.fields && embed.fields.length ? el("div", { class: "embed-fields" },
       embed.fields.map((field) => el("div", { class: field.inline ? "embed-field inline" : "embed-field" },
         el("div", { class: "embed-field-name" }, renderMarkdown(field.name)),
-        el("div", { class: "embed-field-value" }, renderMarkdown(field.value))))) : null);
+        el("div", { class: "embed-field-value" }, renderText(field.value))))) : null);
   const footerText = [embed.footer && embed.footer.text, embed.timestamp && formatTime(embed.timestamp)].filter(Boolean).join(" • ");
   const node = el("div", { class: "embed" },
     main,
@@ -194,7 +224,7 @@ function renderComponents(components, message) {
       case 2: out.push(renderButton(component, message)); break;
       case 9: out.push(el("div", { class: "component-row" }, renderComponents(component.components, message),
         component.accessory ? renderComponents([component.accessory], message) : null)); break;
-      case 10: out.push(el("div", { class: "text-display" }, renderMarkdown(component.content))); break;
+      case 10: out.push(el("div", { class: "text-display" }, renderText(component.content))); break;
       case 12: out.push(el("div", { class: "attachments" }, (component.items || []).map((item) =>
         el("img", { src: item.media && item.media.url, alt: item.description || "" })))); break;
       case 14: out.push(el("hr")); break;
@@ -230,7 +260,7 @@ function renderMessage(item) {
       el("span", { class: "time", title: message.timestamp }, formatTime(message.timestamp))),
     flags & FLAG_LOADING
       ? el("div", { class: "thinking" }, `${userName(author.id)} is thinking`)
-      : el("div", { class: "content" }, renderMarkdown(message.content, { mentionEveryone: message.mention_everyone }),
+      : el("div", { class: "content" }, renderText(message.content, { mentionEveryone: message.mention_everyone }),
         message.edited_timestamp ? el("span", { class: "edited", title: message.edited_timestamp }, "(edited)") : null),
     (message.embeds || []).map(renderEmbed),
     attachments.length ? el("div", { class: "attachments" }, attachments.map(renderAttachment)) : null,
