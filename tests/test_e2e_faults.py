@@ -12,6 +12,7 @@ import pytest
 
 from bot.app import run_bot
 from bot.sandbox.world import Sandbox, SandboxSettings
+from bot.store import Store
 from tests.discord_fakes import eventually
 from tests.images import make_image
 
@@ -109,3 +110,26 @@ async def test_lost_permission_tells_the_member_by_dm_and_charges_nothing(live: 
     await usage.wait_response(10)
     fields = {f["name"]: f["value"] for f in usage.embeds[0]["fields"]}
     assert fields["Used today"].startswith("0 credits")
+
+
+async def test_a_refused_key_is_told_to_moderators_once(live: Sandbox) -> None:
+    emu = live.discord
+    async with Store.open(live.config.database.path) as store:
+        await store.set_modlog_channel(emu.guild_id, emu.other_channel_id, by=emu.moderator_id)
+    live.runcomfy.faults.add(route="submit", kind="http", status=401, times=5)
+    live.runcomfy.faults.add(route="model", kind="http", status=401, times=5)
+    await animate(live)
+    await until(lambda: "key was refused" in str(status_messages(live)))
+    second = await animate(live, prompt="again")
+    await second.wait_until(lambda h: "refusing the bot's account" in (h.content or ""), 10)
+
+    def alerts() -> list[dict[str, Any]]:
+        return [
+            m
+            for m in emu.channel_messages(emu.other_channel_id)
+            if "refuses the bot's account" in (m.get("content") or "")
+        ]
+
+    await until(lambda: len(alerts()) == 1)
+    await asyncio.sleep(0.5)
+    assert len(alerts()) == 1
