@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Self, cast
 
 import discord
 
@@ -31,19 +31,22 @@ CANCEL_TEXT = {
 }
 
 
-class CancelButton(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=r"job:cancel:(?P<job_id>[0-9]+)",
-):
-    """Cancel a queued job; the requester or a moderator only."""
+class JobButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"$^"):
+    """A button whose custom id is `<prefix>:<action>:<job id>`; subclasses set the look."""
+
+    prefix = "job"
+    action = ""
+    label = ""
+    style = discord.ButtonStyle.secondary
+    emoji: str | None = None
 
     def __init__(self, job_id: int) -> None:
         super().__init__(
             discord.ui.Button(
-                label="Cancel",
-                style=discord.ButtonStyle.danger,
-                custom_id=f"job:cancel:{job_id}",
-                emoji="✖️",
+                label=self.label,
+                style=self.style,
+                custom_id=f"{self.prefix}:{self.action}:{job_id}",
+                emoji=self.emoji,
             )
         )
         self.job_id = job_id
@@ -55,8 +58,19 @@ class CancelButton(
         item: discord.ui.Item[Any],
         match: re.Match[str],
         /,
-    ) -> CancelButton:
+    ) -> Self:
         return cls(int(match["job_id"]))
+
+
+def _animate_cog(interaction: discord.Interaction[Any]) -> AnimateCog | None:
+    bot = cast("SeedanceBot", interaction.client)
+    return cast("AnimateCog | None", bot.get_cog("AnimateCog"))
+
+
+class CancelButton(JobButton, template=r"job:cancel:(?P<job_id>[0-9]+)"):
+    """Cancel a job not yet running; the requester or a moderator only."""
+
+    action, label, style, emoji = "cancel", "Cancel", discord.ButtonStyle.danger, "✖️"
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         bot = cast("SeedanceBot", interaction.client)
@@ -69,36 +83,13 @@ class CancelButton(
         await reply_ephemeral(interaction, CANCEL_TEXT[result])
 
 
-class RetryButton(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=r"job:retry:(?P<job_id>[0-9]+)",
-):
+class RetryButton(JobButton, template=r"job:retry:(?P<job_id>[0-9]+)"):
     """Run a delivered job again with the same inputs (a new job, charged anew)."""
 
-    def __init__(self, job_id: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Retry",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"job:retry:{job_id}",
-                emoji="🔁",
-            )
-        )
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[Any],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-        /,
-    ) -> RetryButton:
-        return cls(int(match["job_id"]))
+    action, label, emoji = "retry", "Retry", "🔁"
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        bot = cast("SeedanceBot", interaction.client)
-        cog = cast("AnimateCog | None", bot.get_cog("AnimateCog"))
+        cog = _animate_cog(interaction)
         if cog is None:
             await reply_ephemeral(interaction, "Videos are not available right now.")
             return
@@ -108,32 +99,10 @@ class RetryButton(
             await reply_ephemeral(interaction, exc.message)
 
 
-class DeleteButton(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=r"job:delete:(?P<job_id>[0-9]+)",
-):
+class DeleteButton(JobButton, template=r"job:delete:(?P<job_id>[0-9]+)"):
     """Remove a delivered video from the channel; the requester or a moderator only."""
 
-    def __init__(self, job_id: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Delete",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"job:delete:{job_id}",
-                emoji="🗑️",
-            )
-        )
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[Any],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-        /,
-    ) -> DeleteButton:
-        return cls(int(match["job_id"]))
+    action, label, emoji = "delete", "Delete", "🗑️"
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         bot = cast("SeedanceBot", interaction.client)
@@ -159,38 +128,17 @@ class DeleteButton(
         await reply_ephemeral(interaction, "Deleted.")
 
 
-class _Decision(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"$^"):
+class _Decision(JobButton, template=r"$^"):
     """Approve or deny an over-cap request from the mod-log; moderators only."""
 
-    approve: bool = True
-
-    def __init__(self, job_id: int) -> None:
-        verb = "approve" if self.approve else "deny"
-        super().__init__(
-            discord.ui.Button(
-                label=verb.title(),
-                style=discord.ButtonStyle.success if self.approve else discord.ButtonStyle.danger,
-                custom_id=f"approval:{verb}:{job_id}",
-            )
-        )
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[Any],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-        /,
-    ) -> _Decision:
-        return cls(int(match["job_id"]))
+    prefix = "approval"
+    approve = True
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         if not interaction.permissions.manage_guild or interaction.guild_id is None:
             await reply_ephemeral(interaction, "Only moderators (Manage Server) can decide this.")
             return
-        bot = cast("SeedanceBot", interaction.client)
-        cog = cast("AnimateCog | None", bot.get_cog("AnimateCog"))
+        cog = _animate_cog(interaction)
         if cog is None:
             await reply_ephemeral(interaction, "Videos are not available right now.")
             return
@@ -203,11 +151,11 @@ class _Decision(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], temp
 
 
 class ApproveButton(_Decision, template=r"approval:approve:(?P<job_id>[0-9]+)"):
-    approve = True
+    action, label, style, approve = "approve", "Approve", discord.ButtonStyle.success, True
 
 
 class DenyButton(_Decision, template=r"approval:deny:(?P<job_id>[0-9]+)"):
-    approve = False
+    action, label, style, approve = "deny", "Deny", discord.ButtonStyle.danger, False
 
 
 def approval_view(job_id: int) -> discord.ui.View:
