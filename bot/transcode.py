@@ -26,7 +26,6 @@ from av.video.stream import VideoStream
 log = logging.getLogger(__name__)
 
 PRESET = "veryfast"
-BUF = 1.0
 # A source soundtrack is kept as AAC at this rate (Seedance clips have none).
 AUDIO_BIT_RATE = 64_000
 # The soundtrack is dropped when it would take more than this share of the budget.
@@ -36,7 +35,9 @@ HEADROOM = 0.93
 # Below this many bits per pixel per frame, a smaller picture looks better than a blockier one.
 MIN_BITS_PER_PIXEL = 0.05
 # Downscaling stops at this many pixels on the short side (or the source's, if smaller).
-MIN_SHORT_SIDE = 96
+MIN_SHORT_SIDE = 144
+# libx264 counts in kb/s and refuses to open below 1 kb/s; this leaves a little margin.
+MIN_VIDEO_BIT_RATE = 2000
 # A retry aims this far below what the overshoot ratio alone would suggest.
 RETRY_MARGIN = 0.9
 # mp4 boxes: the header, x264's settings string, and the index entries of each sample.
@@ -91,7 +92,9 @@ def fit_video(src: Path, dest: Path, *, limit_bytes: int, max_attempts: int = 3)
     A source that already fits is copied unchanged. Otherwise it is re-encoded to H.264
     (yuv420p, same duration and frame rate, ``+faststart``) at a bitrate computed from the
     limit; an attempt that overshoots is redone lower, and smaller once the bits per pixel
-    get too few. ``dest`` appears only when complete; nothing partial is ever left behind.
+    get too few. A soundtrack is kept as AAC at AUDIO_BIT_RATE, or dropped when it would take
+    more than AUDIO_MAX_SHARE of the budget. ``dest`` appears only when complete; nothing
+    partial is ever left behind, and an existing ``dest`` is untouched on failure.
     Raises TranscodeError when ``max_attempts`` encodes cannot fit the limit.
     """
     if limit_bytes <= 0:
@@ -105,12 +108,11 @@ def fit_video(src: Path, dest: Path, *, limit_bytes: int, max_attempts: int = 3)
         return size
     source = _inspect(src)
     too_big = TranscodeError(f"cannot fit the video under {_mebibytes(limit_bytes)}")
-    budget = _media_bits(source, limit_bytes, keep_audio=False)
-    if budget <= 0:
-        log.info("%s cannot fit %d bytes: the container alone needs more", src, limit_bytes)
-        raise too_big
     keep_audio = source.info.has_audio and _audio_fits(source, limit_bytes)
     video_bit_rate = _video_bit_rate(source, limit_bytes, keep_audio=keep_audio)
+    if video_bit_rate < MIN_VIDEO_BIT_RATE:
+        log.info("%s cannot fit %d bytes: too few bits left for any picture", src, limit_bytes)
+        raise too_big
 
     def attempts(part: Path) -> None:
         nonlocal video_bit_rate
@@ -131,16 +133,16 @@ def fit_video(src: Path, dest: Path, *, limit_bytes: int, max_attempts: int = 3)
             )
             if written <= limit_bytes:
                 return
-            video_bit_rate = max(1, int(video_bit_rate * limit_bytes / written * RETRY_MARGIN))
+            video_bit_rate = int(video_bit_rate * limit_bytes / written * RETRY_MARGIN)
+            if video_bit_rate < MIN_VIDEO_BIT_RATE:
+                break
         raise too_big
 
     _publish(dest, attempts)
     return dest.stat().st_size
 
 
-async def fit_video_async(
-    src: Path, dest: Path, *, limit_bytes: int, max_attempts: int = 3
-) -> int:
+async def fit_video_async(src: Path, dest: Path, *, limit_bytes: int, max_attempts: int = 3) -> int:
     """``fit_video`` in a worker thread, so the event loop keeps running while it encodes."""
     return await asyncio.to_thread(
         fit_video, src, dest, limit_bytes=limit_bytes, max_attempts=max_attempts
@@ -214,7 +216,7 @@ def _video_bit_rate(source: _Source, limit_bytes: int, *, keep_audio: bool) -> i
     bits = _media_bits(source, limit_bytes, keep_audio=keep_audio)
     if keep_audio:
         bits -= int(AUDIO_BIT_RATE * source.info.duration_seconds)
-    return max(1, int(bits / source.info.duration_seconds))
+    return int(bits / source.info.duration_seconds)
 
 
 def _plan(source: _Source, video_bit_rate: int, *, keep_audio: bool) -> _Plan:
@@ -261,7 +263,7 @@ def _transcode(
     vout.options = {
         "preset": PRESET,
         "maxrate": str(plan.video_bit_rate),
-        "bufsize": str(int(plan.video_bit_rate * BUF)),
+        "bufsize": str(plan.video_bit_rate),
     }
     ain: AudioStream | None = None
     aout: AudioStream | None = None
@@ -271,14 +273,14 @@ def _transcode(
         aout.layout = ain.layout
         aout.bit_rate = AUDIO_BIT_RATE
 
-    for packet in inp.demux(*(s for s in (vin, ain) if s is not None)):
+    streams: list[VideoStream | AudioStream] = [vin] if ain is None else [vin, ain]
+    for packet in inp.demux(*streams):
         if packet.stream is vin:
-            for frame in packet.decode():
-                assert isinstance(frame, VideoFrame)
+            for frame in vin.decode(packet):
                 out.mux(vout.encode(_prepare(frame, plan)))
-        elif aout is not None:
-            for audio_frame in packet.decode():
-                out.mux(aout.encode(audio_frame))  # type: ignore[arg-type]
+        elif ain is not None and aout is not None:
+            for sound in ain.decode(packet):
+                out.mux(aout.encode(sound))
     out.mux(vout.encode(None))
     if aout is not None:
         out.mux(aout.encode(None))
