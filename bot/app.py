@@ -24,7 +24,7 @@ from bot.tree import SeedanceTree
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.animate", "cogs.usage", "cogs.history", "cogs.modlog")
+EXTENSIONS = ("cogs.animate", "cogs.usage", "cogs.history", "cogs.modlog", "cogs.admin")
 SYNC_HASH_KEY = "command_sync_hash"
 
 

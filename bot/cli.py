@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from bot.config import Config, ConfigError, Secrets, load_config, resolve_config_path
 from bot.logs import setup_logging
+from bot.report import add_usage_command
 
 
 def _load(args: argparse.Namespace) -> Config:
@@ -108,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     sandbox.set_defaults(func=cmd_sandbox)
+    add_usage_command(sub)
     return parser
 
 

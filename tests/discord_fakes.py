@@ -231,12 +231,28 @@ async def invoke(
     name: str,
     **options: Any,
 ) -> None:
-    """Run a slash command's callback as the tree would, errors through the tree's funnel."""
-    command = tree.get_command(name)
-    assert isinstance(command, app_commands.Command)
+    """Run a slash command as the tree would: its checks, then its callback; errors through
+    the tree's funnel.
+
+    ``name`` is the command's qualified name: ``"animate"``, or ``"admin blocklist add"`` for
+    a subcommand. Options are the callback's parameters, already converted.
+    """
+    first, *rest = name.split()
+    command: Any = tree.get_command(first)
+    for part in rest:
+        assert isinstance(command, app_commands.Group), f"{command!r} has no subcommand {part}"
+        command = command.get_command(part)
+    assert isinstance(command, app_commands.Command), f"no command {name!r}"
     interaction.command = command
     try:
-        await command.callback(command.binding, interaction, **options)  # type: ignore[arg-type]
+        # The same checks discord.py runs before a callback: the tree's, the cog's
+        # interaction_check (and its groups'), the command's own. Discord itself only
+        # applies default permissions, which a server may change; these run anyway.
+        if not await tree.interaction_check(interaction):
+            return
+        if not await command._check_can_run(interaction):
+            raise app_commands.CheckFailure(f"The check functions for {name!r} failed.")
+        await command.callback(command.binding, interaction, **options)
     except app_commands.AppCommandError as exc:
         await tree.on_error(interaction, exc)
     except Exception as exc:

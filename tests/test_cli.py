@@ -78,3 +78,14 @@ def test_a_named_config_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
     result = run("check", "--config", "nope.toml", cwd=tmp_path)
     assert result.returncode == 2
     assert "nope.toml does not exist" in result.stderr
+
+
+def test_usage_report_from_the_command_line(tmp_path: Path) -> None:
+    config = tmp_path / "bot.toml"
+    config.write_text('[database]\npath = "bot.sqlite3"\n')
+    missing = run("usage", "--config", str(config), cwd=tmp_path)
+    assert missing.returncode == 1 and "no database" in missing.stderr
+    assert run("check", "--config", str(config), cwd=tmp_path).returncode == 1  # creates it
+    table = run("usage", "--config", str(config), "--format", "json", cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    assert '"rows": []' in table.stdout

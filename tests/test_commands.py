@@ -59,3 +59,14 @@ async def test_every_description_fits_discord(commands: dict[str, dict[str, Any]
         assert 1 <= len(command["description"]) <= 100
         for option in command.get("options", []):
             assert 1 <= len(option["description"]) <= 100
+
+
+async def test_admin_is_a_guild_only_group_for_manage_server(
+    commands: dict[str, dict[str, Any]],
+) -> None:
+    admin = commands["admin"]
+    assert admin["contexts"] == [0]
+    assert admin["default_member_permissions"] == "32"  # Manage Server
+    names = {o["name"] for o in admin["options"]}
+    assert {"show", "budget", "grant", "reset", "approvals", "pause", "resume", "ban"} <= names
+    assert {"blocklist", "channels", "modlog", "forget"} <= names

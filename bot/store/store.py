@@ -28,6 +28,7 @@ from bot.store.records import (
     NewJob,
     Usage,
 )
+from bot.store.reports import ReportMixin
 from bot.store.rows import JOB_COLUMNS, OPEN, RUNNABLE_STATES, from_text, job_from_row, to_text
 
 __all__ = ["Store"]
@@ -35,7 +36,7 @@ __all__ = ["Store"]
 log = logging.getLogger(__name__)
 
 
-class Store(ApprovalMixin, BudgetMixin, ModerationMixin):
+class Store(ApprovalMixin, BudgetMixin, ModerationMixin, ReportMixin):
     """Jobs, the usage ledger and each server's moderation settings in one SQLite file.
 
     One aiosqlite connection is shared by every coroutine. Each method holds an asyncio lock

@@ -1,0 +1,770 @@
+"""`/admin`: the moderators' controls for budgets, grants, the blocklist, channels, bans, pause.
+
+A guild-only ``GroupCog``. ``default_permissions(manage_guild=True)`` only hides it by default
+(a server can change that), so :meth:`AdminCog.interaction_check` checks Manage Server on
+every use. Every change goes through the store, which also writes the audit trail; each
+command answers privately with the state it leaves behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.config import QuotaConfig
+from bot.errors import UserFacingError
+from bot.moderation import BlockRule
+from bot.quota import Period
+from bot.store import KEEP, AuditEntry, Ban, GuildDefaults, GuildSettings
+from bot.store.guild_records import MAX_CONCURRENT, MAX_CREDITS
+from bot.store.reports import PoolUsage
+from cogs.status import clip, ts
+from cogs.status import credits as n_credits
+
+if TYPE_CHECKING:
+    from bot.app import SeedanceBot
+
+log = logging.getLogger(__name__)
+
+Interaction = discord.Interaction[Any]
+Credits = app_commands.Range[int, 0, MAX_CREDITS]
+Jobs = app_commands.Range[int, 1, MAX_CONCURRENT]
+Grant = app_commands.Range[int, -MAX_CREDITS, MAX_CREDITS]
+AllowableChannel = discord.TextChannel | discord.VoiceChannel | discord.ForumChannel
+
+EMBED_TEXT = 4000
+"""Room for a list in an embed description (Discord allows 4096)."""
+
+
+def guild_defaults(quota: QuotaConfig) -> GuildDefaults:
+    """A server's budgets until its moderators change them: the config's ``[quota]``."""
+    return GuildDefaults(
+        period=quota.period,
+        server_credits=quota.server_credits,
+        member_credits=quota.member_credits,
+        member_concurrent=quota.member_concurrent_jobs,
+        server_concurrent=quota.server_concurrent_jobs,
+    )
+
+
+@contextmanager
+def refused_as(prefix: str) -> Iterator[None]:
+    """Turn the store's moderator-facing ``ValueError`` into a private reply."""
+    try:
+        yield
+    except ValueError as exc:
+        raise UserFacingError(f"{prefix}: {exc}") from None
+
+
+def check_range(option: str, value: int | None, low: int, high: int) -> None:
+    """Discord enforces option ranges, but a value can still arrive out of range (a stale
+    client, another tool posting the interaction): refuse it with the option's own name."""
+    if value is not None and not low <= value <= high:
+        raise UserFacingError(f"`{option}` must be a whole number from {low:,} to {high:,}.")
+
+
+def user_mention(user_id: int) -> str:
+    return f"<@{user_id}>"
+
+
+def code(text: str) -> str:
+    """A moderator's pattern shown literally, whatever characters it holds."""
+    if "`" not in text:
+        return f"`{text}`"
+    return discord.utils.escape_markdown(text)
+
+
+def joined(items: Iterable[str], *, empty: str, limit: int = 1024) -> str:
+    """Items separated by commas, clipped to ``limit`` characters with a count of the rest."""
+    items = list(items)
+    if not items:
+        return empty
+    shown: list[str] = []
+    for i, item in enumerate(items):
+        rest = len(items) - i
+        candidate = ", ".join([*shown, item])
+        tail = f" … and {rest - 1} more" if rest > 1 else ""
+        if len(candidate) + len(tail) > limit:
+            return ", ".join(shown) + f" … and {rest} more"
+        shown.append(item)
+    return ", ".join(shown)
+
+
+def pages(lines: Iterable[str], size: int = EMBED_TEXT) -> list[str]:
+    """Lines packed greedily into pages of at most ``size`` characters."""
+    result: list[str] = []
+    current: list[str] = []
+    length = 0
+    for line in lines:
+        line = clip(line, size)
+        if current and length + 1 + len(line) > size:
+            result.append("\n".join(current))
+            current, length = [], 0
+        current.append(line)
+        length += len(line) + (1 if length else 0)
+    if current:
+        result.append("\n".join(current))
+    return result
+
+
+def _default_mark(settings: GuildSettings, name: str) -> str:
+    return "" if name in settings.customised else " *(default)*"
+
+
+def overview_embed(
+    settings: GuildSettings, pool: PoolUsage, *, banned: int, rules: int
+) -> discord.Embed:
+    """Everything a moderator controls, and where the pool stands this period."""
+    paused = settings.paused
+    embed = discord.Embed(
+        title="⏸️ Video generation is paused" if paused else "Video bot settings",
+        colour=discord.Colour.red() if paused else discord.Colour.blurple(),
+    )
+    per = f"per {settings.period.value}"
+    embed.add_field(
+        name="Period",
+        value=f"{settings.period.value} (UTC){_default_mark(settings, 'period')}",
+        inline=True,
+    )
+    embed.add_field(
+        name="Server pool",
+        value=f"{n_credits(settings.server_credits)} {per}"
+        + _default_mark(settings, "server_credits"),
+        inline=True,
+    )
+    embed.add_field(
+        name="Member cap",
+        value=f"{n_credits(settings.member_credits)} {per}"
+        + _default_mark(settings, "member_credits"),
+        inline=True,
+    )
+    held = f" (+{pool.held} held)" if pool.held else ""
+    waiting = (
+        f"\n{pool.awaiting_approval} request(s) waiting for a moderator"
+        if pool.awaiting_approval
+        else ""
+    )
+    embed.add_field(
+        name=f"Pool usage ({pool.period_key})",
+        value=(
+            f"{n_credits(pool.used)}{held} used of {pool.limit} · {n_credits(pool.left)} left · "
+            f"resets {ts(pool.resets_at)} ({ts(pool.resets_at, 'f')})\n"
+            f"{pool.active_jobs} job(s) in progress{waiting}"
+        ),
+        inline=False,
+    )
+    embed.add_field(
+        name="Jobs at once",
+        value=(
+            f"per member {settings.member_concurrent}"
+            f"{_default_mark(settings, 'member_concurrent')} · per server "
+            f"{settings.server_concurrent}{_default_mark(settings, 'server_concurrent')}"
+        ),
+        inline=False,
+    )
+    embed.add_field(
+        name="Role limits",
+        value=joined(
+            (
+                f"<@&{role}>: {n_credits(n)}"
+                for role, n in sorted(settings.role_limits.items(), key=lambda kv: -kv[1])
+            ),
+            empty="none",
+        ),
+        inline=False,
+    )
+    embed.add_field(name="Approvals", value="on" if settings.approvals else "off", inline=True)
+    embed.add_field(name="Paused", value="yes" if paused else "no", inline=True)
+    embed.add_field(
+        name="Mod-log",
+        value=f"<#{settings.modlog_channel_id}>" if settings.modlog_channel_id else "not set",
+        inline=True,
+    )
+    embed.add_field(
+        name="Allowed channels",
+        value=joined((f"<#{c}>" for c in sorted(settings.allowed_channels)), empty="every channel"),
+        inline=False,
+    )
+    embed.add_field(name="Banned members", value=str(banned), inline=True)
+    embed.add_field(name="Blocklist", value=f"{rules} rule(s)", inline=True)
+    return embed
+
+
+def rule_line(rule: BlockRule) -> str:
+    return f"**#{rule.id}** {rule.kind}: {code(rule.pattern)}"
+
+
+def blocklist_embed(rules: list[BlockRule], page: int) -> discord.Embed:
+    """The rules, numbered as members see them in a refusal ("rule #3"), one page of them."""
+    embed = discord.Embed(title="Prompt blocklist", colour=discord.Colour.dark_red())
+    if not rules:
+        embed.description = (
+            "No rules: every prompt is allowed. Add one with `/admin blocklist add`."
+        )
+        return embed
+    found = pages(rule_line(r) for r in rules)
+    page = min(max(page, 1), len(found))
+    embed.description = found[page - 1]
+    words = sum(r.kind == "word" for r in rules)
+    footer = f"{len(rules)} rule(s): {words} word(s), {len(rules) - words} regex(es)"
+    if len(found) > 1:
+        footer += f" · page {page} of {len(found)}"
+    embed.set_footer(text=footer)
+    return embed
+
+
+def channels_embed(settings: GuildSettings) -> discord.Embed:
+    embed = discord.Embed(title="Allowed channels", colour=discord.Colour.blurple())
+    if settings.allowed_channels:
+        found = pages(f"<#{c}>" for c in sorted(settings.allowed_channels))
+        embed.description = found[0]
+        embed.set_footer(text=f"{len(settings.allowed_channels)} channel(s); threads follow them")
+    else:
+        embed.description = "Every channel: `/animate` works anywhere the bot can post."
+    return embed
+
+
+def bans_embed(bans: list[Ban]) -> discord.Embed:
+    embed = discord.Embed(title="Members banned from the bot", colour=discord.Colour.dark_red())
+    lines = [
+        f"{user_mention(b.member_id)} · {ts(b.banned_at)} by {user_mention(b.banned_by)}"
+        + (f" · {clip(b.reason, 100)}" if b.reason else "")
+        for b in bans
+    ]
+    found = pages(lines)
+    embed.description = found[0] if found else "Nobody."
+    if len(found) > 1:
+        embed.set_footer(text=f"{len(bans)} bans; showing the oldest")
+    return embed
+
+
+_TARGETS = {"role_limit": "<@&{}>", "channel_allow": "<#{}>", "channel_disallow": "<#{}>"}
+
+
+def audit_line(entry: AuditEntry) -> str:
+    target = ""
+    if entry.target_id is not None:
+        target = " " + _TARGETS.get(entry.action, "<@{}>").format(entry.target_id)
+    detail = f" · {clip(entry.detail, 200)}" if entry.detail else ""
+    return (
+        f"{ts(entry.created_at)} {user_mention(entry.actor_id)} **{entry.action}**{target}{detail}"
+    )
+
+
+def budget_notes(settings: GuildSettings) -> list[str]:
+    """Settings that are allowed but probably not what the moderator meant."""
+    notes = []
+    if settings.server_credits == 0:
+        notes.append("With a pool of 0 nobody can make a video until it is raised.")
+    elif settings.member_credits > settings.server_credits:
+        notes.append("The member cap is larger than the whole pool.")
+    if settings.server_concurrent < settings.member_concurrent:
+        notes.append("The per-member job limit is above the server's, so the server's applies.")
+    return notes
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+class AdminCog(
+    commands.GroupCog,
+    group_name="admin",
+    group_description="Moderators: budgets, grants, blocklist, channels, bans, pause.",
+):
+    """Moderator commands. Every one of them needs Manage Server, checked on each use."""
+
+    blocklist = app_commands.Group(
+        name="blocklist", description="Words and patterns refused in prompts."
+    )
+    channels = app_commands.Group(
+        name="channels", description="Where /animate may be used (no list: everywhere)."
+    )
+    modlog = app_commands.Group(
+        name="modlog", description="The channel for job entries and approval requests."
+    )
+
+    def __init__(self, bot: SeedanceBot) -> None:
+        self.bot = bot
+
+    async def interaction_check(self, interaction: Interaction, /) -> bool:
+        """Manage Server, whatever the server set as the command's default permissions."""
+        if interaction.guild_id is None:
+            raise app_commands.NoPrivateMessage()
+        permissions = interaction.permissions
+        if not (permissions.manage_guild or permissions.administrator):
+            command = interaction.command.qualified_name if interaction.command else "admin"
+            log.info(
+                "guild %d: member %d without Manage Server tried /%s",
+                interaction.guild_id,
+                interaction.user.id,
+                command,
+            )
+            raise app_commands.MissingPermissions(["manage_guild"])
+        return True
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    @property
+    def defaults(self) -> GuildDefaults:
+        return guild_defaults(self.bot.config.quota)
+
+    @staticmethod
+    def _ids(interaction: Interaction) -> tuple[int, int]:
+        assert interaction.guild_id is not None  # guild-only, and interaction_check ran
+        return interaction.guild_id, interaction.user.id
+
+    async def _settings(self, guild_id: int) -> GuildSettings:
+        return await self.bot.store.guild_settings(guild_id, self.defaults)
+
+    async def _overview(self, guild_id: int) -> discord.Embed:
+        store = self.bot.store
+        settings = await self._settings(guild_id)
+        pool = await store.pool_usage(guild_id, defaults=self.defaults, now=datetime.now(UTC))
+        banned = len(await store.banned_members(guild_id))
+        rules = len(await store.block_rules(guild_id))
+        return overview_embed(settings, pool, banned=banned, rules=rules)
+
+    @staticmethod
+    async def _reply(
+        interaction: Interaction, content: str, embed: discord.Embed | None = None
+    ) -> None:
+        """Answer privately (through the followup once the interaction is deferred)."""
+        kwargs: dict[str, Any] = {
+            "ephemeral": True,
+            "allowed_mentions": discord.AllowedMentions.none(),
+        }
+        if embed is not None:
+            kwargs["embed"] = embed
+        if interaction.response.is_done():
+            await interaction.followup.send(clip(content, 2000), **kwargs)
+        else:
+            await interaction.response.send_message(clip(content, 2000), **kwargs)
+
+    async def _member_state(self, guild_id: int, member: discord.User | discord.Member) -> str:
+        roles = [r.id for r in getattr(member, "roles", [])]
+        usage = await self.bot.store.member_usage(
+            guild_id, member.id, role_ids=roles, defaults=self.defaults, now=datetime.now(UTC)
+        )
+        held = f" (+{usage.member_reserved} held)" if usage.member_reserved else ""
+        return (
+            f"{user_mention(member.id)} now: {n_credits(usage.member_used)}{held} used of "
+            f"{usage.member_limit} · {n_credits(usage.member_left)} left · resets "
+            f"{ts(usage.resets_at)}"
+        )
+
+    # -- overview -----------------------------------------------------------------------------
+
+    @app_commands.command(name="show", description="Every setting, and the pool this period.")
+    async def show(self, interaction: Interaction) -> None:
+        guild_id, _ = self._ids(interaction)
+        await self._reply(interaction, "Current settings:", await self._overview(guild_id))
+
+    # -- budgets --------------------------------------------------------------------------------
+
+    @app_commands.command(
+        name="budget", description="Change the server's budgets; options left out stay as they are."
+    )
+    @app_commands.rename(reset_to_default="reset-to-default")
+    @app_commands.describe(
+        period="How often budgets start afresh (UTC)",
+        pool="Credits all members together may use per period",
+        member_credits="Credits one member may use per period (roles can raise it)",
+        member_jobs="Videos one member may have in progress at once",
+        server_jobs="Videos the whole server may have in progress at once",
+        reset_to_default="Put every budget back to the bot's configured defaults",
+    )
+    async def budget(
+        self,
+        interaction: Interaction,
+        period: Literal["day", "week", "month"] | None = None,
+        pool: Credits | None = None,
+        member_credits: Credits | None = None,
+        member_jobs: Jobs | None = None,
+        server_jobs: Jobs | None = None,
+        reset_to_default: bool = False,
+    ) -> None:
+        guild_id, actor = self._ids(interaction)
+        given = [
+            v for v in (period, pool, member_credits, member_jobs, server_jobs) if v is not None
+        ]
+        check_range("pool", pool, 0, MAX_CREDITS)
+        check_range("member_credits", member_credits, 0, MAX_CREDITS)
+        check_range("member_jobs", member_jobs, 1, MAX_CONCURRENT)
+        check_range("server_jobs", server_jobs, 1, MAX_CONCURRENT)
+        if reset_to_default and given:
+            raise UserFacingError(
+                "Use `reset-to-default` on its own, or leave it out to set values."
+            )
+        if not reset_to_default and not given:
+            raise UserFacingError(
+                "Nothing to change: give at least one option (or `reset-to-default`). "
+                "`/admin show` shows the current budgets."
+            )
+        with refused_as("Budgets not changed"):
+            if reset_to_default:
+                await self.bot.store.set_guild_budget(
+                    guild_id,
+                    by=actor,
+                    period=None,
+                    server_credits=None,
+                    member_credits=None,
+                    member_concurrent=None,
+                    server_concurrent=None,
+                )
+            else:
+                await self.bot.store.set_guild_budget(
+                    guild_id,
+                    by=actor,
+                    period=KEEP if period is None else Period(period),
+                    server_credits=KEEP if pool is None else pool,
+                    member_credits=KEEP if member_credits is None else member_credits,
+                    member_concurrent=KEEP if member_jobs is None else member_jobs,
+                    server_concurrent=KEEP if server_jobs is None else server_jobs,
+                )
+        settings = await self._settings(guild_id)
+        head = "Budgets back to the defaults." if reset_to_default else "Budgets updated."
+        notes = "".join(f"\n⚠️ {n}" for n in budget_notes(settings))
+        await self._reply(interaction, head + notes, await self._overview(guild_id))
+
+    @app_commands.command(
+        name="role-limit", description="Give members with a role a larger cap; no credits: remove."
+    )
+    @app_commands.describe(
+        role="The role", credits="Credits per period for its members; leave out to remove the limit"
+    )
+    async def role_limit(
+        self, interaction: Interaction, role: discord.Role, credits: Credits | None = None
+    ) -> None:
+        guild_id, actor = self._ids(interaction)
+        check_range("credits", credits, 0, MAX_CREDITS)
+        with refused_as("Role limit not changed"):
+            await self.bot.store.set_role_limit(guild_id, role.id, credits, by=actor)
+        settings = await self._settings(guild_id)
+        if credits is None:
+            head = f"<@&{role.id}> has no limit of its own any more."
+        else:
+            head = f"Members with <@&{role.id}> may use up to {n_credits(credits)} per period."
+            if credits <= settings.member_credits:
+                head += (
+                    f"\n⚠️ That is not above the server's member cap ({settings.member_credits}), "
+                    "so it changes nothing: a member gets the most generous of the default and "
+                    "their roles."
+                )
+        await self._reply(interaction, head, await self._overview(guild_id))
+
+    @app_commands.command(
+        name="grant", description="Extra credits for one member, this period only."
+    )
+    @app_commands.describe(
+        member="Who gets them",
+        credits="Credits to add to their cap (negative takes credits back)",
+        reason="Why (kept in the audit trail)",
+    )
+    async def grant(
+        self,
+        interaction: Interaction,
+        member: discord.User,
+        credits: Grant,
+        reason: app_commands.Range[str, 1, 200] | None = None,
+    ) -> None:
+        guild_id, actor = self._ids(interaction)
+        check_range("credits", credits, -MAX_CREDITS, MAX_CREDITS)
+        if credits == 0:
+            raise UserFacingError("A grant of 0 credits changes nothing.")
+        with refused_as("Nothing granted"):
+            grant = await self.bot.store.grant_credits(
+                guild_id, member.id, credits, defaults=self.defaults, by=actor, reason=reason
+            )
+        verb = "Granted" if credits > 0 else "Took back"
+        head = (
+            f"{verb} {n_credits(abs(credits))} for {user_mention(member.id)} in {grant.period_key} "
+            f"(grants this period: {grant.period_total:+d}).\n"
+            + await self._member_state(guild_id, member)
+        )
+        await self._reply(interaction, head)
+
+    @app_commands.command(
+        name="reset", description="Start this period afresh for one member, or the whole server."
+    )
+    @app_commands.describe(member="Only this member's cap (leave out: the pool and every member)")
+    async def reset(self, interaction: Interaction, member: discord.User | None = None) -> None:
+        guild_id, actor = self._ids(interaction)
+        done = await self.bot.store.reset_usage(
+            guild_id, None if member is None else member.id, defaults=self.defaults, by=actor
+        )
+        if member is None:
+            head = (
+                f"Server usage reset for {done.period_key}: {n_credits(done.forgiven)} no longer "
+                "count; the pool and every member's cap start afresh."
+            )
+            await self._reply(interaction, head, await self._overview(guild_id))
+            return
+        head = (
+            f"Usage of {user_mention(member.id)} reset for {done.period_key}: "
+            f"{n_credits(done.forgiven)} no longer count against their cap (the pool still "
+            "counts them).\n" + await self._member_state(guild_id, member)
+        )
+        await self._reply(interaction, head)
+
+    @app_commands.command(
+        name="approvals", description="Send requests over a member's cap to the moderators."
+    )
+    @app_commands.describe(enabled="On: over-cap requests wait for a moderator; off: refused")
+    async def approvals(self, interaction: Interaction, enabled: bool) -> None:
+        guild_id, actor = self._ids(interaction)
+        await self.bot.store.set_approvals(guild_id, enabled, by=actor)
+        settings = await self._settings(guild_id)
+        if enabled:
+            head = (
+                "Approvals on: a request over the member's cap waits for a moderator while "
+                "the pool has credits."
+            )
+            if settings.modlog_channel_id is None:
+                head += (
+                    "\n⚠️ No mod-log channel is set, so nobody will see the requests: "
+                    "`/admin modlog set`."
+                )
+        else:
+            head = "Approvals off: a request over the member's cap is refused."
+        await self._reply(interaction, head, await self._overview(guild_id))
+
+    # -- kill switch ----------------------------------------------------------------------------
+
+    @app_commands.command(name="pause", description="Stop all new videos on this server.")
+    async def pause(self, interaction: Interaction) -> None:
+        guild_id, actor = self._ids(interaction)
+        await self.bot.store.set_paused(guild_id, True, by=actor)
+        head = (
+            "⏸️ Paused: new `/animate` requests are refused and waiting requests cannot be "
+            "approved. Videos already in progress finish. `/admin resume` turns it back on."
+        )
+        await self._reply(interaction, head, await self._overview(guild_id))
+
+    @app_commands.command(name="resume", description="Allow new videos again after a pause.")
+    async def resume(self, interaction: Interaction) -> None:
+        guild_id, actor = self._ids(interaction)
+        await self.bot.store.set_paused(guild_id, False, by=actor)
+        await self._reply(
+            interaction, "▶️ Resumed: members can make videos again.", await self._overview(guild_id)
+        )
+
+    # -- members --------------------------------------------------------------------------------
+
+    @app_commands.command(name="ban", description="Stop a member from using the bot here.")
+    @app_commands.describe(member="Who", reason="Why (kept in the audit trail)")
+    async def ban(
+        self,
+        interaction: Interaction,
+        member: discord.User,
+        reason: app_commands.Range[str, 1, 200] | None = None,
+    ) -> None:
+        guild_id, actor = self._ids(interaction)
+        banned = await self.bot.store.ban_member(guild_id, member.id, by=actor, reason=reason)
+        count = len(await self.bot.store.banned_members(guild_id))
+        who = user_mention(member.id)
+        head = (
+            f"{who} can no longer use the bot here."
+            if banned
+            else f"{who} was already banned from the bot."
+        )
+        await self._reply(interaction, f"{head} Banned members: {count}.")
+
+    @app_commands.command(name="unban", description="Let a banned member use the bot again.")
+    @app_commands.describe(member="Who")
+    async def unban(self, interaction: Interaction, member: discord.User) -> None:
+        guild_id, actor = self._ids(interaction)
+        unbanned = await self.bot.store.unban_member(guild_id, member.id, by=actor)
+        count = len(await self.bot.store.banned_members(guild_id))
+        who = user_mention(member.id)
+        head = f"{who} can use the bot again." if unbanned else f"{who} was not banned."
+        await self._reply(interaction, f"{head} Banned members: {count}.")
+
+    @app_commands.command(name="bans", description="Members banned from the bot here.")
+    async def bans(self, interaction: Interaction) -> None:
+        guild_id, _ = self._ids(interaction)
+        found = await self.bot.store.banned_members(guild_id)
+        await self._reply(interaction, f"Banned members: {len(found)}.", bans_embed(found))
+
+    @app_commands.command(
+        name="forget", description="Delete one member's prompts and jobs from the bot's records."
+    )
+    @app_commands.describe(
+        member="Whose records to delete",
+        confirm="True to delete; this cannot be undone",
+    )
+    async def forget(self, interaction: Interaction, member: discord.User, confirm: bool) -> None:
+        guild_id, actor = self._ids(interaction)
+        who = user_mention(member.id)
+        if not confirm:
+            raise UserFacingError(
+                f"Nothing was deleted. To delete {who}'s prompts and jobs for good, run the "
+                "command again with `confirm: True`."
+            )
+        report = await self.bot.store.forget_member(guild_id, member.id, by=actor)
+        withdrawn = (
+            f", {report.requests_withdrawn} waiting request(s) withdrawn"
+            if report.requests_withdrawn
+            else ""
+        )
+        await self._reply(
+            interaction,
+            f"Forgot {who}: {report.jobs_deleted} job(s) with their prompts deleted"
+            f"{withdrawn}, {report.grants_deleted} grant(s) removed. The credits they spent "
+            "still count for the pool, under no name.",
+        )
+
+    @app_commands.command(name="audit", description="The latest moderator actions.")
+    @app_commands.describe(count="How many (1-25)")
+    async def audit(
+        self, interaction: Interaction, count: app_commands.Range[int, 1, 25] = 10
+    ) -> None:
+        guild_id, _ = self._ids(interaction)
+        check_range("count", count, 1, 25)
+        entries = await self.bot.store.audit_log(guild_id, limit=count)
+        embed = discord.Embed(title="Moderator actions", colour=discord.Colour.blurple())
+        found = pages(audit_line(e) for e in entries)
+        embed.description = found[0] if found else "None yet."
+        await self._reply(interaction, f"The latest {len(entries)} action(s), newest first:", embed)
+
+    # -- blocklist -------------------------------------------------------------------------------
+
+    @blocklist.command(name="add", description="Refuse prompts containing a word or pattern.")
+    @app_commands.describe(
+        pattern="The word or phrase (whole words), or a regular expression",
+        kind="word (default) or regex; both ignore case",
+    )
+    async def blocklist_add(
+        self,
+        interaction: Interaction,
+        pattern: app_commands.Range[str, 1, 200],
+        kind: Literal["word", "regex"] = "word",
+    ) -> None:
+        guild_id, actor = self._ids(interaction)
+        # A regex is timed on adversarial prompts in a subprocess: that can take seconds.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        with refused_as(f"That {kind} was not added"):
+            rule = await self.bot.store.add_block_rule(guild_id, kind, pattern, by=actor)
+        rules = await self.bot.store.block_rules(guild_id)
+        await self._reply(
+            interaction,
+            f"Rule #{rule.id} blocks the {kind} {code(rule.pattern)}. Members refused by it "
+            f'are told "rule #{rule.id}", never the pattern.',
+            blocklist_embed(rules, page=len(pages(rule_line(r) for r in rules))),
+        )
+
+    @blocklist.command(name="remove", description="Remove a rule by its number.")
+    @app_commands.describe(rule="The rule's number, as in /admin blocklist list")
+    async def blocklist_remove(
+        self, interaction: Interaction, rule: app_commands.Range[int, 1, None]
+    ) -> None:
+        guild_id, actor = self._ids(interaction)
+        removed = await self.bot.store.remove_block_rule(guild_id, rule, by=actor)
+        if removed is None:
+            raise UserFacingError(f"There is no rule #{rule}. `/admin blocklist list` shows them.")
+        rules = await self.bot.store.block_rules(guild_id)
+        await self._reply(
+            interaction,
+            f"Removed rule #{rule} ({removed.kind} {code(removed.pattern)}).",
+            blocklist_embed(rules, page=1),
+        )
+
+    @blocklist.command(name="list", description="Every rule, with its number.")
+    @app_commands.describe(page="Page, when the list is long")
+    async def blocklist_list(
+        self, interaction: Interaction, page: app_commands.Range[int, 1, None] = 1
+    ) -> None:
+        guild_id, _ = self._ids(interaction)
+        rules = await self.bot.store.block_rules(guild_id)
+        await self._reply(
+            interaction, f"The blocklist has {len(rules)} rule(s).", blocklist_embed(rules, page)
+        )
+
+    # -- channels --------------------------------------------------------------------------------
+
+    @channels.command(name="allow", description="Allow /animate in a channel (and its threads).")
+    @app_commands.describe(channel="The channel; once one is listed, only listed ones work")
+    async def channels_allow(self, interaction: Interaction, channel: AllowableChannel) -> None:
+        guild_id, actor = self._ids(interaction)
+        added = await self.bot.store.allow_channel(guild_id, channel.id, by=actor)
+        settings = await self._settings(guild_id)
+        head = f"<#{channel.id}> allowed." if added else f"<#{channel.id}> was already allowed."
+        if added and len(settings.allowed_channels) == 1:
+            head += " From now on `/animate` only works in the listed channels."
+        await self._reply(interaction, head, channels_embed(settings))
+
+    @channels.command(name="disallow", description="Remove a channel from the allowed list.")
+    @app_commands.describe(channel="The channel")
+    async def channels_disallow(self, interaction: Interaction, channel: AllowableChannel) -> None:
+        guild_id, actor = self._ids(interaction)
+        removed = await self.bot.store.disallow_channel(guild_id, channel.id, by=actor)
+        settings = await self._settings(guild_id)
+        head = (
+            f"<#{channel.id}> removed from the list."
+            if removed
+            else f"<#{channel.id}> was not on the list."
+        )
+        if removed and not settings.allowed_channels:
+            head += " The list is empty, so every channel is allowed again."
+        await self._reply(interaction, head, channels_embed(settings))
+
+    @channels.command(name="clear", description="Empty the list: allow every channel.")
+    async def channels_clear(self, interaction: Interaction) -> None:
+        guild_id, actor = self._ids(interaction)
+        removed = await self.bot.store.clear_channels(guild_id, by=actor)
+        settings = await self._settings(guild_id)
+        await self._reply(
+            interaction,
+            f"Removed {removed} channel(s): every channel is allowed.",
+            channels_embed(settings),
+        )
+
+    @channels.command(name="list", description="Where /animate may be used.")
+    async def channels_list(self, interaction: Interaction) -> None:
+        guild_id, _ = self._ids(interaction)
+        settings = await self._settings(guild_id)
+        count = len(settings.allowed_channels)
+        await self._reply(
+            interaction,
+            f"{count} channel(s) listed." if count else "No list: every channel is allowed.",
+            channels_embed(settings),
+        )
+
+    # -- mod-log ---------------------------------------------------------------------------------
+
+    @modlog.command(name="set", description="Post job entries and approval requests here.")
+    @app_commands.describe(channel="A text channel the bot can post in")
+    async def modlog_set(self, interaction: Interaction, channel: discord.TextChannel) -> None:
+        guild_id, actor = self._ids(interaction)
+        await self.bot.store.set_modlog_channel(guild_id, channel.id, by=actor)
+        head = f"Mod-log: <#{channel.id}>."
+        me = channel.guild.me
+        can = channel.permissions_for(me) if me is not None else None
+        if can is not None and not (can.view_channel and can.send_messages and can.embed_links):
+            head += (
+                "\n⚠️ I cannot post there yet: give me View Channel, Send Messages and "
+                "Embed Links in that channel."
+            )
+        await self._reply(interaction, head, await self._overview(guild_id))
+
+    @modlog.command(name="clear", description="Stop posting job entries and approval requests.")
+    async def modlog_clear(self, interaction: Interaction) -> None:
+        guild_id, actor = self._ids(interaction)
+        await self.bot.store.set_modlog_channel(guild_id, None, by=actor)
+        settings = await self._settings(guild_id)
+        head = "Mod-log cleared: no job entries are posted."
+        if settings.approvals:
+            head += (
+                "\n⚠️ Approvals are on, but requests have nowhere to go: set a channel or "
+                "`/admin approvals enabled: False`."
+            )
+        await self._reply(interaction, head, await self._overview(guild_id))
+
+
+async def setup(bot: SeedanceBot) -> None:
+    await bot.add_cog(AdminCog(bot))
