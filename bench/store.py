@@ -1,0 +1,187 @@
+"""Store: credit reservations per second on one SQLite file, alone and racing for one pool.
+
+Every reservation is `Store.reserve_request` — the call /animate makes: the server's
+settings, the gates, the member's cap, the pool and the concurrency caps, then the write, in
+one `BEGIN IMMEDIATE` transaction committed with `synchronous = FULL` (an fsync per commit).
+The file lives in a temporary folder on the machine's disk.
+
+- one after another: a single caller;
+- 200 racing in one process: 200 tasks sharing the bot's one connection;
+- 200 racing from 4 processes: 4 processes x 50 tasks, each process with its own connection,
+  racing for the file's write lock.
+
+In the races the server's pool holds fewer credits than asked for (1 credit each), so some
+must be refused: exactly `pool` reservations may succeed and the pool must never be overspent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from multiprocessing import get_context
+from pathlib import Path
+
+from bench.common import Check, Report, Table, ms, percentile
+from bot.store import GuildDefaults, NewJob, QuotaExceeded, Store
+
+TITLE = "Store"
+DEFAULT_RUNS = 3
+
+RACERS = 200
+PROCESSES = 4
+POOL = 150
+COST = 1
+# Caps high enough that only the pool limits the races.
+DEFAULTS = GuildDefaults(
+    server_credits=1_000_000,
+    member_credits=1_000_000,
+    member_concurrent=1000,
+    server_concurrent=1000,
+)
+RACE_DEFAULTS = GuildDefaults(
+    server_credits=POOL, member_credits=1_000_000, member_concurrent=1000, server_concurrent=1000
+)
+JOBS_PER_GUILD = 900  # under the server's concurrency cap of 1,000 open jobs
+
+
+def request(guild_id: int, member_id: int) -> NewJob:
+    return NewJob(
+        guild_id=guild_id,
+        channel_id=guild_id * 10,
+        member_id=member_id,
+        prompt="a lighthouse in a storm",
+        image_url="https://cdn.discordapp.com/attachments/1/2/frame.png",
+        last_frame_url=None,
+        resolution="480p",
+        duration=5,
+    )
+
+
+async def reserve(store: Store, job: NewJob, defaults: GuildDefaults) -> tuple[bool, float]:
+    """One reservation: (accepted, seconds it took)."""
+    started = time.perf_counter()
+    try:
+        await store.reserve_request(
+            job, cost=COST, role_ids=(), defaults=defaults, now=datetime.now(UTC)
+        )
+    except QuotaExceeded:
+        return False, time.perf_counter() - started
+    return True, time.perf_counter() - started
+
+
+@dataclass(frozen=True)
+class Run:
+    attempts: int
+    accepted: int
+    seconds: float
+    latencies: list[float]
+
+
+async def sequential(path: Path, count: int) -> Run:
+    async with Store.open(path) as store:
+        latencies = []
+        accepted = 0
+        started = time.perf_counter()
+        for index in range(count):
+            ok, took = await reserve(store, request(1 + index // JOBS_PER_GUILD, index), DEFAULTS)
+            accepted += ok
+            latencies.append(took)
+        return Run(count, accepted, time.perf_counter() - started, latencies)
+
+
+async def race_in_process(path: Path, guild_id: int, members: range, start_at: float) -> Run:
+    async with Store.open(path) as store:
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        started = time.perf_counter()
+        results = await asyncio.gather(
+            *(reserve(store, request(guild_id, member), RACE_DEFAULTS) for member in members)
+        )
+        seconds = time.perf_counter() - started
+    return Run(len(results), sum(ok for ok, _ in results), seconds, [t for _, t in results])
+
+
+def _race_worker(path: Path, guild_id: int, first: int, count: int, start_at: float) -> Run:
+    return asyncio.run(race_in_process(path, guild_id, range(first, first + count), start_at))
+
+
+def race_processes(path: Path, guild_id: int) -> Run:
+    per = RACERS // PROCESSES
+    with ProcessPoolExecutor(max_workers=PROCESSES, mp_context=get_context("spawn")) as pool:
+        # Warm the workers (interpreter start, imports) before the starting gun.
+        list(pool.map(_noop, range(PROCESSES)))
+        start_at = time.time() + 1.0
+        futures = [
+            pool.submit(_race_worker, path, guild_id, 1 + i * per, per, start_at)
+            for i in range(PROCESSES)
+        ]
+        runs = [f.result() for f in futures]
+    return Run(
+        sum(r.attempts for r in runs),
+        sum(r.accepted for r in runs),
+        max(r.seconds for r in runs),
+        [t for r in runs for t in r.latencies],
+    )
+
+
+def _noop(_index: int) -> None:
+    return None
+
+
+async def pool_spent(path: Path, guild_id: int) -> tuple[int, int]:
+    """(credits held or used by the server, its open jobs), as the store reports them."""
+    async with Store.open(path) as store:
+        usage = await store.member_usage(
+            guild_id, 1, role_ids=(), defaults=RACE_DEFAULTS, now=datetime.now(UTC)
+        )
+    return usage.server_used + usage.server_reserved, usage.server_active_jobs
+
+
+def _row(name: str, run: Run) -> list[str | int | float | None]:
+    return [
+        name,
+        run.attempts,
+        run.accepted,
+        run.attempts / run.seconds,
+        ms(percentile(run.latencies, 50)),
+        ms(percentile(run.latencies, 99)),
+    ]
+
+
+def measure(quick: bool, seed: int) -> Report:
+    count = 200 if quick else 2000
+    with tempfile.TemporaryDirectory(prefix="bench-store-", dir=Path.home()) as tmp:
+        path = Path(tmp) / "store.sqlite3"
+        alone = asyncio.run(sequential(path, count))
+        together = asyncio.run(race_in_process(path, 900_001, range(1, RACERS + 1), 0.0))
+        spent_one = asyncio.run(pool_spent(path, 900_001))
+        apart = race_processes(path, 900_002)
+        spent_many = asyncio.run(pool_spent(path, 900_002))
+    table = Table(
+        "Store.reserve_request on one SQLite file (WAL, synchronous=FULL)",
+        ["callers", "attempts", "accepted", "reservations/s", "p50 (ms)", "p99 (ms)"],
+        [
+            _row("one after another", alone),
+            _row(f"{RACERS} racing in one process (one connection)", together),
+            _row(f"{RACERS} racing from {PROCESSES} processes", apart),
+        ],
+        f"In the races the pool holds {POOL} credits and each of the {RACERS} racers asks for "
+        f"{COST}; reservations/s counts refusals too (they run the same transaction). "
+        f"Latency is per call, waiting for the lock included.",
+    )
+    checks = [
+        Check("pool credits spent, one process", float(spent_one[0]), "<=", float(POOL)),
+        Check("pool credits spent, 4 processes", float(spent_many[0]), "<=", float(POOL)),
+        Check("reservations accepted, one process", float(together.accepted), "==", float(POOL)),
+        Check("reservations accepted, 4 processes", float(apart.accepted), "==", float(POOL)),
+        Check(
+            "open jobs match accepted reservations, 4 processes",
+            float(spent_many[1]),
+            "==",
+            float(apart.accepted),
+        ),
+    ]
+    return Report([table], checks)
