@@ -52,6 +52,8 @@ class SeedanceBot(commands.Bot):
         self.config = config
         self.store = store
         self.http_session = http_session
+        # Video re-encodes, one at a time: each takes a core and ~180 MiB at 1080p.
+        self.reencodes = asyncio.Semaphore(1)
         self.breaker = CircuitBreaker(
             threshold=config.runcomfy.breaker_failures,
             cooldown=config.runcomfy.breaker_cooldown,

@@ -292,7 +292,9 @@ class ChannelReporter:
             return  # no playable video fits in so little
         fitted = file.with_name(f"{file.stem}-fit.mp4")
         try:
-            fitted_size = await fit_video_async(file, fitted, limit_bytes=target)
+            # One re-encode at a time: each takes a core and ~180 MiB at 1080p.
+            async with self._bot.reencodes:
+                fitted_size = await fit_video_async(file, fitted, limit_bytes=target)
         except TranscodeError as exc:
             log.info("job %d: could not fit %s under %d bytes: %s", job.id, mib(size), target, exc)
             return

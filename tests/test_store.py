@@ -442,8 +442,11 @@ async def test_recent_jobs_and_run_times(store: Store) -> None:
         await store.set_submission(
             job.id, request_id="r", status_url="s", result_url="r", cancel_url="c", now=start
         )
+        # Queue time (before the job runs) is not part of the run time.
+        running = start + timedelta(seconds=25)
+        await store.set_progress(job.id, JobState.RUNNING, queue_position=None, now=running)
         await store.finish_delivered(
-            job.id, result_message_id=None, now=start + timedelta(seconds=seconds)
+            job.id, result_message_id=None, now=running + timedelta(seconds=seconds)
         )
     failed = await reserve(store, limits=limits, resolution="720p", duration=5)
     await store.set_submission(

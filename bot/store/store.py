@@ -435,12 +435,15 @@ class Store(ApprovalMixin, BudgetMixin, ModerationMixin, ReportMixin):
     async def recent_run_seconds(
         self, resolution: str, duration: int, *, limit: int = 20
     ) -> list[float]:
-        """Seconds from submission to delivery of the latest delivered jobs of this kind."""
+        """Seconds from the start of generation to delivery of recent delivered jobs of this kind.
+
+        Queue time is left out: the poller and the ETA count from when a job is seen running.
+        """
         async with (
             self._lock,
             self._db.execute(
-                "SELECT submitted_at, finished_at FROM jobs WHERE state = 'delivered' "
-                "AND resolution = ? AND duration = ? AND submitted_at IS NOT NULL "
+                "SELECT started_at, finished_at FROM jobs WHERE state = 'delivered' "
+                "AND resolution = ? AND duration = ? AND started_at IS NOT NULL "
                 "ORDER BY finished_at DESC LIMIT ?",
                 (resolution, duration, limit),
             ) as cursor,
