@@ -321,10 +321,10 @@ class JobService:
             return CancelResult.CANCELLED
         if job.state is JobState.ACCEPTED and self._queue.position(job.id) is not None:
             # Still waiting here for a provider slot: nothing was sent, stop it locally.
+            # Take the notifier first: stopping the task forgets it.
+            notifier = self._notifiers.get(job.id)
             await self._stop_task(job.id)
-            await self._end(
-                job.id, JobState.CANCELLED, f"Cancelled by {who}.", self._notifiers.get(job.id)
-            )
+            await self._end(job.id, JobState.CANCELLED, f"Cancelled by {who}.", notifier)
             return CancelResult.CANCELLED
         if job.state is not JobState.QUEUED or job.request_id is None:
             return CancelResult.NOT_CANCELLABLE

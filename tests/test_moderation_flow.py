@@ -146,6 +146,9 @@ async def test_beyond_the_provider_cap_jobs_wait_in_a_fair_line(world: World) ->
     await CancelButton(waiting.id).callback(click)
     assert "Cancelled" in member_saw(click)[-1]
     await world.wait_for(waiting.id, JobState.CANCELLED)
+    cancelled = status.current_embed()
+    assert cancelled is not None and "Cancelled" in (cancelled.title or "")
+    assert status.current_view() is None
 
     carol = Member("carol")
     await world.animate(carol)
