@@ -20,8 +20,8 @@ import math
 from bench.common import Check, Report, Table, mean, ms, percentile
 from bench.world import World, open_world, until
 from bot.config import QuotaConfig
-from bot.sandbox.discord import InteractionHandle
-from bot.sandbox.world import SandboxSettings
+from sandbox.discord import InteractionHandle
+from sandbox.world import SandboxSettings
 
 TITLE = "Acknowledgement latency"
 DEFAULT_RUNS = 1

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from bench.common import MIB, Check, Report, Table, ms, percentile
 from bench.world import World, open_world, until
 from bot.config import QuotaConfig
-from bot.sandbox.world import SandboxSettings
+from sandbox.world import SandboxSettings
 
 TITLE = "Capacity"
 DEFAULT_RUNS = 1

@@ -35,7 +35,7 @@ from PIL import Image, ImageChops, ImageFilter
 from bench.common import MIB, Check, Report, Table, current_rss, peak_rss, reset_peak_rss
 from bot.download import download_video
 from bot.endpoints import configure_discord_endpoints
-from bot.sandbox.discord import DiscordEmulator
+from sandbox.discord import DiscordEmulator
 from bot.transcode import fit_video_async, probe
 
 TITLE = "Video relay"

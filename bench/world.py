@@ -19,10 +19,10 @@ from typing import Any
 from PIL import Image
 
 from bench.botproc import BotProcess
-from bot.sandbox.discord import DiscordEmulator, InteractionHandle
-from bot.sandbox.discord.snowflake import SnowflakeGenerator
-from bot.sandbox.discord.state import TEXT_CHANNEL, Channel
-from bot.sandbox.world import Sandbox, SandboxSettings
+from sandbox.discord import DiscordEmulator, InteractionHandle
+from sandbox.discord.snowflake import SnowflakeGenerator
+from sandbox.discord.state import TEXT_CHANNEL, Channel
+from sandbox.world import Sandbox, SandboxSettings
 
 CHANNEL_MESSAGE_ROUTE = "/channels/{channel_id}/messages/{message_id}"
 # A worker id of its own, so channel ids never collide with the emulator's snowflakes.

@@ -134,3 +134,5 @@ async def run_bot(config: Config, secrets: Secrets) -> None:
         finally:
             for sig in handled:
                 loop.remove_signal_handler(sig)
+            # discord.py keeps its endpoints in class attributes: leave them as we found them.
+            configure_discord_endpoints(None, None)

@@ -58,7 +58,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from bot.app import run_bot
-    from bot.sandbox.world import Sandbox, SandboxSettings
+    from sandbox.world import Sandbox, SandboxSettings
 
     setup_logging(args.log_level)
     settings = SandboxSettings(

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from bot.app import run_bot
-from bot.sandbox.world import Sandbox, SandboxSettings
+from sandbox.world import Sandbox, SandboxSettings
 from tests.images import make_image
 
 FAST = SandboxSettings(

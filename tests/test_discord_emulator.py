@@ -18,7 +18,7 @@ from discord.ext import commands
 from PIL import Image
 
 from bot.endpoints import configure_discord_endpoints
-from bot.sandbox.discord import DiscordEmulator, InteractionFailed, InvocationError
+from sandbox.discord import DiscordEmulator, InteractionFailed, InvocationError
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from bot.app import run_bot
-from bot.sandbox.world import Sandbox, SandboxSettings
+from sandbox.world import Sandbox, SandboxSettings
 from bot.store import Store
 from tests.discord_fakes import eventually
 from tests.images import make_image

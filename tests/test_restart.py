@@ -16,7 +16,7 @@ import pytest
 
 from bot.config import Config, QuotaConfig
 from bot.quota import period_window
-from bot.sandbox.world import Sandbox, SandboxSettings
+from sandbox.world import Sandbox, SandboxSettings
 from bot.store import JobState, Store
 from tests.discord_fakes import eventually
 from tests.images import make_image

@@ -46,7 +46,7 @@ from bot.runcomfy.states import (
     is_terminal,
     parse_state,
 )
-from bot.sandbox.runcomfy import RunComfyEmulator
+from sandbox.runcomfy import RunComfyEmulator
 
 TOKEN = "rc-SECRET-token-4f9a0c"
 

@@ -15,8 +15,8 @@ from aiohttp import web
 from PIL import Image
 
 from bot.runcomfy.client import MODEL_PATH
-from bot.sandbox.runcomfy import RunComfyEmulator
-from bot.sandbox.video import render_clip
+from sandbox.runcomfy import RunComfyEmulator
+from sandbox.video import render_clip
 
 TOKEN = "emulator-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -482,7 +482,7 @@ async def test_the_app_can_be_embedded_in_another_server(http: aiohttp.ClientSes
 def test_render_picks_the_seedance_size_for_the_aspect(
     source: tuple[int, int], resolution: str, expected: tuple[int, int]
 ) -> None:
-    from bot.sandbox.video import output_size
+    from sandbox.video import output_size
 
     assert output_size(resolution, *source) == expected
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.sandbox.discord import DiscordEmulator
+from sandbox.discord import DiscordEmulator
 from tests.test_discord_emulator import (
     png_bytes,
     restore_discord_endpoints,

@@ -13,7 +13,7 @@ import pytest
 
 from bot.app import EXTENSIONS, SeedanceBot
 from bot.config import Config, DiscordConfig, QuotaConfig, RunComfyConfig
-from bot.sandbox.runcomfy import RunComfyEmulator
+from sandbox.runcomfy import RunComfyEmulator
 from bot.store import JobRecord, JobState, Store
 from tests.discord_fakes import (
     FakeChannel,

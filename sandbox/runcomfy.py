@@ -23,12 +23,14 @@ import aiohttp
 from aiohttp import web
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from bot.runcomfy.client import MODEL_PATH
-from bot.sandbox.video import output_size, render_clip
+from sandbox.video import output_size, render_clip
 
 log = logging.getLogger(__name__)
 
-MODEL_ID = MODEL_PATH.removeprefix("/v1/models/")
+# The provider's paths, copied from RunComfy's API page (seeds/) rather than imported from the
+# bot's client: a wrong path in the client must fail against this emulator, not be mirrored.
+MODEL_ID = "bytedance/seedance-1-0/lite/image-to-video"
+MODEL_PATH = f"/v1/models/{MODEL_ID}"
 PROMPT_MAX_CHARS = 1900
 RESOLUTIONS = ("480p", "720p", "1080p")
 DURATIONS = (5, 10)

@@ -34,7 +34,7 @@ _CONTENT_TYPES = {
 def _static_bytes(name: str) -> bytes | None:
     if not _STATIC_NAME.match(name):
         return None
-    resource = resources.files("bot.sandbox").joinpath("static").joinpath(name)
+    resource = resources.files("sandbox").joinpath("static").joinpath(name)
     if not resource.is_file():
         return None
     return resource.read_bytes()

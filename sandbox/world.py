@@ -21,9 +21,8 @@ from bot.config import (
     RunComfyConfig,
     Secrets,
 )
-from bot.endpoints import configure_discord_endpoints
-from bot.sandbox.discord import DiscordEmulator
-from bot.sandbox.runcomfy import RunComfyEmulator
+from sandbox.discord import DiscordEmulator
+from sandbox.runcomfy import RunComfyEmulator
 
 
 @dataclass(frozen=True)
@@ -113,8 +112,6 @@ class Sandbox:
     async def close(self) -> None:
         await self.discord.close()
         await self.runcomfy.close()
-        # Leave discord.py pointing at the real Discord again.
-        configure_discord_endpoints(None, None)
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
