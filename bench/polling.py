@@ -44,8 +44,8 @@ from bot.polling import PollPlan, expected_run_seconds, next_poll_delay
 from bot.quota import Limits, period_window
 from bot.runcomfy.client import RunComfyClient, Submission
 from bot.runcomfy.states import Completed, ProviderState
-from sandbox.runcomfy import RunComfyEmulator
 from bot.store import JobRecord, JobState, NewJob, Store
+from sandbox.runcomfy import RunComfyEmulator
 
 TITLE = "Polling efficiency"
 DEFAULT_RUNS = 3

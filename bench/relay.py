@@ -35,8 +35,8 @@ from PIL import Image, ImageChops, ImageFilter
 from bench.common import MIB, Check, Report, Table, current_rss, peak_rss, reset_peak_rss
 from bot.download import download_video
 from bot.endpoints import configure_discord_endpoints
-from sandbox.discord import DiscordEmulator
 from bot.transcode import fit_video_async, probe
+from sandbox.discord import DiscordEmulator
 
 TITLE = "Video relay"
 DEFAULT_RUNS = 1

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 
 from bot.app import run_bot
-from sandbox.world import Sandbox, SandboxSettings
 from bot.store import Store
+from sandbox.world import Sandbox, SandboxSettings
 from tests.discord_fakes import eventually
 from tests.images import make_image
 

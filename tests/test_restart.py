@@ -16,8 +16,8 @@ import pytest
 
 from bot.config import Config, QuotaConfig
 from bot.quota import period_window
-from sandbox.world import Sandbox, SandboxSettings
 from bot.store import JobState, Store
+from sandbox.world import Sandbox, SandboxSettings
 from tests.discord_fakes import eventually
 from tests.images import make_image
 

@@ -13,8 +13,8 @@ import pytest
 
 from bot.app import EXTENSIONS, SeedanceBot
 from bot.config import Config, DiscordConfig, QuotaConfig, RunComfyConfig
-from sandbox.runcomfy import RunComfyEmulator
 from bot.store import JobRecord, JobState, Store
+from sandbox.runcomfy import RunComfyEmulator
 from tests.discord_fakes import (
     FakeChannel,
     Member,
