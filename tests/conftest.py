@@ -1,219 +1,37 @@
-"""Shared fixtures for the end-to-end tests: the real bot, started its real way, in a sandbox.
+"""Fixtures for every test: the two worlds the tests drive the real bot in.
 
 ``e2e`` starts a :class:`Sandbox` (local Discord and RunComfy) with fast timings and runs
-``bot.app.run_bot`` against it as a task, exactly as ``seedance-bot sandbox`` does. A test
-changes the sandbox's settings with ``@pytest.mark.sandbox(upload_limit=..., ...)`` (any
-:class:`SandboxSettings` field). After each test the fixture checks what Discord itself would
-have noticed: no request to a route the emulator does not know, no emulator crash, no
-interaction left unanswered and no call Discord would have refused.
+``bot.app.run_bot`` against it, exactly as ``seedance-bot sandbox`` does. ``world`` drives the
+cogs with Discord objects as autospecs over the real engine, the RunComfy emulator and SQLite.
+A test changes either world's settings the same way, with ``@pytest.mark.settings(...)``:
+``quota=QuotaConfig(...)`` and ``max_concurrent_jobs=...`` work in both, and the e2e world takes
+any other :class:`SandboxSettings` field too.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
-from bot.app import run_bot
-from sandbox.world import Sandbox, SandboxSettings
-from tests.images import make_image
-
-FAST = SandboxSettings(
-    port=0,
-    queue_seconds=0.5,
-    run_seconds=0.5,
-    video_size=(96, 64),
-    fps=8,
-    status_edit_interval=0.2,
-    poll_interval=0.1,
-)
-"""Sandbox timings for tests: a job takes about a second from /animate to the video."""
-
-WAIT = 15.0
-"""Ceiling on any single wait; a passing test never gets near it."""
-
-JSON = dict[str, Any]
+from sandbox.world import SandboxSettings
+from tests.harness.e2e import E2E, FAST, running_sandbox
+from tests.harness.settings import overrides
+from tests.harness.worlds import world  # noqa: F401  (the cog tests' world, as a fixture)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "sandbox(**settings): SandboxSettings overrides for the e2e fixture"
+        "markers", "settings(**overrides): settings of the test's world (see tests/conftest.py)"
     )
-
-
-def embed_titles(message: JSON) -> str:
-    """The titles of a message's embeds, joined (the status message shows its state there)."""
-    return " ".join(str(e.get("title") or "") for e in message.get("embeds", []))
-
-
-def custom_ids(message: JSON) -> list[str]:
-    """The custom ids of every button on a message."""
-    found: list[str] = []
-    for row in message.get("components", []):
-        for item in row.get("components", []):
-            if item.get("custom_id"):
-                found.append(str(item["custom_id"]))
-    return found
-
-
-def is_video(message: JSON) -> bool:
-    """Whether a message carries an mp4 attachment."""
-    return any(a["filename"].endswith(".mp4") for a in message.get("attachments", []))
-
-
-class E2E:
-    """A running sandbox with the real bot, plus what a member does and sees in it."""
-
-    def __init__(self, sandbox: Sandbox) -> None:
-        self.sandbox = sandbox
-        self.emu = sandbox.discord
-        self.runcomfy = sandbox.runcomfy
-        self._task: asyncio.Task[None] | None = None
-
-    # the bot -----------------------------------------------------------------------------
-
-    async def start_bot(self) -> None:
-        """Run the bot the way `seedance-bot sandbox` does, and wait until it is on the gateway."""
-        assert self._task is None, "the bot is already running"
-        # A restarted bot identifies anew: wait for that connection, not the previous one.
-        self.emu.gateway.connected.clear()
-        self._task = asyncio.create_task(run_bot(self.sandbox.config, self.sandbox.secrets))
-        connected = asyncio.create_task(self.emu.wait_for_bot(timeout=WAIT))
-        done, _ = await asyncio.wait({self._task, connected}, return_when=asyncio.FIRST_COMPLETED)
-        if self._task in done:
-            connected.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await connected
-            task, self._task = self._task, None
-            raise AssertionError(f"the bot stopped while starting: {task.exception()!r}")
-        await connected
-
-    async def stop_bot(self) -> None:
-        """Stop the bot as a signal would: cancel run_bot and let it close everything."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        if task.done():
-            # The bot stopped by itself: that is a failure of whatever test was running.
-            raise AssertionError(f"the bot stopped on its own: {task.exception()!r}")
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    # what members do ---------------------------------------------------------------------
-
-    async def animate(
-        self,
-        prompt: str = "a lighthouse in a storm",
-        *,
-        image: bytes | None = None,
-        user_id: int | None = None,
-        **options: Any,
-    ) -> Any:
-        """Upload an image and run /animate; returns the interaction handle once answered."""
-        data = make_image(640, 480) if image is None else image
-        attachment = await self.emu.upload_attachment("frame.png", data, "image/png")
-        handle = await self.emu.invoke_command(
-            "animate",
-            {"image": attachment, "prompt": prompt, **options},
-            user_id=user_id or self.emu.requester_id,
-        )
-        await handle.wait_response(WAIT)
-        return handle
-
-    async def reply_text(self, handle: Any) -> str:
-        """The text of an interaction's answer once the bot has filled it in."""
-        content: str = await handle.wait_until(
-            lambda h: (h.original() or {}).get("flags", 0) & 128 == 0 and h.content, WAIT
-        )
-        return content
-
-    async def usage_fields(self, user_id: int | None = None) -> dict[str, str]:
-        """Run /usage as a member and read its embed's fields by name."""
-        handle = await self.emu.invoke_command("usage", {}, user_id=user_id)
-        await handle.wait_until(lambda h: h.embeds, WAIT)
-        return {f["name"]: f["value"] for f in handle.embeds[0]["fields"]}
-
-    # what members see --------------------------------------------------------------------
-
-    def status_messages(self) -> list[JSON]:
-        """The bot's status messages in the channel (one per job)."""
-        return [
-            m
-            for m in self.emu.channel_messages()
-            if str(m.get("content") or "").startswith("Video for")
-        ]
-
-    def videos(self) -> list[JSON]:
-        """Messages in the channel carrying a video file."""
-        return [m for m in self.emu.channel_messages() if is_video(m)]
-
-    async def wait_status(self, predicate: Any = None) -> JSON:
-        """The (newest) status message once ``predicate(message)`` holds for it."""
-        check = predicate or (lambda _m: True)
-        return await self.emu.wait_for_message(
-            lambda m: str(m.get("content") or "").startswith("Video for") and bool(check(m)),
-            WAIT,
-            channel_id=self.emu.channel_id,
-        )
-
-    async def wait_queued(self) -> tuple[JSON, str]:
-        """The status message once the job waits in the provider's queue, and its Cancel id."""
-        message = await self.wait_status(
-            lambda m: (
-                "Waiting in the queue" in embed_titles(m)
-                and any(c.startswith("job:cancel:") for c in custom_ids(m))
-            )
-        )
-        [cancel] = [c for c in custom_ids(message) if c.startswith("job:cancel:")]
-        return message, cancel
-
-    async def wait_video(self) -> JSON:
-        """The first message in the channel with a video file."""
-        return await self.emu.wait_for_message(is_video, WAIT, channel_id=self.emu.channel_id)
-
-    # after each test ---------------------------------------------------------------------
-
-    def check_discord_saw_nothing_wrong(self) -> None:
-        emu = self.emu
-        assert emu.unknown_routes == [], "the bot called routes the emulator does not know"
-        assert emu.crashes == [], "the emulator failed on a request"
-        unanswered = [r.name or r.custom_id for r in emu.service.interactions.values() if r.failed]
-        assert unanswered == [], "interactions the bot never acknowledged"
-        refused = [
-            (r.name or r.custom_id, call)
-            for r in emu.service.interactions.values()
-            for call in r.rejected
-        ]
-        assert refused == [], "calls Discord would have refused"
-
-
-@contextlib.asynccontextmanager
-async def running_sandbox(settings: SandboxSettings) -> AsyncIterator[E2E]:
-    """A sandbox with the real bot running in it; checks Discord's view on the way out."""
-    async with Sandbox(settings) as sandbox:
-        world = E2E(sandbox)
-        try:
-            await world.start_bot()
-            yield world
-            await world.stop_bot()
-        finally:
-            with contextlib.suppress(AssertionError):
-                await world.stop_bot()
-        world.check_discord_saw_nothing_wrong()
 
 
 @pytest.fixture
 def sandbox_settings(request: pytest.FixtureRequest) -> SandboxSettings:
-    """FAST, with the test's ``@pytest.mark.sandbox(...)`` overrides applied."""
-    marker = request.node.get_closest_marker("sandbox")
-    overrides = dict(marker.kwargs) if marker else {}
-    return dataclasses.replace(FAST, **overrides)
+    """FAST, with the test's ``@pytest.mark.settings(...)`` overrides applied."""
+    return dataclasses.replace(FAST, **overrides(request))
 
 
 @pytest.fixture
@@ -234,7 +52,3 @@ async def e2e(
         if r.levelno >= logging.ERROR and r.name.split(".")[0] in ("bot", "cogs", "discord")
     ]
     assert errors == [], "the bot logged errors"
-
-
-# The autospec world of the cog tests (tests/worlds.py), for every test module.
-from tests.worlds import world  # noqa: E402, F401

@@ -6,10 +6,10 @@ import pytest
 
 from bot.config import QuotaConfig
 from bot.store import Store
-from tests.conftest import E2E, custom_ids, embed_titles
+from tests.harness.e2e import E2E, custom_ids, embed_titles
 
 
-@pytest.mark.sandbox(quota=QuotaConfig(member_credits=0))
+@pytest.mark.settings(quota=QuotaConfig(member_credits=0))
 async def test_approve_buttons_work_after_a_restart(e2e: E2E) -> None:
     emu = e2e.emu
     async with Store.open(e2e.sandbox.config.database.path) as store:

@@ -13,8 +13,8 @@ import pytest
 from bot.app import run_bot
 from bot.store import Store
 from sandbox.world import Sandbox, SandboxSettings
-from tests.discord_fakes import eventually
-from tests.images import make_image
+from tests.harness.discord_fakes import eventually
+from tests.harness.images import make_image
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from typing import Any
 from bench import BENCHMARKS
 from bench.__main__ import main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def run_quick(name: str) -> tuple[int, str, str]:

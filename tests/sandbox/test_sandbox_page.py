@@ -10,13 +10,7 @@ from typing import Any
 import aiohttp
 
 from sandbox.discord import DiscordEmulator
-from tests.test_discord_emulator import (
-    png_bytes,
-    restore_discord_endpoints,
-    running_bot,
-)
-
-__all__ = ["restore_discord_endpoints"]  # the autouse fixture applies here too
+from tests.harness.emulated_bot import png_bytes, running_bot
 
 
 async def get_json(http: aiohttp.ClientSession, url: str) -> Any:

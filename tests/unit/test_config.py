@@ -12,7 +12,7 @@ from bot.config import (
 )
 from bot.quota import Period
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_empty_and_missing_config_run_on_defaults(tmp_path: Path) -> None:

@@ -12,18 +12,19 @@ import av
 import discord
 import pytest
 
+from bot.config import QuotaConfig
 from bot.store import JobState
 from cogs.buttons import CancelButton, DeleteButton, RetryButton
-from tests.discord_fakes import (
+from tests.harness.discord_fakes import (
     Member,
     eventually,
     invoke,
     make_attachment,
     member_saw,
 )
-from tests.images import make_image
-from tests.videos import duration_seconds, make_video
-from tests.worlds import World
+from tests.harness.images import make_image
+from tests.harness.videos import duration_seconds, make_video
+from tests.harness.worlds import World
 
 
 async def test_accepted_job_is_delivered_as_a_file_and_charged(world: World) -> None:
@@ -202,7 +203,7 @@ async def test_a_status_message_that_cannot_be_posted_charges_nothing(world: Wor
     assert (usage.member_used, usage.member_reserved) == (0, 0)
 
 
-@pytest.mark.parametrize("world", [{"member_credits": 4}], indirect=True)
+@pytest.mark.settings(quota=QuotaConfig(member_credits=4))
 async def test_quota_refusal_says_what_is_left_and_charges_nothing(world: World) -> None:
     interaction = await world.animate(world.alice, resolution=_choice("1080p"))
     text = member_saw(interaction)[0]
@@ -210,7 +211,7 @@ async def test_quota_refusal_says_what_is_left_and_charges_nothing(world: World)
     assert world.rc.submitted == []
 
 
-@pytest.mark.parametrize("world", [{"member_concurrent_jobs": 1}], indirect=True)
+@pytest.mark.settings(quota=QuotaConfig(member_concurrent_jobs=1))
 async def test_one_job_at_a_time_per_member(world: World) -> None:
     world.rc.plan_next_job(queue_seconds=5.0)
     await world.animate(world.alice)
@@ -265,7 +266,7 @@ def _choice(value: str) -> discord.app_commands.Choice[str]:
     return discord.app_commands.Choice(name=value, value=value)
 
 
-@pytest.mark.parametrize("world", [{}], indirect=True)
+@pytest.mark.settings()
 async def test_a_refused_key_pauses_new_requests_without_charging(world: World) -> None:
     world.rc.faults.add(route="submit", kind="http", status=401, message="bad token")
     await world.animate(world.alice)

@@ -13,7 +13,7 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k not in ("DISCORD_TOKEN", "RUNCOMFY_API_TOKEN")}
     base.pop("SEEDANCE_BOT_CONFIG", None)
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     base["PYTHONPATH"] = str(root)
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],

@@ -18,8 +18,8 @@ import pytest
 
 from bot.config import QuotaConfig
 from bot.runcomfy.client import MODEL_PATH
-from tests.conftest import E2E, WAIT, custom_ids, embed_titles
-from tests.images import make_image
+from tests.harness.e2e import E2E, WAIT, custom_ids, embed_titles
+from tests.harness.images import make_image
 
 SUBMIT_PATH = MODEL_PATH
 CANCEL_PATH = re.compile(r"^/v1/requests/[^/]+/cancel$")
@@ -99,7 +99,7 @@ async def test_a_too_small_image_is_refused_privately_with_the_rule_and_its_valu
     assert fields["Used today"].startswith("0 credits")
 
 
-@pytest.mark.sandbox(quota=QuotaConfig(member_credits=1))
+@pytest.mark.settings(quota=QuotaConfig(member_credits=1))
 async def test_when_credits_run_out_the_next_job_is_refused_with_what_is_left_and_when(
     e2e: E2E,
 ) -> None:
@@ -163,7 +163,7 @@ async def test_someone_else_cannot_cancel_and_the_job_goes_on(e2e: E2E) -> None:
     assert cancels(e2e) == 0
 
 
-@pytest.mark.sandbox(interaction_token_lifetime=1.0, run_seconds=2.5)
+@pytest.mark.settings(interaction_token_lifetime=1.0, run_seconds=2.5)
 async def test_a_job_outliving_the_interaction_token_still_delivers(e2e: E2E) -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -178,7 +178,7 @@ async def test_a_job_outliving_the_interaction_token_still_delivers(e2e: E2E) ->
     await e2e.wait_status(lambda m: "ready" in embed_titles(m))
 
 
-@pytest.mark.sandbox(upload_limit=64 * 1024)
+@pytest.mark.settings(upload_limit=64 * 1024)
 async def test_a_video_over_the_upload_limit_is_posted_as_a_link(e2e: E2E) -> None:
     emu = e2e.emu
     big = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(100 * 1024)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from bot.config import QuotaConfig
 from bot.store import JobState
 from cogs.buttons import ApproveButton, CancelButton, DenyButton
-from tests.discord_fakes import Member, eventually, member_saw
-from tests.worlds import World
+from tests.harness.discord_fakes import Member, eventually, member_saw
+from tests.harness.worlds import World
 
 
 async def test_a_paused_server_refuses_without_a_job(world: World) -> None:
@@ -48,7 +49,7 @@ async def enable_approvals(world: World) -> None:
     await world.store.set_modlog_channel(guild, world.modlog.id, by=world.mod.id)
 
 
-@pytest.mark.parametrize("world", [{"member_credits": 1}], indirect=True)
+@pytest.mark.settings(quota=QuotaConfig(member_credits=1))
 async def test_over_cap_goes_to_moderators_and_approval_runs_it_on_the_pool(
     world: World,
 ) -> None:
@@ -88,7 +89,7 @@ async def test_over_cap_goes_to_moderators_and_approval_runs_it_on_the_pool(
     assert "already decided" in member_saw(again)[-1]
 
 
-@pytest.mark.parametrize("world", [{"member_credits": 0}], indirect=True)
+@pytest.mark.settings(quota=QuotaConfig(member_credits=0))
 async def test_a_denied_request_tells_the_member_and_charges_nothing(world: World) -> None:
     await enable_approvals(world)
     await world.animate(world.alice)
@@ -109,7 +110,7 @@ async def test_a_denied_request_tells_the_member_and_charges_nothing(world: Worl
     assert world.rc.submitted == []
 
 
-@pytest.mark.parametrize("world", [{"member_credits": 0}], indirect=True)
+@pytest.mark.settings(quota=QuotaConfig(member_credits=0))
 async def test_without_a_modlog_channel_an_over_cap_request_is_refused(world: World) -> None:
     await world.store.set_approvals(world.channel.guild_id, True, by=world.mod.id)
     refused = await world.animate(world.alice)
@@ -118,7 +119,7 @@ async def test_without_a_modlog_channel_an_over_cap_request_is_refused(world: Wo
     assert usage.member_reserved == 0 and usage.member_active_jobs == 0
 
 
-@pytest.mark.parametrize("world", [{"max_concurrent_jobs": 1}], indirect=True)
+@pytest.mark.settings(max_concurrent_jobs=1)
 async def test_beyond_the_provider_cap_jobs_wait_in_a_fair_line(world: World) -> None:
     world.rc.plan_next_job(queue_seconds=3.0, run_seconds=0.1)
     await world.animate(world.alice)

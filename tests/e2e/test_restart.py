@@ -18,10 +18,10 @@ from bot.config import Config, QuotaConfig
 from bot.quota import period_window
 from bot.store import JobState, Store
 from sandbox.world import Sandbox, SandboxSettings
-from tests.discord_fakes import eventually
-from tests.images import make_image
+from tests.harness.discord_fakes import eventually
+from tests.harness.images import make_image
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SUBMIT = "/v1/models/bytedance/seedance-1-0/lite/image-to-video"
 
 

@@ -23,7 +23,7 @@ from bot.moderation import RequestRefused
 from bot.quota import Limits, Period, period_window
 from bot.store import GuildDefaults, GuildSettings, JobState, NewJob, Store
 from cogs.admin import guild_defaults
-from tests.discord_fakes import FakeChannel, Member, invoke, make_interaction, snowflake
+from tests.harness.discord_fakes import FakeChannel, Member, invoke, make_interaction, snowflake
 
 MANAGE_SERVER = "You need the Manage Server permission to do that."
 

@@ -35,7 +35,7 @@ from bot.frames import (
     last_frame_note,
     render_violations,
 )
-from tests.images import SVG, make_ftyp, make_image, make_png_claiming
+from tests.harness.images import SVG, make_ftyp, make_image, make_png_claiming
 
 # The `validations` list of first_frame_image_url (and, identically, last_frame_image_url)
 # in Seedance Lite's input schema, as RunComfy publishes it.

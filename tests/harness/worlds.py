@@ -15,7 +15,7 @@ from bot.app import EXTENSIONS, SeedanceBot
 from bot.config import Config, DiscordConfig, QuotaConfig, RunComfyConfig
 from bot.store import JobRecord, JobState, Store
 from sandbox.runcomfy import RunComfyEmulator
-from tests.discord_fakes import (
+from tests.harness.discord_fakes import (
     FakeChannel,
     Member,
     eventually,
@@ -24,7 +24,8 @@ from tests.discord_fakes import (
     make_interaction,
     snowflake,
 )
-from tests.images import make_image
+from tests.harness.images import make_image
+from tests.harness.settings import overrides
 
 TOKEN = "rc-secret-token-123"
 
@@ -77,9 +78,13 @@ class World:
         return found[0]
 
 
-def config_for(rc: RunComfyEmulator, tmp_path: Path, **settings: Any) -> Config:
-    quota = {k: v for k, v in settings.items() if k != "max_concurrent_jobs"}
-    provider_cap = settings.get("max_concurrent_jobs", 20)
+def config_for(
+    rc: RunComfyEmulator,
+    *,
+    quota: QuotaConfig | None = None,
+    max_concurrent_jobs: int = 20,
+) -> Config:
+    """The cog world's config; ``@pytest.mark.settings(quota=..., max_concurrent_jobs=...)``."""
     return Config(
         discord=DiscordConfig(status_edit_interval=0.0),
         runcomfy=RunComfyConfig(
@@ -88,15 +93,14 @@ def config_for(rc: RunComfyEmulator, tmp_path: Path, **settings: Any) -> Config:
             job_deadline=20.0,
             read_timeout=2.0,
             breaker_cooldown=0.0,
-            max_concurrent_jobs=provider_cap,
+            max_concurrent_jobs=max_concurrent_jobs,
         ),
-        quota=QuotaConfig(**quota),
+        quota=quota or QuotaConfig(),
     )
 
 
 @pytest.fixture
 async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[World]:
-    quota = getattr(request, "param", {})
     async with (
         RunComfyEmulator(
             token=TOKEN, queue_seconds=0.3, run_seconds=0.3, video_size=(64, 48), fps=8
@@ -106,7 +110,7 @@ async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
     ):
         image_url = rc.add_asset("first.png", make_image(640, 480))
         bot = SeedanceBot(
-            config_for(rc, tmp_path, **quota),
+            config_for(rc, **overrides(request)),
             http_session=http,
             store=store,
             runcomfy_token=TOKEN,

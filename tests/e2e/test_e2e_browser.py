@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.conftest import E2E, WAIT
-from tests.images import make_image
+from tests.harness.e2e import E2E, WAIT
+from tests.harness.images import make_image
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
