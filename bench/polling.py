@@ -39,12 +39,13 @@ from PIL import Image
 
 from bench.common import Check, Report, Table, mean, percentile
 from bot.config import Config, QuotaConfig, RunComfyConfig
-from bot.jobs import Delivery, JobService
-from bot.polling import PollPlan, expected_run_seconds, next_poll_delay
+from bot.jobs.polling import PollPlan, expected_run_seconds, next_poll_delay
+from bot.jobs.runner import Delivery, JobService
+from bot.models import JobRecord, JobState, NewJob
 from bot.quota import Limits, period_window
 from bot.runcomfy.client import RunComfyClient, Submission
 from bot.runcomfy.states import Completed, ProviderState
-from bot.store import JobRecord, JobState, NewJob, Store
+from bot.store import Store
 from sandbox.runcomfy import RunComfyEmulator
 
 TITLE = "Polling efficiency"

@@ -33,9 +33,9 @@ from aiohttp import web
 from PIL import Image, ImageChops, ImageFilter
 
 from bench.common import MIB, Check, Report, Table, current_rss, peak_rss, reset_peak_rss
-from bot.download import download_video
 from bot.endpoints import configure_discord_endpoints
-from bot.transcode import fit_video_async, probe
+from bot.media.download import download_video
+from bot.media.transcode import fit_video_async, probe
 from sandbox.discord import DiscordEmulator
 
 TITLE = "Video relay"

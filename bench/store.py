@@ -26,7 +26,9 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from bench.common import Check, Report, Table, ms, percentile
-from bot.store import GuildDefaults, NewJob, QuotaExceeded, Store
+from bot.errors import QuotaExceeded
+from bot.models import GuildDefaults, NewJob
+from bot.store import Store
 
 TITLE = "Store"
 DEFAULT_RUNS = 3

@@ -14,13 +14,13 @@ import aiohttp
 import discord
 from discord.ext import commands
 
-from bot.breaker import CircuitBreaker
 from bot.config import Config, Secrets
 from bot.endpoints import configure_discord_endpoints
-from bot.jobs import JobService
+from bot.jobs.breaker import CircuitBreaker
+from bot.jobs.runner import JobService
 from bot.runcomfy.client import RunComfyClient
 from bot.store import Store
-from bot.tree import SeedanceTree
+from cogs._tree import SeedanceTree
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,11 @@
-"""Errors whose message is safe to show a member as it is."""
+"""The engine's errors: the ones a member may read as they are, and the ones the face renders."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.models import QuotaRefusal
 
 
 class UserFacingError(Exception):
@@ -9,3 +14,35 @@ class UserFacingError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class JobNotFound(LookupError):
+    """No job has this id."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"no job with id {job_id}")
+        self.job_id = job_id
+
+
+class QuotaExceeded(Exception):
+    """A job does not fit the budgets or concurrency caps; nothing was charged."""
+
+    def __init__(self, refusal: QuotaRefusal) -> None:
+        r = refusal
+        super().__init__(
+            f"quota exceeded ({r.reason}): cost {r.cost}, member {r.member_used}/{r.member_limit}, "
+            f"server {r.server_used}/{r.server_limit}, active jobs member {r.active_member} "
+            f"server {r.active_server}, resets {r.resets_at.isoformat()}"
+        )
+        self.refusal = refusal
+
+
+class MemberBusy(UserFacingError):
+    """The member still has jobs at the video service; they cannot be forgotten yet."""
+
+    def __init__(self, active_jobs: int) -> None:
+        super().__init__(
+            f"That member still has {active_jobs} job(s) in progress. "
+            "Try again once they have finished."
+        )
+        self.active_jobs = active_jobs

@@ -19,7 +19,7 @@ from typing import Any
 
 from bot.config import load_config, resolve_config_path
 from bot.store import Store
-from bot.store.reports import ReportRow
+from bot.store.sqlite.reports import ReportRow
 
 __all__ = [
     "FORMATS",

@@ -20,11 +20,18 @@ from discord.ext import commands
 
 from bot.config import QuotaConfig
 from bot.errors import UserFacingError
-from bot.moderation import BlockRule
+from bot.models import (
+    KEEP,
+    MAX_CONCURRENT,
+    MAX_CREDITS,
+    AuditEntry,
+    Ban,
+    GuildDefaults,
+    GuildSettings,
+)
+from bot.moderation.blocklist import BlockRule
 from bot.quota import Period
-from bot.store import KEEP, AuditEntry, Ban, GuildDefaults, GuildSettings
-from bot.store.guild_records import MAX_CONCURRENT, MAX_CREDITS
-from bot.store.reports import PoolUsage
+from bot.store.sqlite.reports import PoolUsage
 from cogs.status import clip, ts
 from cogs.status import credits as n_credits
 

@@ -10,8 +10,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import frames
-from bot.errors import UserFacingError
-from bot.store import JobRecord, JobState, NewJob, QuotaExceeded
+from bot.errors import QuotaExceeded, UserFacingError
+from bot.models import JobRecord, JobState, NewJob
 from bot.tasks import TaskSet
 from cogs.buttons import ApproveButton, CancelButton, DeleteButton, DenyButton, RetryButton
 from cogs.modlog import ModLog

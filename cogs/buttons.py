@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, Self, cast
 import discord
 
 from bot.errors import UserFacingError
-from bot.jobs import CancelResult
-from bot.tree import reply_ephemeral
+from bot.jobs.runner import CancelResult
+from cogs._tree import reply_ephemeral
 
 if TYPE_CHECKING:
     from bot.app import SeedanceBot

@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.store import JobRecord, JobState
+from bot.models import JobRecord, JobState
 from cogs.status import clip, credits, ts
 
 if TYPE_CHECKING:

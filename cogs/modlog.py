@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
-from bot.breaker import Trip, Trouble
-from bot.store import JobRecord, JobState
+from bot.jobs.breaker import Trip, Trouble
+from bot.models import JobRecord, JobState
 from cogs.buttons import approval_view
 from cogs.status import clip, credits, message_link
 

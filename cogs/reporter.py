@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.jobs import Delivery
-from bot.store import JobRecord, JobState
+from bot.jobs.runner import Delivery
+from bot.media.transcode import TranscodeError, fit_video_async
+from bot.models import JobRecord, JobState
 from bot.tasks import TaskSet
-from bot.transcode import TranscodeError, fit_video_async
 from cogs.buttons import cancel_view, delivered_view
 from cogs.modlog import ModLog
 from cogs.status import clip, message_link, settings_line, status_embed

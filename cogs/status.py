@@ -6,7 +6,7 @@ from datetime import datetime
 
 import discord
 
-from bot.store import JobRecord, JobState, QuotaRefusal, Usage
+from bot.models import JobRecord, JobState, QuotaRefusal, Usage
 
 PERIOD_WORD = {"day": "today", "week": "this week", "month": "this month"}
 

@@ -9,7 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import UserFacingError
-from bot.store import Usage
+from bot.models import Usage
 from cogs.status import PERIOD_WORD, credits, ts
 
 if TYPE_CHECKING:

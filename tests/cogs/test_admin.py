@@ -19,9 +19,10 @@ from discord import app_commands
 
 from bot.app import SeedanceBot
 from bot.config import Config, DatabaseConfig, QuotaConfig
-from bot.moderation import RequestRefused
+from bot.models import GuildDefaults, GuildSettings, JobState, NewJob
+from bot.moderation.gates import RequestRefused
 from bot.quota import Limits, Period, period_window
-from bot.store import GuildDefaults, GuildSettings, JobState, NewJob, Store
+from bot.store import Store
 from cogs.admin import guild_defaults
 from tests.harness.discord_fakes import FakeChannel, Member, invoke, make_interaction, snowflake
 

@@ -13,7 +13,7 @@ import discord
 import pytest
 
 from bot.config import QuotaConfig
-from bot.store import JobState
+from bot.models import JobState
 from cogs.buttons import CancelButton, DeleteButton, RetryButton
 from tests.harness.discord_fakes import (
     Member,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.config import QuotaConfig
-from bot.store import JobState
+from bot.models import JobState
 from cogs.buttons import ApproveButton, CancelButton, DenyButton
 from tests.harness.discord_fakes import Member, eventually, member_saw
 from tests.harness.worlds import World

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from bot.config import Config, QuotaConfig
+from bot.models import JobState
 from bot.quota import period_window
-from bot.store import JobState, Store
+from bot.store import Store
 from sandbox.world import Sandbox, SandboxSettings
 from tests.harness.discord_fakes import eventually
 from tests.harness.images import make_image

@@ -13,7 +13,8 @@ import pytest
 
 from bot.app import EXTENSIONS, SeedanceBot
 from bot.config import Config, DiscordConfig, QuotaConfig, RunComfyConfig
-from bot.store import JobRecord, JobState, Store
+from bot.models import JobRecord, JobState
+from bot.store import Store
 from sandbox.runcomfy import RunComfyEmulator
 from tests.harness.discord_fakes import (
     FakeChannel,

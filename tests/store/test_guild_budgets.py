@@ -13,19 +13,12 @@ from typing import Any
 import aiosqlite
 import pytest
 
-from bot.moderation import RequestRefused
+from bot.errors import JobNotFound, QuotaExceeded
+from bot.models import FAILURE_STATES, GuildDefaults, JobRecord, JobState, NewJob
+from bot.moderation.gates import RequestRefused
 from bot.quota import Period, period_window
-from bot.store import (
-    FAILURE_STATES,
-    GuildDefaults,
-    JobNotFound,
-    JobRecord,
-    JobState,
-    NewJob,
-    QuotaExceeded,
-    Store,
-)
-from bot.store.migrations import apply_migrations, load_migrations
+from bot.store import Store
+from bot.store.sqlite.schema import apply_migrations, load_migrations
 
 GUILD = 1000
 OTHER_GUILD = 2000

@@ -14,17 +14,11 @@ from typing import Any
 import pytest
 
 import bot
+from bot.errors import JobNotFound, QuotaExceeded
+from bot.models import FAILURE_STATES, JobRecord, JobState, NewJob
 from bot.quota import Limits, Period, PeriodWindow, period_window
-from bot.store import (
-    FAILURE_STATES,
-    JobNotFound,
-    JobRecord,
-    JobState,
-    NewJob,
-    QuotaExceeded,
-    Store,
-)
-from bot.store.migrations import load_migrations, split_statements
+from bot.store import Store
+from bot.store.sqlite.schema import load_migrations, split_statements
 
 GUILD = 1000
 OTHER_GUILD = 2000
@@ -700,7 +694,9 @@ CHILD = """
 import asyncio, sys
 from datetime import UTC, datetime
 from bot.quota import Limits, Period, period_window
-from bot.store import NewJob, QuotaExceeded, Store
+from bot.models import NewJob
+from bot.errors import QuotaExceeded
+from bot.store import Store
 
 async def main(path: str, name: int) -> None:
     now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

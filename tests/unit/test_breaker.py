@@ -1,4 +1,4 @@
-from bot.breaker import CircuitBreaker, Trip, Trouble, classify
+from bot.jobs.breaker import CircuitBreaker, Trip, Trouble, classify
 from bot.runcomfy.errors import (
     AuthError,
     InputRejectedError,

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.download import (
+from bot.media.download import (
     DownloadError,
     InsecureUrlError,
     VideoTooLargeError,

@@ -13,20 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from bot.moderation import (
-    MAX_PROMPT_CHARS,
+from bot.errors import MemberBusy
+from bot.models import GuildDefaults, JobState, NewJob
+from bot.moderation.blocklist import (
     BlocklistTimeout,
     BlockRule,
-    RequestRefused,
-    adversarial_inputs,
     check_prompt_blocked,
     find_blocked_rule,
     normalize_word,
-    probe_regex,
-    validate_regex,
 )
+from bot.moderation.gates import RequestRefused
+from bot.moderation.regexes import MAX_PROMPT_CHARS, adversarial_inputs, probe_regex, validate_regex
 from bot.quota import Period
-from bot.store import GuildDefaults, JobState, MemberBusy, NewJob, Store
+from bot.store import Store
 
 GUILD = 1000
 OTHER_GUILD = 2000

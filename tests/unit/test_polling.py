@@ -1,4 +1,4 @@
-from bot.polling import PollPlan, expected_run_seconds, next_poll_delay
+from bot.jobs.polling import PollPlan, expected_run_seconds, next_poll_delay
 
 PLAN = PollPlan(floor=1.0, ceiling=15.0)
 

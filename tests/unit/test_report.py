@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.models import JobState, NewJob
 from bot.quota import Limits, Period, period_window
 from bot.report import (
     COLUMNS,
@@ -23,7 +24,7 @@ from bot.report import (
     totals,
     usage_report,
 )
-from bot.store import JobState, NewJob, Store
+from bot.store import Store
 
 GUILD_A, GUILD_B = 111, 222
 ALICE, BOB, CAROL, DAVE, ERIN = 1001, 1002, 1003, 1004, 1005

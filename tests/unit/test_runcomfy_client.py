@@ -15,7 +15,7 @@ import av
 import pytest
 from PIL import Image
 
-from bot.download import DownloadError, download_video
+from bot.media.download import DownloadError, download_video
 from bot.runcomfy.client import (
     MODEL_PATH,
     CancelOutcome,

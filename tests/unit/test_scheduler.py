@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.scheduler import FairQueue
+from bot.jobs.slots import FairQueue
 
 A, B, C = 100, 200, 300
 

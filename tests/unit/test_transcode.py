@@ -13,7 +13,7 @@ import av
 import pytest
 from PIL import Image, ImageDraw
 
-from bot.transcode import TranscodeError, VideoInfo, fit_video, fit_video_async, probe
+from bot.media.transcode import TranscodeError, VideoInfo, fit_video, fit_video_async, probe
 
 # One period of a 375 Hz tone at 48 kHz is 128 samples, so every 1024-sample frame is the same.
 _TONE = struct.pack(

@@ -1,201 +1,28 @@
-"""Prompt blocklist and request gates. Pure apart from the regex probe, which runs a subprocess.
+"""Vetting a moderator's regex before it is stored: it must never be able to hang the bot.
 
-A blocklist rule is a word (or phrase) or a regular expression, always matched case-insensitively
-against the prompt after Unicode normalisation. Moderators type the patterns, so a pattern must
-never be able to hang the bot: :func:`validate_regex` rejects the shapes that make Python's
-backtracking ``re`` engine slow (nested or overlapping quantifiers, backreferences, ...) from the
-parse tree alone, and :func:`vet_regex` then runs the pattern against adversarial prompts of the
-longest allowed length in a separate process that is killed when it overruns its time budget.
+:func:`validate_regex` rejects the shapes that make Python's backtracking ``re`` engine slow
+(nested or overlapping quantifiers, backreferences, ...) from the parse tree alone, and
+:func:`vet_regex` then runs the pattern against adversarial prompts of the longest allowed
+length in a separate process that is killed when it overruns its time budget.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import importlib
 import json
-import logging
 import re
 import string
 import sys
-import time
-import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any, Literal
-
-from bot.errors import UserFacingError
-
-__all__ = [
-    "BLOCKLIST_BUDGET",
-    "MAX_PROMPT_CHARS",
-    "MAX_REGEX_CHARS",
-    "MAX_WORD_CHARS",
-    "BlockRule",
-    "BlocklistTimeout",
-    "GateReason",
-    "RequestRefused",
-    "RuleKind",
-    "adversarial_inputs",
-    "check_prompt_blocked",
-    "find_blocked_rule",
-    "normalize_prompt",
-    "normalize_word",
-    "probe_regex",
-    "validate_regex",
-    "vet_regex",
-]
-
-log = logging.getLogger(__name__)
+from typing import Any
 
 MAX_PROMPT_CHARS = 1900
 """The longest prompt /animate accepts; regex rules are only ever run on this much text."""
 MAX_REGEX_CHARS = 200
-MAX_WORD_CHARS = 100
-
-RuleKind = Literal["word", "regex"]
-
-
-@dataclass(frozen=True)
-class BlockRule:
-    """One blocklist entry. ``id`` is the store's number for it (None before it is stored)."""
-
-    kind: RuleKind
-    pattern: str
-    id: int | None = field(default=None, compare=False)
-
-    def describe(self) -> str:
-        """How a member is told which rule refused them, without showing the pattern."""
-        what = "a blocked word" if self.kind == "word" else "a blocked pattern"
-        return f"rule #{self.id} ({what})" if self.id is not None else what
-
-
-GateReason = Literal["paused", "banned", "channel", "blocked", "unchecked"]
-
-_GATE_MESSAGES: dict[GateReason, str] = {
-    "paused": "Video generation is paused on this server by its moderators.",
-    "banned": "You are not allowed to use this bot on this server.",
-    "channel": "Videos cannot be made in this channel. Ask a moderator where the bot is allowed.",
-    "blocked": "Your prompt was refused by the server's blocklist",
-    "unchecked": (
-        "Your prompt could not be checked against the server's blocklist in time. "
-        "Please try a shorter or simpler prompt."
-    ),
-}
-
-BLOCKLIST_BUDGET = 2.0
-"""Seconds one prompt may spend in the blocklist before it is refused unchecked."""
-
-
-class BlocklistTimeout(TimeoutError):
-    """The blocklist check ran out of time before every rule was tried."""
-
-
-class RequestRefused(UserFacingError):
-    """A gate closed before anything was charged: paused, banned, wrong channel, blocked prompt."""
-
-    def __init__(
-        self,
-        reason: GateReason,
-        *,
-        rule: BlockRule | None = None,
-        allowed_channels: frozenset[int] = frozenset(),
-    ) -> None:
-        message = _GATE_MESSAGES[reason]
-        if reason == "blocked":
-            message += f": {rule.describe()}." if rule is not None else "."
-        super().__init__(message)
-        self.reason: GateReason = reason
-        self.rule = rule
-        self.allowed_channels = allowed_channels
-
-
-# -- prompt matching ----------------------------------------------------------------------
-
-
-def normalize_prompt(prompt: str) -> str:
-    """The text rules are matched against: NFKC-folded, invisible format characters removed.
-
-    NFKC turns look-alikes such as full-width letters into plain ones, and dropping format
-    characters (zero-width spaces and joiners) stops "nu\\u200bde" slipping past a word rule.
-    """
-    folded = unicodedata.normalize("NFKC", prompt)
-    return "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
-
-
-def normalize_word(word: str) -> str:
-    """The stored form of a word rule: normalised like a prompt, lower case, single spaces.
-
-    Raises ``ValueError`` with a moderator-facing message when the word cannot be a rule.
-    """
-    text = " ".join(normalize_prompt(word).lower().split())
-    if not text:
-        raise ValueError("A blocked word cannot be empty.")
-    if len(text) > MAX_WORD_CHARS:
-        raise ValueError(f"A blocked word can be at most {MAX_WORD_CHARS} characters long.")
-    if any(unicodedata.category(ch).startswith("C") for ch in text):
-        raise ValueError("A blocked word cannot contain control characters.")
-    return text
-
-
-def _word_regex(word: str) -> str:
-    # Whole words only: "ass" must not refuse "class". Look-arounds instead of \b so a word
-    # that starts or ends with punctuation ("c++") still has a boundary; any run of
-    # whitespace matches a space inside a phrase.
-    body = r"\s+".join(re.escape(part) for part in word.split())
-    return rf"(?<!\w){body}(?!\w)"
-
-
-@functools.lru_cache(maxsize=2048)
-def _compiled(kind: RuleKind, pattern: str) -> re.Pattern[str] | None:
-    """The compiled matcher of a rule, or None (logged once) for a regex that is not safe."""
-    if kind == "word":
-        return re.compile(_word_regex(pattern), re.IGNORECASE)
-    try:
-        validate_regex(pattern)
-    except ValueError as exc:
-        # Rules are validated when added; this only happens if a newer, stricter bot reads an
-        # older database. Running an unsafe pattern is worse than not running it.
-        log.warning("blocklist regex %r is skipped: %s", pattern, exc)
-        return None
-    return re.compile(pattern, re.IGNORECASE)
-
-
-def check_prompt_blocked(
-    prompt: str, rules: Iterable[BlockRule], *, deadline: float | None = None
-) -> BlockRule | None:
-    """The first rule (in the given order) that matches ``prompt``, or None.
-
-    Words match whole words, case-insensitively; regexes match anywhere, case-insensitively.
-    Both see the prompt normalised by :func:`normalize_prompt` and cut to
-    :data:`MAX_PROMPT_CHARS` characters, the longest prompt a job can have. With a
-    ``deadline`` (on :func:`time.monotonic`'s clock), raises :class:`BlocklistTimeout` when
-    it passes before every rule was tried.
-    """
-    text = normalize_prompt(prompt)[:MAX_PROMPT_CHARS]
-    for rule in rules:
-        if deadline is not None and time.monotonic() > deadline:
-            raise BlocklistTimeout(f"blocklist check stopped before {rule.describe()}")
-        matcher = _compiled(rule.kind, rule.pattern)
-        if matcher is not None and matcher.search(text) is not None:
-            return rule
-    return None
-
-
-async def find_blocked_rule(
-    prompt: str, rules: Iterable[BlockRule], *, budget: float = BLOCKLIST_BUDGET
-) -> BlockRule | None:
-    """:func:`check_prompt_blocked` in a worker thread, within ``budget`` seconds.
-
-    The thread keeps the event loop free; the budget bounds the whole check to the budget
-    plus one rule (every rule is proven fast when added, but a server may have many).
-    Raises :class:`BlocklistTimeout` when the budget runs out.
-    """
-    deadline = time.monotonic() + budget
-    return await asyncio.to_thread(check_prompt_blocked, prompt, list(rules), deadline=deadline)
-
 
 # -- static regex check -------------------------------------------------------------------
 

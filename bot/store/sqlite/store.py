@@ -13,30 +13,30 @@ from typing import Any
 
 import aiosqlite
 
+from bot.errors import JobNotFound
+from bot.models import FAILURE_STATES, PROGRESS_STATES, JobRecord, JobState, NewJob, Usage
 from bot.quota import Limits, PeriodWindow
-from bot.store.approvals import ApprovalMixin
-from bot.store.budgets import BudgetMixin
-from bot.store.ledger import active_counts, admit, credit_totals, usage_record
-from bot.store.migrations import apply_migrations, load_migrations
-from bot.store.moderation import ModerationMixin
-from bot.store.records import (
-    FAILURE_STATES,
-    PROGRESS_STATES,
-    JobNotFound,
-    JobRecord,
-    JobState,
-    NewJob,
-    Usage,
+from bot.store.sqlite.approvals import ApprovalMixin
+from bot.store.sqlite.budgets import BudgetMixin
+from bot.store.sqlite.ledger import active_counts, admit, credit_totals, usage_record
+from bot.store.sqlite.moderation import ModerationMixin
+from bot.store.sqlite.reports import ReportMixin
+from bot.store.sqlite.rows import (
+    JOB_COLUMNS,
+    OPEN,
+    RUNNABLE_STATES,
+    from_text,
+    job_from_row,
+    to_text,
 )
-from bot.store.reports import ReportMixin
-from bot.store.rows import JOB_COLUMNS, OPEN, RUNNABLE_STATES, from_text, job_from_row, to_text
+from bot.store.sqlite.schema import apply_migrations, load_migrations
 
-__all__ = ["Store"]
+__all__ = ["SqliteStore"]
 
 log = logging.getLogger(__name__)
 
 
-class Store(ApprovalMixin, BudgetMixin, ModerationMixin, ReportMixin):
+class SqliteStore(ApprovalMixin, BudgetMixin, ModerationMixin, ReportMixin):
     """Jobs, the usage ledger and each server's moderation settings in one SQLite file.
 
     One aiosqlite connection is shared by every coroutine. Each method holds an asyncio lock
@@ -52,7 +52,9 @@ class Store(ApprovalMixin, BudgetMixin, ModerationMixin, ReportMixin):
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, path: str | Path, *, busy_timeout: float = 10.0) -> AsyncIterator[Store]:
+    async def open(
+        cls, path: str | Path, *, busy_timeout: float = 10.0
+    ) -> AsyncIterator[SqliteStore]:
         """Connect to ``path``, set the pragmas, apply pending migrations; close on exit.
 
         The parent folder is created when missing. ``busy_timeout`` (seconds) is how long a

@@ -17,17 +17,20 @@ from typing import Any
 
 import aiosqlite
 
-from bot.moderation import RequestRefused
-from bot.store.guild_records import (
+from bot.errors import JobNotFound
+from bot.models import (
     Approval,
     ApprovalDecision,
     ApprovalRequest,
     GuildDefaults,
+    JobRecord,
+    JobState,
+    NewJob,
 )
-from bot.store.guild_sql import StoreCore, audit, check_gates_in, granted_in, load_settings
-from bot.store.ledger import admit
-from bot.store.records import JobNotFound, JobRecord, JobState, NewJob
-from bot.store.rows import JOB_COLUMNS, from_opt_text, from_text, job_from_row, to_text
+from bot.moderation.gates import RequestRefused
+from bot.store.sqlite.guild_sql import StoreCore, audit, check_gates_in, granted_in, load_settings
+from bot.store.sqlite.ledger import admit
+from bot.store.sqlite.rows import JOB_COLUMNS, from_opt_text, from_text, job_from_row, to_text
 
 __all__ = ["ApprovalMixin"]
 

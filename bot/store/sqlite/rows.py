@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime
 
-from bot.store.records import JobRecord, JobState
+from bot.models import JobRecord, JobState
 
 # Word for word the WHERE clause of the partial index jobs_open in V1__initial.sql, so the
 # planner can use that index for the concurrency counts. Must agree with TERMINAL_STATES.

@@ -11,18 +11,19 @@ from datetime import datetime
 
 import aiosqlite
 
-from bot.moderation import (
+from bot.errors import MemberBusy
+from bot.models import AuditEntry, Ban, ForgetReport, GuildDefaults
+from bot.moderation.blocklist import (
     BLOCKLIST_BUDGET,
     BlocklistTimeout,
     BlockRule,
-    RequestRefused,
     RuleKind,
     find_blocked_rule,
     normalize_word,
-    vet_regex,
 )
-from bot.store.guild_records import AuditEntry, Ban, ForgetReport, GuildDefaults, MemberBusy
-from bot.store.guild_sql import (
+from bot.moderation.gates import RequestRefused
+from bot.moderation.regexes import vet_regex
+from bot.store.sqlite.guild_sql import (
     StoreCore,
     audit,
     check_gates_in,
@@ -30,7 +31,7 @@ from bot.store.guild_sql import (
     load_settings,
     stamp_of,
 )
-from bot.store.rows import OPEN, from_text
+from bot.store.sqlite.rows import OPEN, from_text
 
 __all__ = ["FORGOTTEN", "MAX_BLOCK_RULES", "MAX_REGEX_RULES", "ModerationMixin"]
 

@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
-from bot.moderation import RequestRefused
+from bot.models import BUDGET_FIELDS, GuildDefaults, GuildSettings, JobRecord
+from bot.moderation.gates import RequestRefused
 from bot.quota import Period, PeriodWindow
-from bot.store.guild_records import BUDGET_FIELDS, GuildDefaults, GuildSettings
-from bot.store.records import JobRecord
-from bot.store.rows import to_text
+from bot.store.sqlite.rows import to_text
 
 __all__ = [
     "StoreCore",

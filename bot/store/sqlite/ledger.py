@@ -14,17 +14,10 @@ from typing import Literal
 
 import aiosqlite
 
+from bot.errors import QuotaExceeded
+from bot.models import JobRecord, JobState, NewJob, QuotaRefusal, RefusalReason, Usage
 from bot.quota import Limits, PeriodWindow
-from bot.store.records import (
-    JobRecord,
-    JobState,
-    NewJob,
-    QuotaExceeded,
-    QuotaRefusal,
-    RefusalReason,
-    Usage,
-)
-from bot.store.rows import JOB_COLUMNS, OPEN, job_from_row, to_text
+from bot.store.sqlite.rows import JOB_COLUMNS, OPEN, job_from_row, to_text
 
 __all__ = [
     "CreditTotals",

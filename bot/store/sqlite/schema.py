@@ -26,7 +26,9 @@ class Migration:
     sql: str
 
 
-def load_migrations(package: str = "bot", folder: str = "migrations") -> list[Migration]:
+def load_migrations(
+    package: str = "bot.store.sqlite", folder: str = "migrations"
+) -> list[Migration]:
     """Read the migration files shipped in ``package/folder``, in version order.
 
     Versions must run 1, 2, 3, ... without gaps or duplicates; anything else is a packaging

@@ -20,10 +20,20 @@ from typing import Protocol
 
 import aiohttp
 
-from bot.breaker import CircuitBreaker, ProviderUnavailable
 from bot.config import Config
-from bot.download import DownloadError, VideoTooLargeError, download_video
-from bot.polling import PollPlan, expected_run_seconds, next_poll_delay
+from bot.jobs.breaker import CircuitBreaker, ProviderUnavailable
+from bot.jobs.polling import PollPlan, expected_run_seconds, next_poll_delay
+from bot.jobs.slots import FairQueue
+from bot.media.download import DownloadError, VideoTooLargeError, download_video
+from bot.models import (
+    ApprovalRequest,
+    GuildDefaults,
+    GuildSettings,
+    JobRecord,
+    JobState,
+    NewJob,
+    Usage,
+)
 from bot.quota import job_cost
 from bot.runcomfy.client import RunComfyClient, Submission, VideoInput
 from bot.runcomfy.errors import (
@@ -39,17 +49,7 @@ from bot.runcomfy.errors import (
     UnknownSubmissionError,
 )
 from bot.runcomfy.states import Cancelled, Completed, Failed, InProgress, InQueue, ProviderState
-from bot.scheduler import FairQueue
-from bot.store import (
-    ApprovalRequest,
-    GuildDefaults,
-    GuildSettings,
-    JobRecord,
-    JobState,
-    NewJob,
-    Store,
-    Usage,
-)
+from bot.store import Store
 from bot.tasks import TaskSet
 
 log = logging.getLogger(__name__)

@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.store.guild_records import GuildDefaults
-from bot.store.guild_sql import StoreCore, load_settings
-from bot.store.ledger import server_totals
-from bot.store.rows import OPEN, to_text
+from bot.models import GuildDefaults
+from bot.store.sqlite.guild_sql import StoreCore, load_settings
+from bot.store.sqlite.ledger import server_totals
+from bot.store.sqlite.rows import OPEN, to_text
 
 __all__ = ["PoolUsage", "ReportMixin", "ReportRow"]
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import UTC, datetime
 
-from bot.quota import Limits, Period
-from bot.store.guild_records import (
+from bot.models import (
     KEEP,
     MAX_CONCURRENT,
     MAX_CREDITS,
@@ -17,9 +16,11 @@ from bot.store.guild_records import (
     GuildDefaults,
     GuildSettings,
     Keep,
+    Usage,
     UsageReset,
 )
-from bot.store.guild_sql import (
+from bot.quota import Limits, Period
+from bot.store.sqlite.guild_sql import (
     StoreCore,
     audit,
     granted_in,
@@ -27,9 +28,8 @@ from bot.store.guild_sql import (
     stamp_of,
     touch_settings,
 )
-from bot.store.ledger import active_counts, credit_totals, server_totals, usage_record
-from bot.store.records import Usage
-from bot.store.rows import to_text
+from bot.store.sqlite.ledger import active_counts, credit_totals, server_totals, usage_record
+from bot.store.sqlite.rows import to_text
 
 __all__ = ["BudgetMixin"]
 

@@ -1,0 +1,1 @@
+"""Running jobs: the runner, the fair provider queue, polling, the circuit breaker."""

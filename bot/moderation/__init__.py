@@ -1,0 +1,1 @@
+"""Moderation policy: request gates, the prompt blocklist, and vetting moderators' regexes."""

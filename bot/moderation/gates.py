@@ -1,0 +1,40 @@
+"""Request gates: paused, banned, wrong channel, blocked prompt; refused before any charge."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from bot.errors import UserFacingError
+from bot.moderation.blocklist import BlockRule
+
+GateReason = Literal["paused", "banned", "channel", "blocked", "unchecked"]
+
+_GATE_MESSAGES: dict[GateReason, str] = {
+    "paused": "Video generation is paused on this server by its moderators.",
+    "banned": "You are not allowed to use this bot on this server.",
+    "channel": "Videos cannot be made in this channel. Ask a moderator where the bot is allowed.",
+    "blocked": "Your prompt was refused by the server's blocklist",
+    "unchecked": (
+        "Your prompt could not be checked against the server's blocklist in time. "
+        "Please try a shorter or simpler prompt."
+    ),
+}
+
+
+class RequestRefused(UserFacingError):
+    """A gate closed before anything was charged: paused, banned, wrong channel, blocked prompt."""
+
+    def __init__(
+        self,
+        reason: GateReason,
+        *,
+        rule: BlockRule | None = None,
+        allowed_channels: frozenset[int] = frozenset(),
+    ) -> None:
+        message = _GATE_MESSAGES[reason]
+        if reason == "blocked":
+            message += f": {rule.describe()}." if rule is not None else "."
+        super().__init__(message)
+        self.reason: GateReason = reason
+        self.rule = rule
+        self.allowed_channels = allowed_channels
