@@ -122,6 +122,8 @@ class QuotaRefusal:
     active_member: int
     active_server: int
     resets_at: datetime
+    period: Period
+    """The server's accounting period the credits were counted in."""
 
     @property
     def member_left(self) -> int:
@@ -155,6 +157,11 @@ class Usage:
     They count against the server pool only, not in member_used or member_reserved."""
     member_pending: int = 0
     """Credits of the member's requests waiting for a moderator, held in the server pool."""
+
+    @property
+    def period(self) -> Period:
+        """The server's accounting period this usage is counted in."""
+        return Period.of_key(self.period_key)
 
     @property
     def member_left(self) -> int:

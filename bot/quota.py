@@ -25,6 +25,14 @@ class Period(StrEnum):
     WEEK = "week"
     MONTH = "month"
 
+    @classmethod
+    def of_key(cls, key: str) -> Period:
+        """The period a window key belongs to: ``2026-11-20`` a day, ``2026-W47`` a week,
+        ``2026-11`` a month."""
+        if "W" in key:
+            return cls.WEEK
+        return cls.DAY if key.count("-") == 2 else cls.MONTH
+
 
 @dataclass(frozen=True)
 class PeriodWindow:
@@ -36,6 +44,10 @@ class PeriodWindow:
     key: str
     start: datetime
     end: datetime
+
+    @property
+    def period(self) -> Period:
+        return Period.of_key(self.key)
 
 
 def period_window(period: Period, now: datetime) -> PeriodWindow:

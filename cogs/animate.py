@@ -210,9 +210,7 @@ class AnimateCog(commands.Cog):
                 new, role_ids=roles, parent_channel_id=parent_channel(interaction)
             )
         except QuotaExceeded as exc:
-            raise UserFacingError(
-                refusal_message(exc.refusal, self.bot.config.quota.period.value)
-            ) from None
+            raise UserFacingError(refusal_message(exc.refusal)) from None
 
         reporter = ChannelReporter(
             self.bot,

@@ -141,7 +141,6 @@ class ChannelReporter:
         embed = status_embed(
             job,
             usage=usage,
-            period=self._bot.config.quota.period.value,
             expected_finish=await jobs.expected_finish(job),
             result_jump_url=jump,
             slot_position=jobs.slot_position(job.id),

@@ -7,8 +7,9 @@ from datetime import datetime
 import discord
 
 from bot.models import JobRecord, JobState, QuotaRefusal, Usage
+from bot.quota import Period
 
-PERIOD_WORD = {"day": "today", "week": "this week", "month": "this month"}
+PERIOD_WORD = {Period.DAY: "today", Period.WEEK: "this week", Period.MONTH: "this month"}
 
 _LOOK: dict[JobState, tuple[str, discord.Colour]] = {
     JobState.ACCEPTED: ("⏳ Sending to the video service", discord.Colour.light_grey()),
@@ -39,8 +40,8 @@ def settings_line(job: JobRecord) -> str:
     return f"{job.resolution} · {job.duration} s{last} · {credits(job.credits)}"
 
 
-def quota_line(usage: Usage, period: str) -> str:
-    word = PERIOD_WORD.get(period, "this period")
+def quota_line(usage: Usage) -> str:
+    word = PERIOD_WORD[usage.period]
     return (
         f"{usage.member_left} of {credits(usage.member_limit)} left {word} · "
         f"server pool {usage.server_left}/{usage.server_limit} · resets {ts(usage.resets_at)}"
@@ -64,7 +65,6 @@ def status_embed(
     job: JobRecord,
     *,
     usage: Usage | None,
-    period: str,
     expected_finish: datetime | None,
     result_jump_url: str | None = None,
     slot_position: int | None = None,
@@ -100,7 +100,7 @@ def status_embed(
     if job.last_frame_url and job.resolution == "1080p" and not job.state.is_terminal:
         embed.add_field(name="Note", value="The last frame has no effect at 1080p.", inline=False)
     if usage is not None:
-        embed.add_field(name="Your quota", value=quota_line(usage, period), inline=False)
+        embed.add_field(name="Your quota", value=quota_line(usage), inline=False)
     embed.set_thumbnail(url=job.image_url)
     footer = f"Job {job.id}"
     if job.request_id:
@@ -109,8 +109,8 @@ def status_embed(
     return embed
 
 
-def refusal_message(refusal: QuotaRefusal, period: str) -> str:
-    word = PERIOD_WORD.get(period, "this period")
+def refusal_message(refusal: QuotaRefusal) -> str:
+    word = PERIOD_WORD[refusal.period]
     resets = f"{ts(refusal.resets_at)} ({ts(refusal.resets_at, 'f')})"
     if refusal.reason == "member_credits":
         left = max(0, refusal.member_limit - refusal.member_used)

@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from bot.app import SeedanceBot
 
 
-def usage_embed(usage: Usage, *, member: discord.abc.User, period: str) -> discord.Embed:
-    word = PERIOD_WORD.get(period, "this period")
+def usage_embed(usage: Usage, *, member: discord.abc.User) -> discord.Embed:
+    word = PERIOD_WORD[usage.period]
     embed = discord.Embed(
         title=f"Video credits — {member.display_name}", colour=discord.Colour.blurple()
     )
@@ -67,7 +67,7 @@ class UsageCog(commands.Cog):
             )
         roles = [r.id for r in getattr(target, "roles", [])]
         usage = await self.bot.jobs.usage(interaction.guild_id, target.id, roles)
-        embed = usage_embed(usage, member=target, period=self.bot.config.quota.period.value)
+        embed = usage_embed(usage, member=target)
         await interaction.response.send_message(
             embed=embed, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )

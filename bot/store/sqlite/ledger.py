@@ -284,6 +284,7 @@ async def admit(
                 active_member=active_member,
                 active_server=active_server,
                 resets_at=window.end,
+                period=window.period,
             )
         )
     return await insert_job(
