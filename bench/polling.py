@@ -2,10 +2,10 @@
 
 Two parts, over jobs whose queue time is uniform in 0-60 s and generation time in 30-90 s:
 
-1. A discrete-event simulation on a virtual clock: the runner's poll loop (`JobService._poll`,
+1. A discrete-event simulation on a virtual clock: the runner's poll loop (`JobMachine._poll`,
    replayed step by step with the real `next_poll_delay`) and fixed-interval pollers, over the
    same thousands of jobs. Nothing waits real time.
-2. A validation of that simulation: the real `JobService` (real store, real RunComfy client
+2. A validation of that simulation: the real `JobRunner` (real store, real RunComfy client
    over HTTP) against the RunComfy emulator, on an event loop whose clock runs 5 times faster
    than the wall clock (40 with --quick), so a 150 s job takes 30 real seconds. Every job's
    planned queue and run times are then replayed through the simulation and the two compared.
@@ -39,13 +39,13 @@ from PIL import Image
 
 from bench.common import Check, Report, Table, mean, percentile
 from bot.config import Config, QuotaConfig, RunComfyConfig
+from bot.jobs.notify import Delivery
 from bot.jobs.polling import PollPlan, expected_run_seconds, next_poll_delay
-from bot.jobs.runner import Delivery, JobService
-from bot.models import JobRecord, JobState, NewJob
-from bot.quota import Limits, period_window
+from bot.jobs.runner import JobRunner
+from bot.models import GuildDefaults, JobRecord, JobState, NewJob
 from bot.runcomfy.client import RunComfyClient, Submission
 from bot.runcomfy.states import Completed, ProviderState
-from bot.store import Store
+from bot.store import Store, open_store
 from sandbox.runcomfy import RunComfyEmulator
 
 TITLE = "Polling efficiency"
@@ -57,7 +57,7 @@ HISTORY_LENGTH = 20
 # Submission to delivery adds the notice delay and the download and upload: about this much.
 DELIVERY_SECONDS = 1.5
 FIXED_INTERVALS = (0.5, 2.0, 5.0)
-# Production's poll_interval, and the plan JobService derives from it.
+# Production's poll_interval, and the plan the runner derives from it.
 POLL_INTERVAL = RunComfyConfig().poll_interval
 PLAN = PollPlan(floor=min(1.0, POLL_INTERVAL), ceiling=max(POLL_INTERVAL * 3, 1.0))
 # The emulator's queue positions (RunComfyEmulator.queue_depth).
@@ -128,7 +128,7 @@ def provider_state(job: SimJob, at: float, model: QueueModel) -> tuple[str, int 
 
 
 def simulate_ours(job: SimJob, model: QueueModel = "thirds", plan: PollPlan = PLAN) -> Outcome:
-    """`JobService._poll` on a virtual clock: poll, note changes, sleep `next_poll_delay`."""
+    """`JobMachine._poll` on a virtual clock: poll, note changes, sleep `next_poll_delay`."""
     now = 0.0
     shown: tuple[str, int | None] = ("queued", None)  # as stored after the submit
     since = now
@@ -268,21 +268,21 @@ def _png() -> bytes:
 
 
 _TOKEN = "bench-polling-token"
-_LIMITS = Limits(
-    member_credits=10**6, server_credits=10**6, member_concurrent=1000, server_concurrent=1000
+# A server with room for every job the benchmark makes.
+_DEFAULTS = GuildDefaults(
+    server_credits=10**6, member_credits=10**6, member_concurrent=1000, server_concurrent=1000
 )
 
 
 async def _seed_history(store: Store, durations: list[float], now: datetime) -> None:
     """Delivered past jobs whose submission-to-delivery times are `durations`."""
-    window = period_window(QuotaConfig().period, now)
     for index, seconds in enumerate(durations):
         submitted = now - timedelta(hours=1, minutes=index)
-        job = await store.reserve_job(
+        job = await store.reserve_request(
             NewJob(1, 1, 1, "history", "https://cdn.invalid/frame.png", None, "480p", 5),
             cost=1,
-            limits=_LIMITS,
-            window=window,
+            role_ids=(),
+            defaults=_DEFAULTS,
             now=submitted,
         )
         await store.mark_submitting(job.id, submitted)
@@ -322,7 +322,7 @@ async def _run_real(planned: list[tuple[float, float]], history: list[float]) ->
         async with (
             RunComfyEmulator(token=_TOKEN, video_size=(32, 32), fps=4) as emu,
             aiohttp.ClientSession() as http,
-            Store.open(Path(tmp) / "polling.sqlite3") as store,
+            open_store(Path(tmp) / "polling.sqlite3") as store,
         ):
             image_url = emu.add_asset("frame.png", _png())
             await _seed_history(store, history, clock())
@@ -341,9 +341,7 @@ async def _run_real(planned: list[tuple[float, float]], history: list[float]) ->
             )
             client = _TimedClient(http, token=_TOKEN, base_url=emu.base_url)
             client.noticed = {}
-            service = JobService(
-                config=config, store=store, provider=client, http=http, clock=clock
-            )
+            service = JobRunner(config=config, store=store, provider=client, http=http, clock=clock)
 
             async def watch() -> None:
                 while True:
@@ -362,9 +360,15 @@ async def _run_real(planned: list[tuple[float, float]], history: list[float]) ->
                 emu.plan_next_job(queue_seconds=queue, run_seconds=run)
             notifier = _QuietNotifier()
             for _ in planned:
-                job = await service.accept(NewJob(1, 1, 2, "bench", image_url, None, "480p", 5))
+                job = await store.reserve_request(
+                    NewJob(1, 1, 2, "bench", image_url, None, "480p", 5),
+                    cost=1,
+                    role_ids=(),
+                    defaults=config.quota.guild_defaults(),
+                    now=clock(),
+                )
                 service.start(job, notifier)
-            while service.active_jobs:  # noqa: ASYNC110 - JobService has no "all done" event
+            while service.active_jobs:  # noqa: ASYNC110 - the runner has no "all done" event
                 await asyncio.sleep(1.0)
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
@@ -439,7 +443,7 @@ def measure(quick: bool, seed: int) -> Report:
             ],
         ),
         Table(
-            f"Validation: the real JobService vs the simulation, {real_count} jobs, "
+            f"Validation: the real JobRunner vs the simulation, {real_count} jobs, "
             f"clock x{scale:g}",
             ["", "calls/job (mean)", "calls/job (p50)", "delay p50 (s)", "delay p95 (s)"],
             [

@@ -28,7 +28,7 @@ from pathlib import Path
 from bench.common import Check, Report, Table, ms, percentile
 from bot.errors import QuotaExceeded
 from bot.models import GuildDefaults, NewJob
-from bot.store import Store
+from bot.store import Store, open_store
 
 TITLE = "Store"
 DEFAULT_RUNS = 3
@@ -84,7 +84,7 @@ class Run:
 
 
 async def sequential(path: Path, count: int) -> Run:
-    async with Store.open(path) as store:
+    async with open_store(path) as store:
         latencies = []
         accepted = 0
         started = time.perf_counter()
@@ -96,7 +96,7 @@ async def sequential(path: Path, count: int) -> Run:
 
 
 async def race_in_process(path: Path, guild_id: int, members: range, start_at: float) -> Run:
-    async with Store.open(path) as store:
+    async with open_store(path) as store:
         await asyncio.sleep(max(0.0, start_at - time.time()))
         started = time.perf_counter()
         results = await asyncio.gather(
@@ -135,7 +135,7 @@ def _noop(_index: int) -> None:
 
 async def pool_spent(path: Path, guild_id: int) -> tuple[int, int]:
     """(credits held or used by the server, its open jobs), as the store reports them."""
-    async with Store.open(path) as store:
+    async with open_store(path) as store:
         usage = await store.member_usage(
             guild_id, 1, role_ids=(), defaults=RACE_DEFAULTS, now=datetime.now(UTC)
         )

@@ -8,23 +8,29 @@ import hashlib
 import json
 import logging
 import signal
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import discord
 from discord.ext import commands
 
+from bot.admission import Admission
 from bot.config import Config, Secrets
 from bot.endpoints import configure_discord_endpoints
-from bot.jobs.breaker import CircuitBreaker
-from bot.jobs.runner import JobService
+from bot.guilds import GuildAdmin
+from bot.jobs.breaker import CircuitBreaker, Trip
+from bot.jobs.notify import JobNotifier
+from bot.jobs.runner import JobRunner, utcnow
+from bot.models import JobRecord
 from bot.runcomfy.client import RunComfyClient
-from bot.store import Store
+from bot.store import Store, open_store
+from bot.tasks import TaskSet
 from cogs._tree import SeedanceTree
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.animate", "cogs.usage", "cogs.history", "cogs.modlog", "cogs.admin")
+EXTENSIONS = ("cogs.animate", "cogs.usage", "cogs.history", "cogs.moderation")
 SYNC_HASH_KEY = "command_sync_hash"
 
 
@@ -50,15 +56,14 @@ class SeedanceBot(commands.Bot):
             guild_ready_timeout=guild_ready_timeout,
         )
         self.config = config
-        self.store = store
+        self._store = store
+        self._tasks = TaskSet()
         self.http_session = http_session
-        # Video re-encodes, one at a time: each takes a core and ~180 MiB at 1080p.
-        self.reencodes = asyncio.Semaphore(1)
         self.breaker = CircuitBreaker(
             threshold=config.runcomfy.breaker_failures,
             cooldown=config.runcomfy.breaker_cooldown,
-            # Cogs hear it as `on_provider_trouble`: moderators are told once per outage.
-            on_trip=lambda trip: self.dispatch("provider_trouble", trip),
+            # Moderators are told once per outage, through the desk.
+            on_trip=self._provider_tripped,
         )
         provider = RunComfyClient(
             http_session,
@@ -68,18 +73,32 @@ class SeedanceBot(commands.Bot):
             read_timeout=config.runcomfy.read_timeout,
             on_outcome=self.breaker.observe,
         )
-        self.jobs = JobService(
-            config=config,
+        defaults = config.quota.guild_defaults()
+        # The three doors the cogs use: new requests, moderator changes, running jobs.
+        self.admission = Admission(
             store=store,
-            provider=provider,
-            http=http_session,
+            probe=provider.probe,
             breaker=self.breaker,
+            defaults=defaults,
+            costs=config.quota.cost,
+            clock=utcnow,
         )
+        self.guild_admin = GuildAdmin(store=store, defaults=defaults, clock=utcnow)
+        self.runner = JobRunner(config=config, store=store, provider=provider, http=http_session)
+        self.notifier_for: Callable[[JobRecord], JobNotifier] | None = None
+        """Makes the notifier of a job the bot resumes; set by the /animate extension."""
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
             await self.load_extension(extension)
+        if self.notifier_for is not None:
+            await self.runner.resume(self.notifier_for, self.notifier_for)
         await self.sync_commands()
+
+    def _provider_tripped(self, trip: Trip) -> None:
+        desk = self.runner.desk
+        if desk is not None:
+            self._tasks.create(desk.provider_trouble(trip), name="provider-trouble")
 
     async def sync_commands(self) -> bool:
         """Register the commands where configured, unless they are unchanged since last time."""
@@ -95,11 +114,11 @@ class SeedanceBot(commands.Bot):
         ]
         scope = f"guild:{guild.id}" if guild else "global"
         digest = hashlib.sha256(json.dumps([scope, payload], sort_keys=True).encode()).hexdigest()
-        if await self.store.get_meta(SYNC_HASH_KEY) == digest:
+        if await self._store.get_meta(SYNC_HASH_KEY) == digest:
             log.info("commands unchanged since the last sync (%s); not syncing", scope)
             return False
         synced = await self.tree.sync(guild=guild)
-        await self.store.set_meta(SYNC_HASH_KEY, digest)
+        await self._store.set_meta(SYNC_HASH_KEY, digest)
         log.info("synced %d commands (%s)", len(synced), scope)
         return True
 
@@ -108,7 +127,8 @@ class SeedanceBot(commands.Bot):
         log.info("logged in as %s (%d) in %d servers", self.user, self.user.id, len(self.guilds))
 
     async def close(self) -> None:
-        await self.jobs.close()
+        await self.runner.close()
+        await self._tasks.cancel_all()
         await super().close()
 
 
@@ -118,7 +138,7 @@ async def run_bot(config: Config, secrets: Secrets) -> None:
     configure_discord_endpoints(config.discord.api_base_url, config.discord.gateway_url)
     async with (
         aiohttp.ClientSession() as http_session,
-        Store.open(config.database.path) as store,
+        open_store(config.database.path) as store,
         SeedanceBot(
             config, http_session=http_session, store=store, runcomfy_token=secrets.runcomfy_token
         ) as bot,

@@ -41,10 +41,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     path = resolve_config_path(args.config)
     config = _load(args)
     print(f"config: {path} ok" if path.exists() else f"config: {path} not found, using defaults")
-    from bot.store import Store
+    from bot.store import open_store
 
     async def migrate() -> int:
-        async with Store.open(config.database.path) as store:
+        async with open_store(config.database.path) as store:
             return await store.schema_version()
 
     version = asyncio.run(migrate())

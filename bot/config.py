@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bot.models import GuildDefaults
 from bot.quota import DEFAULT_COSTS, Period
 
 RESOLUTIONS = ("480p", "720p", "1080p")
@@ -66,6 +67,16 @@ class QuotaConfig:
     member_concurrent_jobs: int = 1
     server_concurrent_jobs: int = 5
     cost: Mapping[str, Mapping[int, int]] = field(default_factory=_default_costs)
+
+    def guild_defaults(self) -> GuildDefaults:
+        """A server's budgets until its moderators change them."""
+        return GuildDefaults(
+            period=self.period,
+            server_credits=self.server_credits,
+            member_credits=self.member_credits,
+            member_concurrent=self.member_concurrent_jobs,
+            server_concurrent=self.server_concurrent_jobs,
+        )
 
 
 @dataclass(frozen=True)

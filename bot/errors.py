@@ -37,12 +37,18 @@ class QuotaExceeded(Exception):
         self.refusal = refusal
 
 
-class MemberBusy(UserFacingError):
+class MemberBusy(Exception):
     """The member still has jobs at the video service; they cannot be forgotten yet."""
 
     def __init__(self, active_jobs: int) -> None:
-        super().__init__(
-            f"That member still has {active_jobs} job(s) in progress. "
-            "Try again once they have finished."
-        )
+        super().__init__(f"the member has {active_jobs} open job(s)")
         self.active_jobs = active_jobs
+
+
+class GateClosed(Exception):
+    """The store found a gate closed (paused, banned, channel) while reserving; nothing written."""
+
+    def __init__(self, reason: str, allowed_channels: frozenset[int] = frozenset()) -> None:
+        super().__init__(f"gate closed: {reason}")
+        self.reason = reason
+        self.allowed_channels = allowed_channels

@@ -359,3 +359,54 @@ class ForgetReport:
     ledger_rows_anonymised: int
     """Charges kept (so the server's pool stays right) but no longer tied to the member."""
     grants_deleted: int
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """What one member (or, with ``member_id`` 0, the server's forgotten members) did.
+
+    Job counts come from the jobs still stored; credits from the usage ledger, which keeps the
+    charges of forgotten members (under member id 0) so the money stays accounted for.
+    """
+
+    guild_id: int
+    member_id: int
+    delivered: int = 0
+    failed: int = 0
+    timed_out: int = 0
+    cancelled: int = 0
+    in_progress: int = 0
+    """Jobs not finished yet, requests waiting for a moderator included."""
+    credits_charged: int = 0
+    """Committed: videos delivered."""
+    credits_released: int = 0
+    """Reserved, then given back because the job did not deliver."""
+    credits_held: int = 0
+    """Reserved by jobs still in progress."""
+
+    @property
+    def jobs(self) -> int:
+        """Every job counted in the row."""
+        return self.delivered + self.failed + self.timed_out + self.cancelled + self.in_progress
+
+
+@dataclass(frozen=True)
+class PoolUsage:
+    """A server's pool in its current period, resets applied, as the budgets count it."""
+
+    period_key: str
+    resets_at: datetime
+    limit: int
+    used: int
+    """Committed by delivered jobs."""
+    held: int
+    """Reserved by open jobs and by requests waiting for a moderator."""
+    active_jobs: int
+    """Jobs in progress (requests waiting for a moderator not included)."""
+    awaiting_approval: int
+    """Requests waiting for a moderator."""
+
+    @property
+    def left(self) -> int:
+        """Credits the server can still spend this period."""
+        return max(0, self.limit - self.used - self.held)

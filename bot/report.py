@@ -10,6 +10,7 @@ import asyncio
 import csv
 import io
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields
@@ -18,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import load_config, resolve_config_path
-from bot.store import Store
-from bot.store.sqlite.reports import ReportRow
+from bot.models import ReportRow
+from bot.store import Store, open_store
 
 __all__ = [
     "FORMATS",
@@ -61,14 +62,14 @@ async def usage_report(
     """
     if since is not None and since.utcoffset() is None:
         raise ValueError("since must be a timezone-aware datetime")
-    if isinstance(store_or_path, Store):
-        store: Store = store_or_path
-        return await store.usage_rows(guild_id=guild_id, since=since)
-    path = Path(store_or_path)
-    if not await asyncio.to_thread(path.is_file):
-        raise FileNotFoundError(f"no database at {path}")
-    async with Store.open(path) as opened:
-        return await opened.usage_rows(guild_id=guild_id, since=since)
+    if isinstance(store_or_path, str | os.PathLike):
+        path = Path(store_or_path)
+        if not await asyncio.to_thread(path.is_file):
+            raise FileNotFoundError(f"no database at {path}")
+        async with open_store(path) as opened:
+            return await opened.usage_rows(guild_id=guild_id, since=since)
+    store: Store = store_or_path
+    return await store.usage_rows(guild_id=guild_id, since=since)
 
 
 def totals(rows: Sequence[ReportRow]) -> dict[str, int]:

@@ -9,24 +9,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.models import JobRecord, JobState
-from cogs.status import clip, credits, ts
+from cogs._render import STATES, clip, credits, message_link, ts
 
 if TYPE_CHECKING:
     from bot.app import SeedanceBot
-
-STATE_WORDS = {
-    JobState.ACCEPTED: "⏳ starting",
-    JobState.SUBMITTING: "⏳ starting",
-    JobState.QUEUED: "🕒 queued",
-    JobState.RUNNING: "🎬 generating",
-    JobState.DELIVERING: "📦 posting",
-    JobState.DELIVERED: "✅ delivered",
-    JobState.FAILED: "❌ failed",
-    JobState.CANCELLED: "🚫 cancelled",
-    JobState.TIMED_OUT: "⌛ timed out",
-    JobState.UNKNOWN_SUBMISSION: "❔ unconfirmed",
-    JobState.PENDING_APPROVAL: "🛡️ waiting for a moderator",
-}
 
 
 def job_line(job: JobRecord) -> str:
@@ -35,17 +21,12 @@ def job_line(job: JobRecord) -> str:
         charged = f"{credits(job.credits)} held"
     where = ""
     if job.result_message_id:
-        where = (
-            f" · [video](https://discord.com/channels/{job.guild_id}/{job.channel_id}/"
-            f"{job.result_message_id})"
-        )
+        where = f" · [video]({message_link(job.guild_id, job.channel_id, job.result_message_id)})"
     elif job.status_message_id:
-        where = (
-            f" · [status](https://discord.com/channels/{job.guild_id}/{job.channel_id}/"
-            f"{job.status_message_id})"
-        )
+        link = message_link(job.guild_id, job.channel_id, job.status_message_id)
+        where = f" · [status]({link})"
     return (
-        f"**{STATE_WORDS[job.state]}** {ts(job.created_at)} · {job.resolution} {job.duration} s · "
+        f"**{STATES[job.state].label}** {ts(job.created_at)} · {job.resolution} {job.duration} s · "
         f"{charged}{where}\n> {clip(job.prompt, 80)}"
     )
 
@@ -60,7 +41,7 @@ class HistoryCog(commands.Cog):
     @app_commands.guild_only()
     async def jobs(self, interaction: discord.Interaction[Any]) -> None:
         assert interaction.guild_id is not None
-        recent = await self.bot.jobs.recent_jobs(interaction.guild_id, interaction.user.id)
+        recent = await self.bot.runner.recent(interaction.guild_id, interaction.user.id)
         embed = discord.Embed(title="Your recent videos", colour=discord.Colour.blurple())
         if recent:
             embed.description = clip("\n".join(job_line(j) for j in recent), 4096)

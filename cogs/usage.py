@@ -10,7 +10,7 @@ from discord.ext import commands
 
 from bot.errors import UserFacingError
 from bot.models import Usage
-from cogs.status import PERIOD_WORD, credits, ts
+from cogs._render import PERIOD_WORD, credits, ts
 
 if TYPE_CHECKING:
     from bot.app import SeedanceBot
@@ -66,7 +66,7 @@ class UsageCog(commands.Cog):
                 "Only moderators (Manage Server) can look at another member's usage."
             )
         roles = [r.id for r in getattr(target, "roles", [])]
-        usage = await self.bot.jobs.usage(interaction.guild_id, target.id, roles)
+        usage = await self.bot.guild_admin.usage(interaction.guild_id, target.id, roles)
         embed = usage_embed(usage, member=target)
         await interaction.response.send_message(
             embed=embed, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()

@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -140,6 +141,20 @@ def fit_video(src: Path, dest: Path, *, limit_bytes: int, max_attempts: int = 3)
 
     _publish(dest, attempts)
     return dest.stat().st_size
+
+
+# One re-encode at a time per event loop: each takes a core and ~180 MiB at 1080p.
+_REENCODE_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def fit_video_in_turn(src: Path, dest: Path, *, limit_bytes: int) -> int:
+    """:func:`fit_video_async`, waiting for the process's one re-encode slot first."""
+    loop = asyncio.get_running_loop()
+    slot = _REENCODE_SLOTS.setdefault(loop, asyncio.Semaphore(1))
+    async with slot:
+        return await fit_video_async(src, dest, limit_bytes=limit_bytes)
 
 
 async def fit_video_async(src: Path, dest: Path, *, limit_bytes: int, max_attempts: int = 3) -> int:

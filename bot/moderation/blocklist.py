@@ -22,6 +22,11 @@ from bot.moderation.regexes import MAX_PROMPT_CHARS, validate_regex
 log = logging.getLogger(__name__)
 
 MAX_WORD_CHARS = 100
+MAX_BLOCK_RULES = 200
+"""Rules per server; every rule is run on every prompt."""
+MAX_REGEX_RULES = 50
+"""Of which regexes: a word costs one linear scan, a regex up to a tenth of a second."""
+
 
 RuleKind = Literal["word", "regex"]
 

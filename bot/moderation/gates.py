@@ -4,10 +4,25 @@ from __future__ import annotations
 
 from typing import Literal
 
-from bot.errors import UserFacingError
+from bot.errors import GateClosed, UserFacingError
+from bot.models import GuildSettings
 from bot.moderation.blocklist import BlockRule
 
 GateReason = Literal["paused", "banned", "channel", "blocked", "unchecked"]
+
+
+def closed_gate(
+    settings: GuildSettings, *, banned: bool, channel_id: int, parent_id: int | None
+) -> GateReason | None:
+    """The first gate that refuses the request, in the order paused, banned, channel; or None."""
+    if settings.paused:
+        return "paused"
+    if banned:
+        return "banned"
+    if not settings.channel_allowed(channel_id, parent_id):
+        return "channel"
+    return None
+
 
 _GATE_MESSAGES: dict[GateReason, str] = {
     "paused": "Video generation is paused on this server by its moderators.",
@@ -38,3 +53,9 @@ class RequestRefused(UserFacingError):
         self.reason: GateReason = reason
         self.rule = rule
         self.allowed_channels = allowed_channels
+
+    @classmethod
+    def from_gate(cls, closed: GateClosed) -> RequestRefused:
+        """The member's words for a gate the store found closed."""
+        reason: GateReason = closed.reason  # type: ignore[assignment]
+        return cls(reason, allowed_channels=closed.allowed_channels)

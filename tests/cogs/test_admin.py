@@ -22,9 +22,9 @@ from bot.config import Config, DatabaseConfig, QuotaConfig
 from bot.models import GuildDefaults, GuildSettings, JobState, NewJob
 from bot.moderation.gates import RequestRefused
 from bot.quota import Limits, Period, period_window
-from bot.store import Store
-from cogs.admin import guild_defaults
+from bot.store import Store, open_store
 from tests.harness.discord_fakes import FakeChannel, Member, invoke, make_interaction, snowflake
+from tests.harness.store_calls import check_gates, effective_limits, reserve_job
 
 MANAGE_SERVER = "You need the Manage Server permission to do that."
 
@@ -51,7 +51,7 @@ class Admin:
 
     @property
     def defaults(self) -> GuildDefaults:
-        return guild_defaults(self.bot.config.quota)
+        return self.bot.config.quota.guild_defaults()
 
     async def settings(self) -> GuildSettings:
         return await self.store.guild_settings(self.guild_id, self.defaults)
@@ -120,7 +120,8 @@ async def add_job(
 ) -> int:
     """A job accepted now (through the real reserve), then delivered, failed or left open."""
     when = now or datetime.now(UTC)
-    job = await store.reserve_job(
+    job = await reserve_job(
+        store,
         NewJob(
             guild_id=guild_id,
             channel_id=snowflake(),
@@ -151,9 +152,9 @@ async def admin(tmp_path: Path) -> AsyncIterator[Admin]:
         database=DatabaseConfig(path=tmp_path / "bot.sqlite3"),
         quota=QuotaConfig(period=Period.DAY, member_credits=10, server_credits=100),
     )
-    async with aiohttp.ClientSession() as http, Store.open(config.database.path) as store:
+    async with aiohttp.ClientSession() as http, open_store(config.database.path) as store:
         bot = SeedanceBot(config, http_session=http, store=store, runcomfy_token="t")
-        await bot.load_extension("cogs.admin")
+        await bot.load_extension("cogs.moderation")
         try:
             yield Admin(
                 bot=bot,
@@ -163,8 +164,8 @@ async def admin(tmp_path: Path) -> AsyncIterator[Admin]:
                 bob=Member("bob"),
             )
         finally:
-            await bot.unload_extension("cogs.admin")
-            await bot.jobs.close()
+            await bot.unload_extension("cogs.moderation")
+            await bot.runner.close()
 
 
 # -- the command tree -------------------------------------------------------------------------
@@ -291,7 +292,8 @@ async def test_role_limit_raises_members_of_the_role_and_can_be_removed(admin: A
     text, embed = await admin.run("admin role-limit", role=role(vip), credits=40)
     assert f"<@&{vip}>" in text and "40 credits" in text
     assert fields(embed)["Role limits"] == f"<@&{vip}>: 40 credits"
-    limits = await admin.store.effective_limits(
+    limits = await effective_limits(
+        admin.store,
         admin.guild_id,
         admin.bob.id,
         [vip],
@@ -364,12 +366,12 @@ async def test_pause_refuses_new_videos_until_resume(admin: Admin) -> None:
     assert text.startswith("⏸️ Paused")
     assert fields(embed)["Paused"] == "yes"
     with pytest.raises(RequestRefused) as refused:
-        await admin.store.check_gates(admin.guild_id, admin.bob.id, admin.channel.id)
+        await check_gates(admin.store, admin.guild_id, admin.bob.id, admin.channel.id)
     assert refused.value.reason == "paused"
     text, embed = await admin.run("admin resume")
     assert text.startswith("▶️ Resumed")
     assert fields(embed)["Paused"] == "no"
-    await admin.store.check_gates(admin.guild_id, admin.bob.id, admin.channel.id)
+    await check_gates(admin.store, admin.guild_id, admin.bob.id, admin.channel.id)
 
 
 async def test_modlog_set_and_clear(admin: Admin) -> None:
@@ -396,7 +398,7 @@ async def test_channels_allow_disallow_clear_and_list(admin: Admin) -> None:
     assert embed is not None and f"<#{first.id}>" in (embed.description or "")
     await admin.run("admin channels allow", channel=second)
     with pytest.raises(RequestRefused):
-        await admin.store.check_gates(admin.guild_id, admin.bob.id, admin.channel.id)
+        await check_gates(admin.store, admin.guild_id, admin.bob.id, admin.channel.id)
 
     text, embed = await admin.run("admin channels list")
     assert text == "2 channel(s) listed."
@@ -409,7 +411,7 @@ async def test_channels_allow_disallow_clear_and_list(admin: Admin) -> None:
     text, embed = await admin.run("admin channels clear")
     assert text.startswith("Removed 1 channel(s)")
     assert embed is not None and "Every channel" in (embed.description or "")
-    await admin.store.check_gates(admin.guild_id, admin.bob.id, admin.channel.id)
+    await check_gates(admin.store, admin.guild_id, admin.bob.id, admin.channel.id)
 
 
 # -- members ------------------------------------------------------------------------------------
@@ -487,8 +489,8 @@ async def test_blocklist_add_list_and_remove(admin: Admin) -> None:
         f"**#{regex_rule.id}** regex: `blood\\w*`",
     ]
     with pytest.raises(RequestRefused) as refused:
-        await admin.store.check_gates(
-            admin.guild_id, admin.bob.id, admin.channel.id, prompt="Bloodbath at noon"
+        await check_gates(
+            admin.store, admin.guild_id, admin.bob.id, admin.channel.id, prompt="Bloodbath at noon"
         )
     assert f"rule #{regex_rule.id}" in refused.value.message
     _, shown = await admin.run("admin show")

@@ -14,9 +14,10 @@ import pytest
 
 from bot.config import QuotaConfig
 from bot.models import JobState
-from cogs.buttons import CancelButton, DeleteButton, RetryButton
+from cogs.animate.buttons import CancelButton, DeleteButton, RetryButton
 from tests.harness.discord_fakes import (
     Member,
+    answered,
     eventually,
     invoke,
     make_attachment,
@@ -52,7 +53,7 @@ async def test_accepted_job_is_delivered_as_a_file_and_charged(world: World) -> 
     with av.open(__import__("io").BytesIO(world.channel.file_bytes[video.id])) as container:
         assert container.streams.video[0].codec_context.name == "h264"
 
-    usage = await world.bot.jobs.usage(world.channel.guild_id, world.alice.id)
+    usage = await world.bot.guild_admin.usage(world.channel.guild_id, world.alice.id)
     assert (usage.member_used, usage.member_reserved) == (1, 0)
 
 
@@ -69,8 +70,8 @@ async def test_the_status_message_shows_the_queue_and_a_cancel_button(world: Wor
     view = status.current_view()
     assert view is not None
     [button] = view.children
-    assert isinstance(button, CancelButton)
-    assert "cancel" in (button.item.custom_id or "")
+    assert type(button).__name__ == CancelButton.__name__
+    assert (button.item.custom_id or "").startswith(f"job:cancel:{job.id}")
     embed = status.current_embed()
     assert embed is not None
     fields = {f.name: f.value for f in embed.fields}
@@ -100,7 +101,7 @@ async def test_cancel_by_the_requester_releases_the_credits(world: World) -> Non
     embed = status.current_embed()
     assert embed is not None and "Cancelled" in (embed.title or "")
     assert status.current_view() is None
-    usage = await world.bot.jobs.usage(world.channel.guild_id, world.alice.id)
+    usage = await world.bot.guild_admin.usage(world.channel.guild_id, world.alice.id)
     assert (usage.member_used, usage.member_reserved) == (0, 0)
     assert len(world.channel.messages) == 1  # no video posted
 
@@ -133,7 +134,7 @@ async def test_a_provider_failure_releases_the_credits_and_says_why(world: World
     assert "could not make this video" in text
     assert "GPU on fire" not in text  # raw provider errors stay in the log
     assert job.request_id in (embed.footer.text or "")
-    usage = await world.bot.jobs.usage(world.channel.guild_id, world.alice.id)
+    usage = await world.bot.guild_admin.usage(world.channel.guild_id, world.alice.id)
     assert (usage.member_used, usage.member_reserved) == (0, 0)
 
 
@@ -146,7 +147,7 @@ async def test_a_video_over_the_upload_limit_is_posted_as_a_link(world: World) -
     assert video.file is None
     assert video.content is not None and job.video_url is not None
     assert job.video_url in video.content and "may expire" in video.content
-    usage = await world.bot.jobs.usage(world.channel.guild_id, world.alice.id)
+    usage = await world.bot.guild_admin.usage(world.channel.guild_id, world.alice.id)
     assert usage.member_used == 1
 
 
@@ -199,7 +200,7 @@ async def test_a_status_message_that_cannot_be_posted_charges_nothing(world: Wor
     interaction = await world.animate(world.alice)
     assert "Nothing was charged" in member_saw(interaction)[-1]
     assert world.rc.submitted == []
-    usage = await world.bot.jobs.usage(world.channel.guild_id, world.alice.id)
+    usage = await world.bot.guild_admin.usage(world.channel.guild_id, world.alice.id)
     assert (usage.member_used, usage.member_reserved) == (0, 0)
 
 
@@ -301,17 +302,17 @@ async def test_retry_runs_the_same_inputs_again_with_freshly_signed_frames(world
 
     nosy = world.interaction(world.bob)
     await RetryButton(first.id).callback(nosy)
-    assert "Only the member" in member_saw(nosy)[0]
+    assert "Only the member" in (await answered(nosy))[0]
 
     again = world.interaction(world.alice)
     await RetryButton(first.id).callback(again)
-    assert "on its way" in member_saw(again)[0]
+    assert "on its way" in (await answered(again))[0]
     jobs = await world.store.recent_jobs(world.channel.guild_id, world.alice.id)
     second = await world.wait_for(max(j.id for j in jobs), JobState.DELIVERED)
     assert second.prompt == first.prompt and second.resolution == first.resolution
     assert second.image_url == kept[0].url
     assert world.rc.submitted[-1]["first_frame_image_url"] == kept[0].url
-    usage = await world.bot.jobs.usage(world.channel.guild_id, world.alice.id)
+    usage = await world.bot.guild_admin.usage(world.channel.guild_id, world.alice.id)
     assert usage.member_used == 2
 
 
@@ -349,7 +350,7 @@ async def test_provider_outcomes_that_fail_release_the_credits(
     job = await world.wait_for((await world.only_job()).id, JobState.FAILED)
     assert told in (job.error or "")
     assert job.request_id is not None
-    usage = await world.bot.jobs.usage(world.channel.guild_id, world.alice.id)
+    usage = await world.bot.guild_admin.usage(world.channel.guild_id, world.alice.id)
     assert (usage.member_used, usage.member_reserved) == (0, 0)
     assert len(world.channel.messages) == 1  # the status message only, no video
 
@@ -411,5 +412,5 @@ async def test_a_video_over_the_upload_limit_is_re_encoded_to_fit(world: World) 
     posted = world.channel.file_bytes[video.id]
     assert len(posted) <= limit
     assert abs(duration_seconds(posted) - 2.0) < 0.1
-    usage = await world.bot.jobs.usage(world.channel.guild_id, world.alice.id)
+    usage = await world.bot.guild_admin.usage(world.channel.guild_id, world.alice.id)
     assert usage.member_used == 1

@@ -11,7 +11,7 @@ import pytest
 
 from bot.app import EXTENSIONS, SeedanceBot
 from bot.config import Config, DatabaseConfig
-from bot.store import Store
+from bot.store import open_store
 
 ATTACHMENT, STRING, INTEGER, USER = 11, 3, 4, 6
 
@@ -19,12 +19,12 @@ ATTACHMENT, STRING, INTEGER, USER = 11, 3, 4, 6
 @pytest.fixture
 async def commands(tmp_path: Path) -> AsyncIterator[dict[str, dict[str, Any]]]:
     config = Config(database=DatabaseConfig(path=tmp_path / "db.sqlite3"))
-    async with aiohttp.ClientSession() as http, Store.open(config.database.path) as store:
+    async with aiohttp.ClientSession() as http, open_store(config.database.path) as store:
         bot = SeedanceBot(config, http_session=http, store=store, runcomfy_token="t")
         for extension in EXTENSIONS:
             await bot.load_extension(extension)
         yield {c.name: c.to_dict(bot.tree) for c in bot.tree.get_commands()}
-        await bot.jobs.close()
+        await bot.runner.close()
 
 
 def options(command: dict[str, Any]) -> dict[str, dict[str, Any]]:

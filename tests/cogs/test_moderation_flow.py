@@ -6,8 +6,10 @@ import pytest
 
 from bot.config import QuotaConfig
 from bot.models import JobState
-from cogs.buttons import ApproveButton, CancelButton, DenyButton
+from cogs.animate.buttons import CancelButton
+from cogs.moderation.buttons import ApproveButton, DenyButton
 from tests.harness.discord_fakes import Member, eventually, member_saw
+from tests.harness.store_calls import add_block_rule
 from tests.harness.worlds import World
 
 
@@ -34,7 +36,7 @@ async def test_only_allowed_channels_take_requests(world: World) -> None:
 
 
 async def test_a_blocked_prompt_names_the_rule_not_the_words(world: World) -> None:
-    await world.store.add_block_rule(world.channel.guild_id, "word", "dragon", by=world.mod.id)
+    await add_block_rule(world.store, world.channel.guild_id, "word", "dragon", by=world.mod.id)
     refused = await world.animate(world.alice, prompt="A DRAGON breathes fire")
     text = member_saw(refused)[0]
     assert "rule 1" in text.lower() or "#1" in text
@@ -81,7 +83,7 @@ async def test_over_cap_goes_to_moderators_and_approval_runs_it_on_the_pool(
     assert "Approved" in member_saw(mod)[-1]
     done = await world.wait_for(pending.id, JobState.DELIVERED)
     assert done.prompt == "one more, please"
-    usage = await world.bot.jobs.usage(world.channel.guild_id, world.alice.id)
+    usage = await world.bot.guild_admin.usage(world.channel.guild_id, world.alice.id)
     assert usage.server_used == 2
 
     again = world.interaction(world.mod)
@@ -105,7 +107,7 @@ async def test_a_denied_request_tells_the_member_and_charges_nothing(world: Worl
     assert [u.id for u in told.allowed_mentions.users] == [world.alice.id]  # type: ignore[union-attr]
     status = world.channel.by_id(job.status_message_id or 0)
     assert "Cancelled" in (status.current_embed().title or "")  # type: ignore[union-attr]
-    usage = await world.bot.jobs.usage(world.channel.guild_id, world.alice.id)
+    usage = await world.bot.guild_admin.usage(world.channel.guild_id, world.alice.id)
     assert (usage.member_used, usage.member_reserved, usage.server_used) == (0, 0, 0)
     assert world.rc.submitted == []
 
@@ -115,7 +117,7 @@ async def test_without_a_modlog_channel_an_over_cap_request_is_refused(world: Wo
     await world.store.set_approvals(world.channel.guild_id, True, by=world.mod.id)
     refused = await world.animate(world.alice)
     assert "no moderator channel" in member_saw(refused)[-1]
-    usage = await world.bot.jobs.usage(world.channel.guild_id, world.alice.id)
+    usage = await world.bot.guild_admin.usage(world.channel.guild_id, world.alice.id)
     assert usage.member_reserved == 0 and usage.member_active_jobs == 0
 
 
@@ -130,7 +132,7 @@ async def test_beyond_the_provider_cap_jobs_wait_in_a_fair_line(world: World) ->
     [waiting] = await world.store.recent_jobs(world.channel.guild_id, world.bob.id)
 
     async def in_line() -> bool:
-        return world.bot.jobs.slot_position(waiting.id) == 1
+        return world.bot.runner.slot_position(waiting.id) == 1
 
     await eventually(in_line)
     status = world.channel.by_id(waiting.status_message_id or 0)

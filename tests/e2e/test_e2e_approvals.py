@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from bot.config import QuotaConfig
-from bot.store import Store
+from bot.store import open_store
 from tests.harness.e2e import E2E, custom_ids, embed_titles
 
 
 @pytest.mark.settings(quota=QuotaConfig(member_credits=0))
 async def test_approve_buttons_work_after_a_restart(e2e: E2E) -> None:
     emu = e2e.emu
-    async with Store.open(e2e.sandbox.config.database.path) as store:
+    async with open_store(e2e.sandbox.config.database.path) as store:
         await store.set_approvals(emu.guild_id, True, by=emu.moderator_id)
         await store.set_modlog_channel(emu.guild_id, emu.other_channel_id, by=emu.moderator_id)
 

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from bot.app import run_bot
-from bot.store import Store
+from bot.store import open_store
 from sandbox.world import Sandbox, SandboxSettings
 from tests.harness.discord_fakes import eventually
 from tests.harness.images import make_image
@@ -114,7 +114,7 @@ async def test_lost_permission_tells_the_member_by_dm_and_charges_nothing(live: 
 
 async def test_a_refused_key_is_told_to_moderators_once(live: Sandbox) -> None:
     emu = live.discord
-    async with Store.open(live.config.database.path) as store:
+    async with open_store(live.config.database.path) as store:
         await store.set_modlog_channel(emu.guild_id, emu.other_channel_id, by=emu.moderator_id)
     live.runcomfy.faults.add(route="submit", kind="http", status=401, times=5)
     live.runcomfy.faults.add(route="model", kind="http", status=401, times=5)

@@ -95,6 +95,9 @@ class FakeChannel:
             payload = extra.fp.read()
             attachment.url = self.publish(extra.filename, payload)
             attachment.read.return_value = payload
+            # What Discord reports of every attachment it stores.
+            attachment.size = len(payload)
+            attachment.content_type = None
             attachments.append(attachment)
         sent = Sent(
             id=snowflake(),
@@ -264,3 +267,13 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 15
     async with asyncio.timeout(within):
         while not await check():  # noqa: ASYNC110 - polling what a member would look at
             await asyncio.sleep(0.02)
+
+
+async def answered(interaction: discord.Interaction[Any]) -> list[str]:
+    """What the member was shown, once the bot has answered (buttons answer in the background)."""
+
+    async def shown() -> bool:
+        return bool(member_saw(interaction))
+
+    await eventually(shown)
+    return member_saw(interaction)

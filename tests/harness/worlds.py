@@ -14,7 +14,7 @@ import pytest
 from bot.app import EXTENSIONS, SeedanceBot
 from bot.config import Config, DiscordConfig, QuotaConfig, RunComfyConfig
 from bot.models import JobRecord, JobState
-from bot.store import Store
+from bot.store import Store, open_store
 from sandbox.runcomfy import RunComfyEmulator
 from tests.harness.discord_fakes import (
     FakeChannel,
@@ -72,7 +72,7 @@ class World:
             found[:] = [job]
             # A finished job is settled once its runner has also shown the outcome.
             return job.state in states and (
-                not job.state.is_terminal or self.bot.jobs.active_jobs == 0
+                not job.state.is_terminal or self.bot.runner.active_jobs == 0
             )
 
         await eventually(reached)
@@ -107,7 +107,7 @@ async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
             token=TOKEN, queue_seconds=0.3, run_seconds=0.3, video_size=(64, 48), fps=8
         ) as rc,
         aiohttp.ClientSession() as http,
-        Store.open(tmp_path / "bot.sqlite3") as store,
+        open_store(tmp_path / "bot.sqlite3") as store,
     ):
         image_url = rc.add_asset("first.png", make_image(640, 480))
         bot = SeedanceBot(
@@ -138,6 +138,6 @@ async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
                     modlog=modlog,
                 )
             finally:
-                await bot.jobs.close()
+                await bot.runner.close()
                 for extension in EXTENSIONS:
                     await bot.unload_extension(extension)

@@ -13,12 +13,12 @@ from typing import Any
 import aiosqlite
 import pytest
 
-from bot.errors import JobNotFound, QuotaExceeded
+from bot.errors import GateClosed, JobNotFound, QuotaExceeded
 from bot.models import FAILURE_STATES, GuildDefaults, JobRecord, JobState, NewJob
-from bot.moderation.gates import RequestRefused
 from bot.quota import Period, period_window
-from bot.store import Store
+from bot.store import Store, open_store
 from bot.store.sqlite.schema import apply_migrations, load_migrations
+from tests.harness.store_calls import check_gates, effective_limits
 
 GUILD = 1000
 OTHER_GUILD = 2000
@@ -98,7 +98,7 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def store(db_path: Path) -> AsyncIterator[Store]:
-    async with Store.open(db_path) as opened:
+    async with open_store(db_path) as opened:
         yield opened
 
 
@@ -122,7 +122,7 @@ async def test_fresh_database_allows_everything_with_config_defaults(store: Stor
     assert dict(settings.role_limits) == {}
     assert not await store.is_banned(GUILD, MEMBER)
     assert await store.block_rules(GUILD) == []
-    await store.check_gates(GUILD, MEMBER, 777, prompt="anything at all")
+    await check_gates(store, GUILD, MEMBER, 777, prompt="anything at all")
 
     # The strictest config still lets each member run one job at a time.
     strict = GuildDefaults(member_concurrent=1, server_concurrent=1)
@@ -170,7 +170,7 @@ async def test_bad_budget_values_change_nothing(store: Store) -> None:
 
 
 async def test_settings_made_in_one_store_bind_another_on_the_same_file(db_path: Path) -> None:
-    async with Store.open(db_path) as admin, Store.open(db_path) as worker:
+    async with open_store(db_path) as admin, open_store(db_path) as worker:
         await ask(worker, cost=4)
         await admin.set_guild_budget(GUILD, by=MOD, server_credits=5)
         refusal = (await refused(worker, member=OTHER, cost=2)).refusal
@@ -246,7 +246,7 @@ async def test_a_member_gets_the_most_generous_of_default_and_roles(store: Store
     await store.set_role_limit(GUILD, 503, 3, by=MOD)  # below the default of 10: no effect
 
     async def cap(roles: Collection[int]) -> int:
-        limits = await store.effective_limits(GUILD, MEMBER, roles, defaults=DEFAULTS, now=NOW)
+        limits = await effective_limits(store, GUILD, MEMBER, roles, defaults=DEFAULTS, now=NOW)
         return limits.member_credits
 
     assert await cap(()) == 10
@@ -262,8 +262,8 @@ async def test_a_member_gets_the_most_generous_of_default_and_roles(store: Store
     await store.set_role_limit(GUILD, ROLE_PATRON, None, by=MOD)
     assert await cap((ROLE_PATRON,)) == 10
     # Role limits belong to their server.
-    other = await store.effective_limits(
-        OTHER_GUILD, MEMBER, (ROLE_VIP,), defaults=DEFAULTS, now=NOW
+    other = await effective_limits(
+        store, OTHER_GUILD, MEMBER, (ROLE_VIP,), defaults=DEFAULTS, now=NOW
     )
     assert other.member_credits == 10
 
@@ -279,7 +279,7 @@ async def test_a_grant_raises_the_cap_for_the_current_period_only(store: Store) 
     assert await left(store) == (0, 85)
 
     tomorrow = NOW + timedelta(days=1)
-    limits = await store.effective_limits(GUILD, MEMBER, (), defaults=DEFAULTS, now=tomorrow)
+    limits = await effective_limits(store, GUILD, MEMBER, (), defaults=DEFAULTS, now=tomorrow)
     assert limits.member_credits == 10
 
     # Grants stack, a negative one takes credits back, and a grant never enlarges the pool.
@@ -297,7 +297,7 @@ async def test_grants_follow_the_servers_period(store: Store) -> None:
     later = datetime(2026, 11, 30, 23, 0, tzinfo=UTC)
     december = datetime(2026, 12, 1, tzinfo=UTC)
     for when, expected in ((later, 17), (december, 10)):
-        limits = await store.effective_limits(GUILD, MEMBER, (), defaults=DEFAULTS, now=when)
+        limits = await effective_limits(store, GUILD, MEMBER, (), defaults=DEFAULTS, now=when)
         assert limits.member_credits == expected
 
 
@@ -408,9 +408,9 @@ async def test_many_members_racing_for_the_last_credits_of_a_pool(
 
 
 async def test_racing_two_stores_hold_the_pool_exactly(db_path: Path) -> None:
-    async with Store.open(db_path) as first:
+    async with open_store(db_path) as first:
         await first.set_guild_budget(GUILD, by=MOD, server_credits=45, server_concurrent=1000)
-    async with Store.open(db_path) as first, Store.open(db_path) as second:
+    async with open_store(db_path) as first, open_store(db_path) as second:
         outcomes = await asyncio.gather(race(first, 60, cost=1), race(second, 60, cost=1))
         assert sum(o.count(None) for o in outcomes) == 45
         usage = await second.member_usage(GUILD, 1, role_ids=(), defaults=DEFAULTS, now=NOW)
@@ -532,7 +532,7 @@ async def test_no_approvals_while_paused_or_from_another_server(store: Store) ->
     with pytest.raises(JobNotFound):
         await store.approve_request(GUILD, plain.id, by=MOD)
     await store.set_paused(GUILD, True, by=MOD)
-    with pytest.raises(RequestRefused) as info:
+    with pytest.raises(GateClosed) as info:
         await store.approve_request(GUILD, job.id, by=MOD)
     assert info.value.reason == "paused"
     await store.set_paused(GUILD, False, by=MOD)
@@ -557,10 +557,10 @@ async def test_requester_can_withdraw_and_old_requests_expire(store: Store) -> N
 
 
 async def test_a_waiting_request_survives_a_restart(db_path: Path) -> None:
-    async with Store.open(db_path) as store:
+    async with open_store(db_path) as store:
         await approvals_on(store)
         job = await ask(store, cost=6)
-    async with Store.open(db_path) as store:
+    async with open_store(db_path) as store:
         [waiting] = await store.pending_approvals(GUILD)
         assert waiting.job.id == job.id
         assert (await store.approve_request(GUILD, job.id, by=MOD)).job.state is JobState.ACCEPTED
@@ -571,14 +571,14 @@ async def test_a_waiting_request_survives_a_restart(db_path: Path) -> None:
 
 async def test_reservation_rechecks_pause_ban_and_channel(store: Store, db_path: Path) -> None:
     await store.set_paused(GUILD, True, by=MOD)
-    with pytest.raises(RequestRefused, match="paused"):
+    with pytest.raises(GateClosed, match="paused"):
         await ask(store)
     await store.set_paused(GUILD, False, by=MOD)
     await store.ban_member(GUILD, MEMBER, by=MOD)
-    with pytest.raises(RequestRefused, match="not allowed to use"):
+    with pytest.raises(GateClosed, match="banned"):
         await ask(store)
     await store.allow_channel(GUILD, 555, by=MOD)
-    with pytest.raises(RequestRefused) as info:
+    with pytest.raises(GateClosed) as info:
         await ask(store, member=OTHER)
     assert info.value.reason == "channel"
     assert info.value.allowed_channels == {555}
@@ -613,7 +613,7 @@ async def test_upgrade_from_version_1_keeps_jobs_charges_and_ids(db_path: Path) 
     await db.execute("DELETE FROM jobs WHERE id = 3")
     await db.close()
 
-    async with Store.open(db_path) as store:
+    async with open_store(db_path) as store:
         assert await store.schema_version() == load_migrations()[-1].version
         usage = await store.member_usage(GUILD, MEMBER, role_ids=(), defaults=DEFAULTS, now=NOW)
         assert (usage.member_used, usage.member_reserved, usage.member_active_jobs) == (2, 2, 1)

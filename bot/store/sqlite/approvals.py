@@ -17,7 +17,7 @@ from typing import Any
 
 import aiosqlite
 
-from bot.errors import JobNotFound
+from bot.errors import GateClosed, JobNotFound
 from bot.models import (
     Approval,
     ApprovalDecision,
@@ -27,7 +27,6 @@ from bot.models import (
     JobState,
     NewJob,
 )
-from bot.moderation.gates import RequestRefused
 from bot.store.sqlite.guild_sql import StoreCore, audit, check_gates_in, granted_in, load_settings
 from bot.store.sqlite.ledger import admit
 from bot.store.sqlite.rows import JOB_COLUMNS, from_opt_text, from_text, job_from_row, to_text
@@ -80,7 +79,7 @@ class ApprovalMixin(StoreCore):
         server's period, the member's cap (default or most generous role, plus this period's
         grants), the pool and the concurrency caps, then the write. The job comes back
         ACCEPTED, or PENDING_APPROVAL when it went to the moderators. Raises
-        :class:`RequestRefused` or :class:`QuotaExceeded`, having written nothing.
+        :class:`GateClosed` or :class:`QuotaExceeded`, having written nothing.
         """
         stamp = to_text(now)
         async with self._write() as db:
@@ -188,7 +187,7 @@ class ApprovalMixin(StoreCore):
 
         The job's clock (``created_at``, which the runner's deadline counts from) restarts
         now; the request time stays in the approval. ``changed`` is False, and nothing
-        happens, when it was already decided. Raises :class:`RequestRefused` while the server
+        happens, when it was already decided. Raises :class:`GateClosed` while the server
         is paused, :class:`JobNotFound` for a job of another server or never sent to approval.
         """
         when = now or datetime.now(UTC)
@@ -199,7 +198,7 @@ class ApprovalMixin(StoreCore):
                 return ApprovalRequest(job, approval, changed=False)
             settings = await load_settings(db, guild_id, GuildDefaults())
             if settings.paused:
-                raise RequestRefused("paused")
+                raise GateClosed("paused")
             await db.execute(
                 "UPDATE jobs SET state = 'accepted', created_at = :now, updated_at = :now "
                 "WHERE id = :id AND state = 'pending_approval'",

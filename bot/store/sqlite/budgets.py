@@ -19,7 +19,7 @@ from bot.models import (
     Usage,
     UsageReset,
 )
-from bot.quota import Limits, Period
+from bot.quota import Period
 from bot.store.sqlite.guild_sql import (
     StoreCore,
     audit,
@@ -56,21 +56,6 @@ class BudgetMixin(StoreCore):
         """The server's settings, ``defaults`` filling in what it never set."""
         async with self._read() as db:
             return await load_settings(db, guild_id, defaults)
-
-    async def effective_limits(
-        self,
-        guild_id: int,
-        member_id: int,
-        role_ids: Collection[int],
-        *,
-        defaults: GuildDefaults,
-        now: datetime,
-    ) -> Limits:
-        """The member's budgets now: the most generous of default and role caps, plus grants."""
-        async with self._read() as db:
-            settings = await load_settings(db, guild_id, defaults)
-            granted = await granted_in(db, guild_id, member_id, settings.window(now))
-        return settings.limits(role_ids, granted)
 
     async def member_usage(
         self,

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
+from bot.errors import GateClosed
 from bot.models import BUDGET_FIELDS, GuildDefaults, GuildSettings, JobRecord
-from bot.moderation.gates import RequestRefused
+from bot.moderation.gates import closed_gate
 from bot.quota import Period, PeriodWindow
 from bot.store.sqlite.rows import to_text
 
@@ -132,14 +133,13 @@ async def check_gates_in(
     channel_id: int,
     parent_channel_id: int | None,
 ) -> None:
-    """Raise :class:`RequestRefused` when the server is paused, the member banned, or the
-    channel not allowed, in that order."""
-    if settings.paused:
-        raise RequestRefused("paused")
-    if await is_banned_in(db, settings.guild_id, member_id):
-        raise RequestRefused("banned")
-    if not settings.channel_allowed(channel_id, parent_channel_id):
-        raise RequestRefused("channel", allowed_channels=settings.allowed_channels)
+    """Raise :class:`GateClosed` for the first gate (:func:`closed_gate`) that refuses."""
+    banned = await is_banned_in(db, settings.guild_id, member_id)
+    reason = closed_gate(
+        settings, banned=banned, channel_id=channel_id, parent_id=parent_channel_id
+    )
+    if reason is not None:
+        raise GateClosed(reason, settings.allowed_channels)
 
 
 class StoreCore:

@@ -157,8 +157,8 @@ async def active_counts(db: aiosqlite.Connection, guild_id: int, member_id: int)
     but not for the server, so unanswered requests never hold up everybody else.
     """
     async with db.execute(
-        "SELECT COALESCE(SUM(member_id = ?), 0), "
-        "COALESCE(SUM(state <> 'pending_approval'), 0) FROM jobs "
+        "SELECT COUNT(*) FILTER (WHERE member_id = ?), "
+        "COUNT(*) FILTER (WHERE state <> 'pending_approval') FROM jobs "
         f"WHERE guild_id = ? AND {OPEN}",
         (member_id, guild_id),
     ) as cursor:

@@ -12,35 +12,22 @@ from datetime import datetime
 import aiosqlite
 
 from bot.errors import MemberBusy
-from bot.models import AuditEntry, Ban, ForgetReport, GuildDefaults
+from bot.models import AuditEntry, Ban, ForgetReport
 from bot.moderation.blocklist import (
-    BLOCKLIST_BUDGET,
-    BlocklistTimeout,
     BlockRule,
     RuleKind,
-    find_blocked_rule,
-    normalize_word,
 )
-from bot.moderation.gates import RequestRefused
-from bot.moderation.regexes import vet_regex
 from bot.store.sqlite.guild_sql import (
     StoreCore,
     audit,
-    check_gates_in,
     is_banned_in,
-    load_settings,
     stamp_of,
 )
 from bot.store.sqlite.rows import OPEN, from_text
 
-__all__ = ["FORGOTTEN", "MAX_BLOCK_RULES", "MAX_REGEX_RULES", "ModerationMixin"]
+__all__ = ["FORGOTTEN", "ModerationMixin"]
 
 log = logging.getLogger(__name__)
-
-MAX_BLOCK_RULES = 200
-"""Rules per server; every rule is run on every prompt."""
-MAX_REGEX_RULES = 50
-"""Of which regexes: a word costs one linear scan, a regex up to a tenth of a second."""
 
 FORGOTTEN = 0
 """The member id a forgotten member's charges are kept under (no Discord id is 0)."""
@@ -48,45 +35,6 @@ FORGOTTEN = 0
 
 class ModerationMixin(StoreCore):
     """Gates, channels, bans, blocklist, forget and audit; mixed into :class:`~bot.store.Store`."""
-
-    # -- gates ----------------------------------------------------------------------------
-
-    async def check_gates(
-        self,
-        guild_id: int,
-        member_id: int,
-        channel_id: int,
-        *,
-        parent_channel_id: int | None = None,
-        prompt: str | None = None,
-        blocklist_budget: float = BLOCKLIST_BUDGET,
-    ) -> None:
-        """Raise :class:`RequestRefused` if the request may not go ahead; charge nothing.
-
-        In order: server paused, member banned, channel not allowed (a thread counts as its
-        ``parent_channel_id``), then, when ``prompt`` is given, the blocklist. The rules run
-        in a worker thread after the store is released, within ``blocklist_budget`` seconds
-        (past it the prompt is refused as "unchecked"). :meth:`reserve_request` checks the
-        first three again inside its transaction.
-        """
-        async with self._read() as db:
-            # Gates use no budget, so any defaults will do here.
-            settings = await load_settings(db, guild_id, GuildDefaults())
-            await check_gates_in(db, settings, member_id, channel_id, parent_channel_id)
-            rules = await self._rules(db, guild_id) if prompt is not None else []
-        if prompt is not None and rules:
-            try:
-                rule = await find_blocked_rule(prompt, rules, budget=blocklist_budget)
-            except BlocklistTimeout:
-                log.warning(
-                    "guild %d: blocklist of %d rules ran out of time on a prompt of %d chars",
-                    guild_id,
-                    len(rules),
-                    len(prompt),
-                )
-                raise RequestRefused("unchecked") from None
-            if rule is not None:
-                raise RequestRefused("blocked", rule=rule)
 
     # -- allowed channels -----------------------------------------------------------------
 
@@ -226,19 +174,8 @@ class ModerationMixin(StoreCore):
         by: int,
         now: datetime | None = None,
     ) -> BlockRule:
-        """Add a word or a regex to the blocklist; the stored rule, with its id.
-
-        Raises ``ValueError`` (moderator-facing) for an empty or over-long word, or a regex
-        that is invalid or unsafe: it is checked statically and then timed on adversarial
-        prompts in a separate process before anything is stored. Adding a rule that exists
-        returns the existing one.
-        """
-        if kind == "word":
-            pattern = normalize_word(pattern)
-        elif kind == "regex":
-            pattern = await vet_regex(pattern)
-        else:
-            raise ValueError(f"A rule is a word or a regex, not {kind!r}.")
+        """Store a blocklist rule as given (normalised and vetted by the caller); the stored
+        rule, with its id. Adding a rule that exists returns the existing one."""
         stamp = stamp_of(now)
         async with self._write() as db:
             async with db.execute(
@@ -248,17 +185,6 @@ class ModerationMixin(StoreCore):
                 existing = await cursor.fetchone()
             if existing is not None:
                 return BlockRule(kind=kind, pattern=pattern, id=int(existing[0]))
-            async with db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(kind = 'regex'), 0) FROM block_rules "
-                "WHERE guild_id = ?",
-                (guild_id,),
-            ) as cursor:
-                count = await cursor.fetchone()
-            assert count is not None
-            if int(count[0]) >= MAX_BLOCK_RULES:
-                raise ValueError(f"A server can have at most {MAX_BLOCK_RULES} blocklist rules.")
-            if kind == "regex" and int(count[1]) >= MAX_REGEX_RULES:
-                raise ValueError(f"A server can have at most {MAX_REGEX_RULES} regex rules.")
             async with db.execute(
                 "INSERT INTO block_rules (guild_id, kind, pattern, added_by, added_at) "
                 "VALUES (?, ?, ?, ?, ?) RETURNING id",

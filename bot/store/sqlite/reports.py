@@ -5,75 +5,23 @@ Nothing here changes the database; every query runs in one read transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
-from bot.models import GuildDefaults
+from bot.models import GuildDefaults, PoolUsage, ReportRow
 from bot.store.sqlite.guild_sql import StoreCore, load_settings
 from bot.store.sqlite.ledger import server_totals
 from bot.store.sqlite.rows import OPEN, to_text
 
-__all__ = ["PoolUsage", "ReportMixin", "ReportRow"]
-
-
-@dataclass(frozen=True)
-class ReportRow:
-    """What one member (or, with ``member_id`` 0, the server's forgotten members) did.
-
-    Job counts come from the jobs still stored; credits from the usage ledger, which keeps the
-    charges of forgotten members (under member id 0) so the money stays accounted for.
-    """
-
-    guild_id: int
-    member_id: int
-    delivered: int = 0
-    failed: int = 0
-    timed_out: int = 0
-    cancelled: int = 0
-    in_progress: int = 0
-    """Jobs not finished yet, requests waiting for a moderator included."""
-    credits_charged: int = 0
-    """Committed: videos delivered."""
-    credits_released: int = 0
-    """Reserved, then given back because the job did not deliver."""
-    credits_held: int = 0
-    """Reserved by jobs still in progress."""
-
-    @property
-    def jobs(self) -> int:
-        """Every job counted in the row."""
-        return self.delivered + self.failed + self.timed_out + self.cancelled + self.in_progress
-
-
-@dataclass(frozen=True)
-class PoolUsage:
-    """A server's pool in its current period, resets applied, as the budgets count it."""
-
-    period_key: str
-    resets_at: datetime
-    limit: int
-    used: int
-    """Committed by delivered jobs."""
-    held: int
-    """Reserved by open jobs and by requests waiting for a moderator."""
-    active_jobs: int
-    """Jobs in progress (requests waiting for a moderator not included)."""
-    awaiting_approval: int
-    """Requests waiting for a moderator."""
-
-    @property
-    def left(self) -> int:
-        """Credits the server can still spend this period."""
-        return max(0, self.limit - self.used - self.held)
+__all__ = ["ReportMixin"]
 
 
 _JOB_COUNTS = (
     "SELECT guild_id, member_id, "
-    "COALESCE(SUM(state = 'delivered'), 0) AS delivered, "
-    "COALESCE(SUM(state = 'failed'), 0) AS failed, "
-    "COALESCE(SUM(state = 'timed_out'), 0) AS timed_out, "
-    "COALESCE(SUM(state = 'cancelled'), 0) AS cancelled, "
-    f"COALESCE(SUM({OPEN}), 0) AS in_progress "
+    "COUNT(*) FILTER (WHERE state = 'delivered') AS delivered, "
+    "COUNT(*) FILTER (WHERE state = 'failed') AS failed, "
+    "COUNT(*) FILTER (WHERE state = 'timed_out') AS timed_out, "
+    "COUNT(*) FILTER (WHERE state = 'cancelled') AS cancelled, "
+    f"COUNT(*) FILTER (WHERE {OPEN}) AS in_progress "
     "FROM jobs WHERE (:guild IS NULL OR guild_id = :guild) "
     "AND (:since IS NULL OR created_at >= :since) GROUP BY guild_id, member_id"
 )
@@ -134,8 +82,8 @@ class ReportMixin(StoreCore):
             window = settings.window(now)
             used, held = await server_totals(db, guild_id, window)
             async with db.execute(
-                "SELECT COALESCE(SUM(state <> 'pending_approval'), 0), "
-                f"COALESCE(SUM(state = 'pending_approval'), 0) FROM jobs "
+                "SELECT COUNT(*) FILTER (WHERE state <> 'pending_approval'), "
+                "COUNT(*) FILTER (WHERE state = 'pending_approval') FROM jobs "
                 f"WHERE guild_id = ? AND {OPEN}",
                 (guild_id,),
             ) as cursor:

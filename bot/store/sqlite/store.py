@@ -14,11 +14,9 @@ from typing import Any
 import aiosqlite
 
 from bot.errors import JobNotFound
-from bot.models import FAILURE_STATES, PROGRESS_STATES, JobRecord, JobState, NewJob, Usage
-from bot.quota import Limits, PeriodWindow
+from bot.models import FAILURE_STATES, PROGRESS_STATES, JobRecord, JobState
 from bot.store.sqlite.approvals import ApprovalMixin
 from bot.store.sqlite.budgets import BudgetMixin
-from bot.store.sqlite.ledger import active_counts, admit, credit_totals, usage_record
 from bot.store.sqlite.moderation import ModerationMixin
 from bot.store.sqlite.reports import ReportMixin
 from bot.store.sqlite.rows import (
@@ -162,70 +160,12 @@ class SqliteStore(ApprovalMixin, BudgetMixin, ModerationMixin, ReportMixin):
 
     # -- quota -----------------------------------------------------------------------------
 
-    async def reserve_job(
-        self,
-        job: NewJob,
-        *,
-        cost: int,
-        limits: Limits,
-        window: PeriodWindow,
-        now: datetime,
-    ) -> JobRecord:
-        """Write the job (ACCEPTED) and reserve ``cost`` credits in ``window``, atomically.
-
-        Budgets count credits reserved or committed during ``window`` by the member (in this
-        server) and by the server, less what moderators reset; concurrency caps count open
-        jobs of any period. When the job does not fit, raises :class:`QuotaExceeded` and
-        writes nothing. Checked in the order member credits, server credits, member
-        concurrency, server concurrency. :meth:`reserve_request` does the same with the
-        server's own settings, gates and approval queue.
-        """
-        if cost < 0:
-            raise ValueError(f"a job cannot cost {cost} credits")
-        stamp = to_text(now)
-        async with self._write() as db:
-            record = await admit(
-                db, job, cost=cost, limits=limits, window=window, stamp=stamp, approvals=False
-            )
-        log.info(
-            "job %d accepted: guild %d member %d, %s %ds, %d credits reserved in %s",
-            record.id,
-            job.guild_id,
-            job.member_id,
-            job.resolution,
-            job.duration,
-            cost,
-            window.key,
-        )
-        return record
-
-    async def usage(
-        self, guild_id: int, member_id: int, *, limits: Limits, window: PeriodWindow
-    ) -> Usage:
-        """Credits and open jobs of a member and their server in ``window``."""
-        async with self._read() as db:
-            totals = await credit_totals(db, guild_id, member_id, window)
-            active_member, active_server = await active_counts(db, guild_id, member_id)
-        return usage_record(totals, limits, window, active_member, active_server)
-
     # -- job life cycle --------------------------------------------------------------------
 
     async def get_job(self, job_id: int) -> JobRecord | None:
         """The job with this id, or None."""
         async with self._lock:
             return await self._fetch_job(self._db, job_id)
-
-    async def get_job_by_request_id(self, request_id: str) -> JobRecord | None:
-        """The job the provider knows as ``request_id``, or None."""
-        async with (
-            self._lock,
-            self._db.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE request_id = ? ORDER BY id LIMIT 1",
-                (request_id,),
-            ) as cursor,
-        ):
-            row = await cursor.fetchone()
-        return None if row is None else job_from_row(row)
 
     async def mark_submitting(self, job_id: int, now: datetime) -> bool:
         """ACCEPTED -> SUBMITTING, just before the one submit call.

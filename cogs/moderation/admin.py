@@ -9,31 +9,36 @@ command answers privately with the state it leaves behind.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.config import QuotaConfig
-from bot.errors import UserFacingError
+from bot.errors import MemberBusy, UserFacingError
 from bot.models import (
     KEEP,
     MAX_CONCURRENT,
     MAX_CREDITS,
-    AuditEntry,
-    Ban,
-    GuildDefaults,
     GuildSettings,
 )
-from bot.moderation.blocklist import BlockRule
 from bot.quota import Period
-from bot.store.sqlite.reports import PoolUsage
-from cogs.status import clip, ts
-from cogs.status import credits as n_credits
+from cogs._render import clip, ts
+from cogs._render import credits as n_credits
+from cogs.moderation.embeds import (
+    audit_line,
+    bans_embed,
+    blocklist_embed,
+    budget_notes,
+    channels_embed,
+    code,
+    overview_embed,
+    pages,
+    rule_line,
+    user_mention,
+)
 
 if TYPE_CHECKING:
     from bot.app import SeedanceBot
@@ -45,20 +50,6 @@ Credits = app_commands.Range[int, 0, MAX_CREDITS]
 Jobs = app_commands.Range[int, 1, MAX_CONCURRENT]
 Grant = app_commands.Range[int, -MAX_CREDITS, MAX_CREDITS]
 AllowableChannel = discord.TextChannel | discord.VoiceChannel | discord.ForumChannel
-
-EMBED_TEXT = 4000
-"""Room for a list in an embed description (Discord allows 4096)."""
-
-
-def guild_defaults(quota: QuotaConfig) -> GuildDefaults:
-    """A server's budgets until its moderators change them: the config's ``[quota]``."""
-    return GuildDefaults(
-        period=quota.period,
-        server_credits=quota.server_credits,
-        member_credits=quota.member_credits,
-        member_concurrent=quota.member_concurrent_jobs,
-        server_concurrent=quota.server_concurrent_jobs,
-    )
 
 
 @contextmanager
@@ -75,206 +66,6 @@ def check_range(option: str, value: int | None, low: int, high: int) -> None:
     client, another tool posting the interaction): refuse it with the option's own name."""
     if value is not None and not low <= value <= high:
         raise UserFacingError(f"`{option}` must be a whole number from {low:,} to {high:,}.")
-
-
-def user_mention(user_id: int) -> str:
-    return f"<@{user_id}>"
-
-
-def code(text: str) -> str:
-    """A moderator's pattern shown literally, whatever characters it holds."""
-    if "`" not in text:
-        return f"`{text}`"
-    return discord.utils.escape_markdown(text)
-
-
-def joined(items: Iterable[str], *, empty: str, limit: int = 1024) -> str:
-    """Items separated by commas, clipped to ``limit`` characters with a count of the rest."""
-    items = list(items)
-    if not items:
-        return empty
-    shown: list[str] = []
-    for i, item in enumerate(items):
-        rest = len(items) - i
-        candidate = ", ".join([*shown, item])
-        tail = f" … and {rest - 1} more" if rest > 1 else ""
-        if len(candidate) + len(tail) > limit:
-            return ", ".join(shown) + f" … and {rest} more"
-        shown.append(item)
-    return ", ".join(shown)
-
-
-def pages(lines: Iterable[str], size: int = EMBED_TEXT) -> list[str]:
-    """Lines packed greedily into pages of at most ``size`` characters."""
-    result: list[str] = []
-    current: list[str] = []
-    length = 0
-    for line in lines:
-        line = clip(line, size)
-        if current and length + 1 + len(line) > size:
-            result.append("\n".join(current))
-            current, length = [], 0
-        current.append(line)
-        length += len(line) + (1 if length else 0)
-    if current:
-        result.append("\n".join(current))
-    return result
-
-
-def _default_mark(settings: GuildSettings, name: str) -> str:
-    return "" if name in settings.customised else " *(default)*"
-
-
-def overview_embed(
-    settings: GuildSettings, pool: PoolUsage, *, banned: int, rules: int
-) -> discord.Embed:
-    """Everything a moderator controls, and where the pool stands this period."""
-    paused = settings.paused
-    embed = discord.Embed(
-        title="⏸️ Video generation is paused" if paused else "Video bot settings",
-        colour=discord.Colour.red() if paused else discord.Colour.blurple(),
-    )
-    per = f"per {settings.period.value}"
-    embed.add_field(
-        name="Period",
-        value=f"{settings.period.value} (UTC){_default_mark(settings, 'period')}",
-        inline=True,
-    )
-    embed.add_field(
-        name="Server pool",
-        value=f"{n_credits(settings.server_credits)} {per}"
-        + _default_mark(settings, "server_credits"),
-        inline=True,
-    )
-    embed.add_field(
-        name="Member cap",
-        value=f"{n_credits(settings.member_credits)} {per}"
-        + _default_mark(settings, "member_credits"),
-        inline=True,
-    )
-    held = f" (+{pool.held} held)" if pool.held else ""
-    waiting = (
-        f"\n{pool.awaiting_approval} request(s) waiting for a moderator"
-        if pool.awaiting_approval
-        else ""
-    )
-    embed.add_field(
-        name=f"Pool usage ({pool.period_key})",
-        value=(
-            f"{n_credits(pool.used)}{held} used of {pool.limit} · {n_credits(pool.left)} left · "
-            f"resets {ts(pool.resets_at)} ({ts(pool.resets_at, 'f')})\n"
-            f"{pool.active_jobs} job(s) in progress{waiting}"
-        ),
-        inline=False,
-    )
-    embed.add_field(
-        name="Jobs at once",
-        value=(
-            f"per member {settings.member_concurrent}"
-            f"{_default_mark(settings, 'member_concurrent')} · per server "
-            f"{settings.server_concurrent}{_default_mark(settings, 'server_concurrent')}"
-        ),
-        inline=False,
-    )
-    embed.add_field(
-        name="Role limits",
-        value=joined(
-            (
-                f"<@&{role}>: {n_credits(n)}"
-                for role, n in sorted(settings.role_limits.items(), key=lambda kv: -kv[1])
-            ),
-            empty="none",
-        ),
-        inline=False,
-    )
-    embed.add_field(name="Approvals", value="on" if settings.approvals else "off", inline=True)
-    embed.add_field(name="Paused", value="yes" if paused else "no", inline=True)
-    embed.add_field(
-        name="Mod-log",
-        value=f"<#{settings.modlog_channel_id}>" if settings.modlog_channel_id else "not set",
-        inline=True,
-    )
-    embed.add_field(
-        name="Allowed channels",
-        value=joined((f"<#{c}>" for c in sorted(settings.allowed_channels)), empty="every channel"),
-        inline=False,
-    )
-    embed.add_field(name="Banned members", value=str(banned), inline=True)
-    embed.add_field(name="Blocklist", value=f"{rules} rule(s)", inline=True)
-    return embed
-
-
-def rule_line(rule: BlockRule) -> str:
-    return f"**#{rule.id}** {rule.kind}: {code(rule.pattern)}"
-
-
-def blocklist_embed(rules: list[BlockRule], page: int) -> discord.Embed:
-    """The rules, numbered as members see them in a refusal ("rule #3"), one page of them."""
-    embed = discord.Embed(title="Prompt blocklist", colour=discord.Colour.dark_red())
-    if not rules:
-        embed.description = (
-            "No rules: every prompt is allowed. Add one with `/admin blocklist add`."
-        )
-        return embed
-    found = pages(rule_line(r) for r in rules)
-    page = min(max(page, 1), len(found))
-    embed.description = found[page - 1]
-    words = sum(r.kind == "word" for r in rules)
-    footer = f"{len(rules)} rule(s): {words} word(s), {len(rules) - words} regex(es)"
-    if len(found) > 1:
-        footer += f" · page {page} of {len(found)}"
-    embed.set_footer(text=footer)
-    return embed
-
-
-def channels_embed(settings: GuildSettings) -> discord.Embed:
-    embed = discord.Embed(title="Allowed channels", colour=discord.Colour.blurple())
-    if settings.allowed_channels:
-        found = pages(f"<#{c}>" for c in sorted(settings.allowed_channels))
-        embed.description = found[0]
-        embed.set_footer(text=f"{len(settings.allowed_channels)} channel(s); threads follow them")
-    else:
-        embed.description = "Every channel: `/animate` works anywhere the bot can post."
-    return embed
-
-
-def bans_embed(bans: list[Ban]) -> discord.Embed:
-    embed = discord.Embed(title="Members banned from the bot", colour=discord.Colour.dark_red())
-    lines = [
-        f"{user_mention(b.member_id)} · {ts(b.banned_at)} by {user_mention(b.banned_by)}"
-        + (f" · {clip(b.reason, 100)}" if b.reason else "")
-        for b in bans
-    ]
-    found = pages(lines)
-    embed.description = found[0] if found else "Nobody."
-    if len(found) > 1:
-        embed.set_footer(text=f"{len(bans)} bans; showing the oldest")
-    return embed
-
-
-_TARGETS = {"role_limit": "<@&{}>", "channel_allow": "<#{}>", "channel_disallow": "<#{}>"}
-
-
-def audit_line(entry: AuditEntry) -> str:
-    target = ""
-    if entry.target_id is not None:
-        target = " " + _TARGETS.get(entry.action, "<@{}>").format(entry.target_id)
-    detail = f" · {clip(entry.detail, 200)}" if entry.detail else ""
-    return (
-        f"{ts(entry.created_at)} {user_mention(entry.actor_id)} **{entry.action}**{target}{detail}"
-    )
-
-
-def budget_notes(settings: GuildSettings) -> list[str]:
-    """Settings that are allowed but probably not what the moderator meant."""
-    notes = []
-    if settings.server_credits == 0:
-        notes.append("With a pool of 0 nobody can make a video until it is raised.")
-    elif settings.member_credits > settings.server_credits:
-        notes.append("The member cap is larger than the whole pool.")
-    if settings.server_concurrent < settings.member_concurrent:
-        notes.append("The per-member job limit is above the server's, so the server's applies.")
-    return notes
 
 
 @app_commands.guild_only()
@@ -317,24 +108,20 @@ class AdminCog(
 
     # -- helpers ------------------------------------------------------------------------------
 
-    @property
-    def defaults(self) -> GuildDefaults:
-        return guild_defaults(self.bot.config.quota)
-
     @staticmethod
     def _ids(interaction: Interaction) -> tuple[int, int]:
         assert interaction.guild_id is not None  # guild-only, and interaction_check ran
         return interaction.guild_id, interaction.user.id
 
     async def _settings(self, guild_id: int) -> GuildSettings:
-        return await self.bot.store.guild_settings(guild_id, self.defaults)
+        return await self.bot.guild_admin.settings(guild_id)
 
     async def _overview(self, guild_id: int) -> discord.Embed:
-        store = self.bot.store
-        settings = await self._settings(guild_id)
-        pool = await store.pool_usage(guild_id, defaults=self.defaults, now=datetime.now(UTC))
-        banned = len(await store.banned_members(guild_id))
-        rules = len(await store.block_rules(guild_id))
+        guilds = self.bot.guild_admin
+        settings = await guilds.settings(guild_id)
+        pool = await guilds.pool(guild_id)
+        banned = len(await guilds.bans(guild_id))
+        rules = len(await guilds.block_rules(guild_id))
         return overview_embed(settings, pool, banned=banned, rules=rules)
 
     @staticmethod
@@ -355,9 +142,7 @@ class AdminCog(
 
     async def _member_state(self, guild_id: int, member: discord.User | discord.Member) -> str:
         roles = [r.id for r in getattr(member, "roles", [])]
-        usage = await self.bot.store.member_usage(
-            guild_id, member.id, role_ids=roles, defaults=self.defaults, now=datetime.now(UTC)
-        )
+        usage = await self.bot.guild_admin.usage(guild_id, member.id, roles)
         held = f" (+{usage.member_reserved} held)" if usage.member_reserved else ""
         return (
             f"{user_mention(member.id)} now: {n_credits(usage.member_used)}{held} used of "
@@ -415,7 +200,7 @@ class AdminCog(
             )
         with refused_as("Budgets not changed"):
             if reset_to_default:
-                await self.bot.store.set_guild_budget(
+                await self.bot.guild_admin.set_budget(
                     guild_id,
                     by=actor,
                     period=None,
@@ -425,7 +210,7 @@ class AdminCog(
                     server_concurrent=None,
                 )
             else:
-                await self.bot.store.set_guild_budget(
+                await self.bot.guild_admin.set_budget(
                     guild_id,
                     by=actor,
                     period=KEEP if period is None else Period(period),
@@ -451,7 +236,7 @@ class AdminCog(
         guild_id, actor = self._ids(interaction)
         check_range("credits", credits, 0, MAX_CREDITS)
         with refused_as("Role limit not changed"):
-            await self.bot.store.set_role_limit(guild_id, role.id, credits, by=actor)
+            await self.bot.guild_admin.set_role_limit(guild_id, role.id, credits, by=actor)
         settings = await self._settings(guild_id)
         if credits is None:
             head = f"<@&{role.id}> has no limit of its own any more."
@@ -485,8 +270,8 @@ class AdminCog(
         if credits == 0:
             raise UserFacingError("A grant of 0 credits changes nothing.")
         with refused_as("Nothing granted"):
-            grant = await self.bot.store.grant_credits(
-                guild_id, member.id, credits, defaults=self.defaults, by=actor, reason=reason
+            grant = await self.bot.guild_admin.grant(
+                guild_id, member.id, credits, by=actor, reason=reason
             )
         verb = "Granted" if credits > 0 else "Took back"
         head = (
@@ -502,8 +287,8 @@ class AdminCog(
     @app_commands.describe(member="Only this member's cap (leave out: the pool and every member)")
     async def reset(self, interaction: Interaction, member: discord.User | None = None) -> None:
         guild_id, actor = self._ids(interaction)
-        done = await self.bot.store.reset_usage(
-            guild_id, None if member is None else member.id, defaults=self.defaults, by=actor
+        done = await self.bot.guild_admin.reset(
+            guild_id, None if member is None else member.id, by=actor
         )
         if member is None:
             head = (
@@ -525,7 +310,7 @@ class AdminCog(
     @app_commands.describe(enabled="On: over-cap requests wait for a moderator; off: refused")
     async def approvals(self, interaction: Interaction, enabled: bool) -> None:
         guild_id, actor = self._ids(interaction)
-        await self.bot.store.set_approvals(guild_id, enabled, by=actor)
+        await self.bot.guild_admin.set_approvals(guild_id, enabled, by=actor)
         settings = await self._settings(guild_id)
         if enabled:
             head = (
@@ -546,7 +331,7 @@ class AdminCog(
     @app_commands.command(name="pause", description="Stop all new videos on this server.")
     async def pause(self, interaction: Interaction) -> None:
         guild_id, actor = self._ids(interaction)
-        await self.bot.store.set_paused(guild_id, True, by=actor)
+        await self.bot.guild_admin.set_paused(guild_id, True, by=actor)
         head = (
             "⏸️ Paused: new `/animate` requests are refused and waiting requests cannot be "
             "approved. Videos already in progress finish. `/admin resume` turns it back on."
@@ -556,7 +341,7 @@ class AdminCog(
     @app_commands.command(name="resume", description="Allow new videos again after a pause.")
     async def resume(self, interaction: Interaction) -> None:
         guild_id, actor = self._ids(interaction)
-        await self.bot.store.set_paused(guild_id, False, by=actor)
+        await self.bot.guild_admin.set_paused(guild_id, False, by=actor)
         await self._reply(
             interaction, "▶️ Resumed: members can make videos again.", await self._overview(guild_id)
         )
@@ -572,8 +357,8 @@ class AdminCog(
         reason: app_commands.Range[str, 1, 200] | None = None,
     ) -> None:
         guild_id, actor = self._ids(interaction)
-        banned = await self.bot.store.ban_member(guild_id, member.id, by=actor, reason=reason)
-        count = len(await self.bot.store.banned_members(guild_id))
+        banned = await self.bot.guild_admin.ban(guild_id, member.id, by=actor, reason=reason)
+        count = len(await self.bot.guild_admin.bans(guild_id))
         who = user_mention(member.id)
         head = (
             f"{who} can no longer use the bot here."
@@ -586,8 +371,8 @@ class AdminCog(
     @app_commands.describe(member="Who")
     async def unban(self, interaction: Interaction, member: discord.User) -> None:
         guild_id, actor = self._ids(interaction)
-        unbanned = await self.bot.store.unban_member(guild_id, member.id, by=actor)
-        count = len(await self.bot.store.banned_members(guild_id))
+        unbanned = await self.bot.guild_admin.unban(guild_id, member.id, by=actor)
+        count = len(await self.bot.guild_admin.bans(guild_id))
         who = user_mention(member.id)
         head = f"{who} can use the bot again." if unbanned else f"{who} was not banned."
         await self._reply(interaction, f"{head} Banned members: {count}.")
@@ -595,7 +380,7 @@ class AdminCog(
     @app_commands.command(name="bans", description="Members banned from the bot here.")
     async def bans(self, interaction: Interaction) -> None:
         guild_id, _ = self._ids(interaction)
-        found = await self.bot.store.banned_members(guild_id)
+        found = await self.bot.guild_admin.bans(guild_id)
         await self._reply(interaction, f"Banned members: {len(found)}.", bans_embed(found))
 
     @app_commands.command(
@@ -613,7 +398,13 @@ class AdminCog(
                 f"Nothing was deleted. To delete {who}'s prompts and jobs for good, run the "
                 "command again with `confirm: True`."
             )
-        report = await self.bot.store.forget_member(guild_id, member.id, by=actor)
+        try:
+            report = await self.bot.guild_admin.forget(guild_id, member.id, by=actor)
+        except MemberBusy as busy:
+            raise UserFacingError(
+                f"That member still has {busy.active_jobs} job(s) in progress. "
+                "Try again once they have finished."
+            ) from None
         withdrawn = (
             f", {report.requests_withdrawn} waiting request(s) withdrawn"
             if report.requests_withdrawn
@@ -633,7 +424,7 @@ class AdminCog(
     ) -> None:
         guild_id, _ = self._ids(interaction)
         check_range("count", count, 1, 25)
-        entries = await self.bot.store.audit_log(guild_id, limit=count)
+        entries = await self.bot.guild_admin.audit(guild_id, limit=count)
         embed = discord.Embed(title="Moderator actions", colour=discord.Colour.blurple())
         found = pages(audit_line(e) for e in entries)
         embed.description = found[0] if found else "None yet."
@@ -656,8 +447,8 @@ class AdminCog(
         # A regex is timed on adversarial prompts in a subprocess: that can take seconds.
         await interaction.response.defer(ephemeral=True, thinking=True)
         with refused_as(f"That {kind} was not added"):
-            rule = await self.bot.store.add_block_rule(guild_id, kind, pattern, by=actor)
-        rules = await self.bot.store.block_rules(guild_id)
+            rule = await self.bot.guild_admin.add_block_rule(guild_id, kind, pattern, by=actor)
+        rules = await self.bot.guild_admin.block_rules(guild_id)
         await self._reply(
             interaction,
             f"Rule #{rule.id} blocks the {kind} {code(rule.pattern)}. Members refused by it "
@@ -671,10 +462,10 @@ class AdminCog(
         self, interaction: Interaction, rule: app_commands.Range[int, 1, None]
     ) -> None:
         guild_id, actor = self._ids(interaction)
-        removed = await self.bot.store.remove_block_rule(guild_id, rule, by=actor)
+        removed = await self.bot.guild_admin.remove_block_rule(guild_id, rule, by=actor)
         if removed is None:
             raise UserFacingError(f"There is no rule #{rule}. `/admin blocklist list` shows them.")
-        rules = await self.bot.store.block_rules(guild_id)
+        rules = await self.bot.guild_admin.block_rules(guild_id)
         await self._reply(
             interaction,
             f"Removed rule #{rule} ({removed.kind} {code(removed.pattern)}).",
@@ -687,7 +478,7 @@ class AdminCog(
         self, interaction: Interaction, page: app_commands.Range[int, 1, None] = 1
     ) -> None:
         guild_id, _ = self._ids(interaction)
-        rules = await self.bot.store.block_rules(guild_id)
+        rules = await self.bot.guild_admin.block_rules(guild_id)
         await self._reply(
             interaction, f"The blocklist has {len(rules)} rule(s).", blocklist_embed(rules, page)
         )
@@ -698,7 +489,7 @@ class AdminCog(
     @app_commands.describe(channel="The channel; once one is listed, only listed ones work")
     async def channels_allow(self, interaction: Interaction, channel: AllowableChannel) -> None:
         guild_id, actor = self._ids(interaction)
-        added = await self.bot.store.allow_channel(guild_id, channel.id, by=actor)
+        added = await self.bot.guild_admin.allow_channel(guild_id, channel.id, by=actor)
         settings = await self._settings(guild_id)
         head = f"<#{channel.id}> allowed." if added else f"<#{channel.id}> was already allowed."
         if added and len(settings.allowed_channels) == 1:
@@ -709,7 +500,7 @@ class AdminCog(
     @app_commands.describe(channel="The channel")
     async def channels_disallow(self, interaction: Interaction, channel: AllowableChannel) -> None:
         guild_id, actor = self._ids(interaction)
-        removed = await self.bot.store.disallow_channel(guild_id, channel.id, by=actor)
+        removed = await self.bot.guild_admin.disallow_channel(guild_id, channel.id, by=actor)
         settings = await self._settings(guild_id)
         head = (
             f"<#{channel.id}> removed from the list."
@@ -723,7 +514,7 @@ class AdminCog(
     @channels.command(name="clear", description="Empty the list: allow every channel.")
     async def channels_clear(self, interaction: Interaction) -> None:
         guild_id, actor = self._ids(interaction)
-        removed = await self.bot.store.clear_channels(guild_id, by=actor)
+        removed = await self.bot.guild_admin.clear_channels(guild_id, by=actor)
         settings = await self._settings(guild_id)
         await self._reply(
             interaction,
@@ -748,7 +539,7 @@ class AdminCog(
     @app_commands.describe(channel="A text channel the bot can post in")
     async def modlog_set(self, interaction: Interaction, channel: discord.TextChannel) -> None:
         guild_id, actor = self._ids(interaction)
-        await self.bot.store.set_modlog_channel(guild_id, channel.id, by=actor)
+        await self.bot.guild_admin.set_modlog_channel(guild_id, channel.id, by=actor)
         head = f"Mod-log: <#{channel.id}>."
         me = channel.guild.me
         can = channel.permissions_for(me) if me is not None else None
@@ -762,7 +553,7 @@ class AdminCog(
     @modlog.command(name="clear", description="Stop posting job entries and approval requests.")
     async def modlog_clear(self, interaction: Interaction) -> None:
         guild_id, actor = self._ids(interaction)
-        await self.bot.store.set_modlog_channel(guild_id, None, by=actor)
+        await self.bot.guild_admin.set_modlog_channel(guild_id, None, by=actor)
         settings = await self._settings(guild_id)
         head = "Mod-log cleared: no job entries are posted."
         if settings.approvals:
@@ -771,7 +562,3 @@ class AdminCog(
                 "`/admin approvals enabled: False`."
             )
         await self._reply(interaction, head, await self._overview(guild_id))
-
-
-async def setup(bot: SeedanceBot) -> None:
-    await bot.add_cog(AdminCog(bot))

@@ -1,4 +1,5 @@
-"""The mod-log channel: one compact entry per finished job, approval requests, service alerts."""
+"""The moderators' desk: the mod-log channel, with one compact entry per settled job, approval
+requests with Approve / Deny, and service alerts. It is the Discord side's `ModeratorDesk`."""
 
 from __future__ import annotations
 
@@ -6,33 +7,25 @@ import logging
 from typing import TYPE_CHECKING
 
 import discord
-from discord.ext import commands
 
 from bot.jobs.breaker import Trip, Trouble
 from bot.models import JobRecord, JobState
-from cogs.buttons import approval_view
-from cogs.status import clip, credits, message_link
+from cogs._render import STATES, clip, credits, message_link
+from cogs.moderation.buttons import approval_view
 
 if TYPE_CHECKING:
     from bot.app import SeedanceBot
 
 log = logging.getLogger(__name__)
 
-OUTCOME = {
-    JobState.DELIVERED: ("delivered", discord.Colour.green()),
-    JobState.FAILED: ("failed", discord.Colour.red()),
-    JobState.CANCELLED: ("cancelled", discord.Colour.dark_grey()),
-    JobState.TIMED_OUT: ("timed out", discord.Colour.red()),
-}
-
 
 def job_entry(job: JobRecord) -> discord.Embed:
     """Who, what, settings, credits, outcome: one glance per job."""
-    outcome, colour = OUTCOME.get(job.state, (job.state.value, discord.Colour.light_grey()))
+    look = STATES[job.state]
     charged = job.credits if job.state is JobState.DELIVERED else 0
     embed = discord.Embed(
-        title=f"Job {job.id} · {outcome}",
-        colour=colour,
+        title=f"Job {job.id} · {look.short}",
+        colour=look.colour,
         description=f"<@{job.member_id}> in <#{job.channel_id}>\n>>> {clip(job.prompt, 900)}",
     )
     embed.add_field(
@@ -64,16 +57,16 @@ def approval_entry(job: JobRecord, *, reason: str) -> discord.Embed:
     return embed
 
 
-class ModLog:
-    """Posts to a server's mod-log channel, when it has one."""
+class ModLogDesk:
+    """Implements `ModeratorDesk`: posts to a server's mod-log channel, when it has one."""
 
     def __init__(self, bot: SeedanceBot) -> None:
         self.bot = bot
 
     async def channel_id(self, guild_id: int) -> int | None:
-        return (await self.bot.jobs.guild_settings(guild_id)).modlog_channel_id
+        return (await self.bot.guild_admin.settings(guild_id)).modlog_channel_id
 
-    async def job_finished(self, job: JobRecord) -> None:
+    async def job_settled(self, job: JobRecord) -> None:
         channel_id = await self.channel_id(job.guild_id)
         if channel_id is None:
             return
@@ -84,7 +77,7 @@ class ModLog:
         except discord.HTTPException as exc:
             log.warning("guild %d: mod-log entry for job %d failed: %s", job.guild_id, job.id, exc)
 
-    async def request_approval(self, job: JobRecord) -> int | None:
+    async def approval_needed(self, job: JobRecord) -> int | None:
         """Post an over-cap request with Approve / Deny; None when there is nowhere to post."""
         channel_id = await self.channel_id(job.guild_id)
         if channel_id is None:
@@ -102,15 +95,7 @@ class ModLog:
             return None
         return message.id
 
-
-class ModLogCog(commands.Cog):
-    """Tells every server's moderators, once, when the video service stops working."""
-
-    def __init__(self, bot: SeedanceBot) -> None:
-        self.bot = bot
-
-    @commands.Cog.listener()
-    async def on_provider_trouble(self, trip: Trip) -> None:
+    async def provider_trouble(self, trip: Trip) -> None:
         text = (
             "⚠️ The video service refuses the bot's account (its key or its balance). New videos "
             "are paused until the operator fixes it; nothing is being charged."
@@ -119,7 +104,7 @@ class ModLogCog(commands.Cog):
             "answers again; nothing is being charged."
         )
         for guild in self.bot.guilds:
-            channel_id = await ModLog(self.bot).channel_id(guild.id)
+            channel_id = await self.channel_id(guild.id)
             if channel_id is None:
                 continue
             try:
@@ -128,7 +113,3 @@ class ModLogCog(commands.Cog):
                 )
             except discord.HTTPException as exc:
                 log.warning("guild %d: could not post the service alert: %s", guild.id, exc)
-
-
-async def setup(bot: SeedanceBot) -> None:
-    await bot.add_cog(ModLogCog(bot))

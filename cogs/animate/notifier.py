@@ -1,4 +1,8 @@
-"""A job's face in a channel: one status message edited by id, then the video as a new message."""
+"""A job's face in its channel: one status message edited by id, then the video as a new message.
+
+`ChannelNotifier` is the Discord side's `JobNotifier`: it shows the requester their job and
+nothing else (the moderators hear through the desk).
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,13 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.jobs.runner import Delivery
-from bot.media.transcode import TranscodeError, fit_video_async
+from bot.jobs.notify import Delivery
+from bot.media.transcode import TranscodeError, fit_video_in_turn
 from bot.models import JobRecord, JobState
 from bot.tasks import TaskSet
-from cogs.buttons import cancel_view, delivered_view
-from cogs.modlog import ModLog
-from cogs.status import clip, message_link, settings_line, status_embed
+from cogs._render import clip, message_link, requester_only, settings_line
+from cogs.animate.buttons import delivered_view
+from cogs.animate.status import render_status, status_embed
 
 if TYPE_CHECKING:
     from bot.app import SeedanceBot
@@ -41,33 +45,11 @@ class FrameCopy:
     data: bytes
 
 
-def requester_only(member_id: int) -> discord.AllowedMentions:
-    """Ping the requester and nobody else, whatever the prompt contains."""
-    return discord.AllowedMentions(
-        everyone=False, roles=False, replied_user=False, users=[discord.Object(member_id)]
-    )
-
-
-def status_content(job: JobRecord) -> str:
-    return f"Video for <@{job.member_id}>"
-
-
-CANCELLABLE = (JobState.QUEUED, JobState.ACCEPTED, JobState.PENDING_APPROVAL)
-
-
-def render_status(
-    job: JobRecord, embed: discord.Embed
-) -> tuple[str, discord.Embed, discord.ui.View | None]:
-    """The status message's parts; the Cancel button only while the job can be cancelled."""
-    view = cancel_view(job.id) if job.state in CANCELLABLE else None
-    return status_content(job), embed, view
-
-
 def mib(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MiB"
 
 
-class ChannelReporter:
+class ChannelNotifier:
     """Implements `JobNotifier` for one job: sparse status edits and the delivery."""
 
     def __init__(
@@ -94,7 +76,6 @@ class ChannelReporter:
         self._thumbnail: str | None = None
         self._told_privately = False
         self._role_ids = role_ids
-        self._logged = False
 
     @property
     def status_message_id(self) -> int | None:
@@ -133,17 +114,17 @@ class ChannelReporter:
         return message
 
     async def _embed(self, job: JobRecord) -> discord.Embed:
-        jobs = self._bot.jobs
-        usage = await jobs.usage(job.guild_id, job.member_id, self._role_ids)
+        runner = self._bot.runner
+        usage = await self._bot.guild_admin.usage(job.guild_id, job.member_id, self._role_ids)
         jump = None
         if job.result_message_id:
             jump = message_link(job.guild_id, job.channel_id, job.result_message_id)
         embed = status_embed(
             job,
             usage=usage,
-            expected_finish=await jobs.expected_finish(job),
+            expected_finish=await runner.expected_finish(job),
             result_jump_url=jump,
-            slot_position=jobs.slot_position(job.id),
+            slot_position=runner.slot_position(job.id),
         )
         if self._thumbnail:
             embed.set_thumbnail(url=self._thumbnail)
@@ -153,9 +134,6 @@ class ChannelReporter:
 
     async def job_changed(self, job: JobRecord) -> None:
         loop = asyncio.get_running_loop()
-        if job.state.is_terminal and not self._logged:
-            self._logged = True
-            await ModLog(self._bot).job_finished(job)
         if job.state.is_terminal or job.state is JobState.UNKNOWN_SUBMISSION:
             if self._pending is not None:
                 self._pending.cancel()
@@ -240,7 +218,7 @@ class ChannelReporter:
             log.warning("job %d: could not post a status message: %s", job.id, exc)
             return
         self._message_id = message.id
-        await self._bot.jobs.set_status_message(job.id, message.id)
+        await self._bot.runner.shown_at(job.id, message.id)
 
     async def deliver(self, job: JobRecord, delivery: Delivery) -> int | None:
         """Post the video as a file, re-encoded to fit the channel if needed, else its link."""
@@ -291,9 +269,7 @@ class ChannelReporter:
             return  # no playable video fits in so little
         fitted = file.with_name(f"{file.stem}-fit.mp4")
         try:
-            # One re-encode at a time: each takes a core and ~180 MiB at 1080p.
-            async with self._bot.reencodes:
-                fitted_size = await fit_video_async(file, fitted, limit_bytes=target)
+            fitted_size = await fit_video_in_turn(file, fitted, limit_bytes=target)
         except TranscodeError as exc:
             log.info("job %d: could not fit %s under %d bytes: %s", job.id, mib(size), target, exc)
             return

@@ -1,4 +1,8 @@
-"""Persistent buttons: their custom ids carry the job id, so they work after a restart."""
+"""The buttons on a job's messages: Cancel on the status, Retry and Delete on the video.
+
+Their custom ids carry the job id, so they work after a restart. Retry is heard by the
+/animate cog as the `job_retry` event, so no button ever looks a cog up.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,11 @@ from typing import TYPE_CHECKING, Any, Self, cast
 
 import discord
 
-from bot.errors import UserFacingError
-from bot.jobs.runner import CancelResult
+from bot.jobs.notify import CancelResult
 from cogs._tree import reply_ephemeral
 
 if TYPE_CHECKING:
     from bot.app import SeedanceBot
-    from cogs.animate import AnimateCog
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +64,6 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], temp
         return cls(int(match["job_id"]))
 
 
-def _animate_cog(interaction: discord.Interaction[Any]) -> AnimateCog | None:
-    bot = cast("SeedanceBot", interaction.client)
-    return cast("AnimateCog | None", bot.get_cog("AnimateCog"))
-
-
 class CancelButton(JobButton, template=r"job:cancel:(?P<job_id>[0-9]+)"):
     """Cancel a job not yet running; the requester or a moderator only."""
 
@@ -75,7 +72,7 @@ class CancelButton(JobButton, template=r"job:cancel:(?P<job_id>[0-9]+)"):
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         bot = cast("SeedanceBot", interaction.client)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        result = await bot.jobs.cancel(
+        result = await bot.runner.cancel(
             self.job_id,
             actor_id=interaction.user.id,
             is_moderator=interaction.permissions.manage_guild,
@@ -89,14 +86,9 @@ class RetryButton(JobButton, template=r"job:retry:(?P<job_id>[0-9]+)"):
     action, label, emoji = "retry", "Retry", "🔁"
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        cog = _animate_cog(interaction)
-        if cog is None:
-            await reply_ephemeral(interaction, "Videos are not available right now.")
-            return
-        try:
-            await cog.retry(interaction, self.job_id)
-        except UserFacingError as exc:
-            await reply_ephemeral(interaction, exc.message)
+        # Acknowledge at once; the /animate cog hears `on_job_retry` and answers privately.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        interaction.client.dispatch("job_retry", interaction, self.job_id)
 
 
 class DeleteButton(JobButton, template=r"job:delete:(?P<job_id>[0-9]+)"):
@@ -106,7 +98,7 @@ class DeleteButton(JobButton, template=r"job:delete:(?P<job_id>[0-9]+)"):
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         bot = cast("SeedanceBot", interaction.client)
-        job = await bot.jobs.get_job(self.job_id)
+        job = await bot.runner.job(self.job_id)
         owner = job.member_id if job else None
         if interaction.user.id != owner and not interaction.permissions.manage_guild:
             await reply_ephemeral(
@@ -126,43 +118,6 @@ class DeleteButton(JobButton, template=r"job:delete:(?P<job_id>[0-9]+)"):
             await reply_ephemeral(interaction, "I could not delete that message.")
             return
         await reply_ephemeral(interaction, "Deleted.")
-
-
-class _Decision(JobButton, template=r"$^"):
-    """Approve or deny an over-cap request from the mod-log; moderators only."""
-
-    prefix = "approval"
-    approve = True
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        if not interaction.permissions.manage_guild or interaction.guild_id is None:
-            await reply_ephemeral(interaction, "Only moderators (Manage Server) can decide this.")
-            return
-        cog = _animate_cog(interaction)
-        if cog is None:
-            await reply_ephemeral(interaction, "Videos are not available right now.")
-            return
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            text = await cog.decide(interaction, self.job_id, approve=self.approve)
-        except UserFacingError as exc:
-            text = exc.message
-        await reply_ephemeral(interaction, text)
-
-
-class ApproveButton(_Decision, template=r"approval:approve:(?P<job_id>[0-9]+)"):
-    action, label, style, approve = "approve", "Approve", discord.ButtonStyle.success, True
-
-
-class DenyButton(_Decision, template=r"approval:deny:(?P<job_id>[0-9]+)"):
-    action, label, style, approve = "deny", "Deny", discord.ButtonStyle.danger, False
-
-
-def approval_view(job_id: int) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)
-    view.add_item(ApproveButton(job_id))
-    view.add_item(DenyButton(job_id))
-    return view
 
 
 def delivered_view(job_id: int) -> discord.ui.View:

@@ -1,0 +1,135 @@
+"""Admission: the one door a new request goes through before it becomes a job.
+
+In order: the video service is up (circuit breaker), the server's gates are open (paused,
+banned, channel), the prompt passes the blocklist, then the credits are reserved and the job
+written in one transaction (which checks the gates again, so a ban or pause that lands in
+between still refuses). Nothing is charged for a refusal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.errors import GateClosed
+from bot.jobs.breaker import CircuitBreaker, ProviderUnavailable
+from bot.models import GuildDefaults, JobRecord, NewJob
+from bot.moderation.blocklist import BLOCKLIST_BUDGET, BlocklistTimeout, find_blocked_rule
+from bot.moderation.gates import RequestRefused, closed_gate
+from bot.quota import CostTable, job_cost
+from bot.runcomfy.errors import RunComfyError
+from bot.store.protocol import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A member's request as the face sees it: the job, and who and where it comes from."""
+
+    job: NewJob
+    role_ids: Collection[int] = ()
+    """The member's roles, for role-based credit caps."""
+    parent_channel_id: int | None = None
+    """For a thread: its parent channel, which the allowed-channels list is checked against."""
+
+
+class Admission:
+    """Screens and accepts new requests for every server of the process."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        probe: Callable[[], Awaitable[object]],
+        breaker: CircuitBreaker,
+        defaults: GuildDefaults,
+        costs: CostTable,
+        clock: Callable[[], datetime],
+        blocklist_budget: float = BLOCKLIST_BUDGET,
+    ) -> None:
+        self._store = store
+        self._probe = probe
+        self._breaker = breaker
+        self._defaults = defaults
+        self._costs = costs
+        self._clock = clock
+        self._blocklist_budget = blocklist_budget
+        self._probe_lock = asyncio.Lock()
+
+    def cost(self, resolution: str, duration: int) -> int:
+        """Credits a video with these settings costs."""
+        return job_cost(self._costs, resolution, duration)
+
+    async def screen(self, request: Request) -> None:
+        """Everything that can refuse a request before its images are fetched.
+
+        Raises :class:`ProviderUnavailable` while the video service fails, or
+        :class:`RequestRefused` for a closed gate or a blocked prompt.
+        """
+        await self._provider_ready()
+        job = request.job
+        settings = await self._store.guild_settings(job.guild_id, self._defaults)
+        banned = await self._store.is_banned(job.guild_id, job.member_id)
+        closed = closed_gate(
+            settings,
+            banned=banned,
+            channel_id=job.channel_id,
+            parent_id=request.parent_channel_id,
+        )
+        if closed is not None:
+            raise RequestRefused(closed, allowed_channels=settings.allowed_channels)
+        rules = await self._store.block_rules(job.guild_id)
+        if not rules:
+            return
+        try:
+            rule = await find_blocked_rule(job.prompt, rules, budget=self._blocklist_budget)
+        except BlocklistTimeout:
+            log.warning(
+                "guild %d: blocklist of %d rules ran out of time on a prompt of %d chars",
+                job.guild_id,
+                len(rules),
+                len(job.prompt),
+            )
+            raise RequestRefused("unchecked") from None
+        if rule is not None:
+            raise RequestRefused("blocked", rule=rule)
+
+    async def accept(self, request: Request) -> JobRecord:
+        """Reserve the credits and write the job, atomically, under the server's settings.
+
+        The job comes back ACCEPTED, or PENDING_APPROVAL when it went to the moderators.
+        Raises :class:`~bot.errors.QuotaExceeded` or :class:`RequestRefused`, having written
+        nothing. Call :meth:`screen` first: this re-checks the gates but not the blocklist.
+        """
+        job = request.job
+        cost = self.cost(job.resolution, job.duration)
+        try:
+            record = await self._store.reserve_request(
+                job,
+                cost=cost,
+                role_ids=request.role_ids,
+                defaults=self._defaults,
+                now=self._clock(),
+                parent_channel_id=request.parent_channel_id,
+            )
+        except GateClosed as closed:
+            raise RequestRefused.from_gate(closed) from None
+        log.info("job %d %s (%d credits)", record.id, record.state.value, cost)
+        return record
+
+    async def _provider_ready(self) -> None:
+        """Refuse new work up front while the video service is failing; probe after a pause."""
+        if self._breaker.trouble is None:
+            return
+        async with self._probe_lock:
+            if self._breaker.probe_due():
+                try:
+                    await self._probe()
+                except RunComfyError as exc:
+                    log.info("video service probe failed: %s", exc)
+        if self._breaker.trouble is not None:
+            raise ProviderUnavailable(self._breaker.trouble)

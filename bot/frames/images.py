@@ -1,0 +1,264 @@
+"""What an image's bytes really are: a signature sniff, then Pillow, safely.
+
+A cheap signature sniff gives specific reasons for formats Pillow must not handle (SVG,
+HEIC/HEIF, AVIF, JPEG XL, video), then Pillow reads the header, and the pixels are decoded
+(in a worker thread, a few at a time) only when the header dimensions already pass the
+table, which keeps decompression bombs from ever being decoded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import re
+import threading
+from typing import Final
+
+from PIL import Image, ImageFile, TiffImagePlugin, UnidentifiedImageError
+
+from bot.frames.rules import (
+    ALLOWED_FORMATS,
+    ALLOWED_LIST,
+    EXIF_ORIENTATION,
+    JPEG_FAMILY,
+    MAX_CONCURRENT_DECODES,
+    MAX_DECODE_PIXELS,
+    PILLOW_FORMATS,
+    RULES,
+    SWAPPING_ORIENTATIONS,
+    ImageFacts,
+    ImageRejected,
+    Violation,
+    dimensions_pass,
+    format_number,
+)
+
+log = logging.getLogger(__name__)
+
+_DECODE_SLOTS: Final = threading.BoundedSemaphore(MAX_CONCURRENT_DECODES)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the bytes
+
+
+def _reject(rule: str, message: str) -> ImageRejected:
+    return ImageRejected(Violation(rule, message))
+
+
+_SVG_TAG: Final = re.compile(rb"<svg[\s>/]", re.IGNORECASE)
+_HEIF_BRANDS: Final = frozenset(
+    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
+)
+_AVIF_BRANDS: Final = frozenset({b"avif", b"avis"})
+_VIDEO_BRANDS: Final = frozenset(
+    {
+        b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"qt  ",
+        b"M4V ", b"M4VH", b"M4VP", b"3gp4", b"3gp5", b"3gp6", b"3g2a", b"dash", b"mmp4",
+    }
+)  # fmt: skip
+_JXL_CONTAINER: Final = b"\x00\x00\x00\x0cJXL \r\n\x87\n"
+_JXL_CODESTREAM: Final = b"\xff\x0a"
+_EBML: Final = b"\x1a\x45\xdf\xa3"  # Matroska / WebM
+
+
+def _iso_brands(data: bytes) -> list[bytes]:
+    """The major and compatible brands of an ISO-BMFF `ftyp` box at the start, if any."""
+    if len(data) < 12 or data[4:8] != b"ftyp":
+        return []
+    box_size = int.from_bytes(data[:4], "big")
+    end = min(box_size if box_size >= 16 else 16, len(data), 16 + 4 * 64)
+    return [data[8:12], *(data[i : i + 4] for i in range(16, end - 3, 4))]
+
+
+def _signature_refusal(label: str, data: bytes) -> ImageRejected | None:
+    """A specific refusal for formats recognised by their first bytes, before Pillow."""
+    brands = _iso_brands(data)
+    if brands:
+        major = brands[0]
+        if major in _AVIF_BRANDS or (major in {b"mif1", b"msf1"} and _AVIF_BRANDS & set(brands)):
+            return _reject(
+                "avif_unsupported",
+                f"{label}: AVIF images aren't supported. "
+                "Please convert it to JPEG, PNG or WebP and try again.",
+            )
+        if major in _HEIF_BRANDS:
+            return _reject(
+                "heif_unsupported",
+                f"{label}: HEIC/HEIF photos aren't supported. "
+                "Please convert it to JPEG or PNG and try again.",
+            )
+        if major in _VIDEO_BRANDS or major.startswith(b"3g"):
+            return _reject(
+                "video_unsupported",
+                f"{label}: this is a video file, not a still image. "
+                f"Please attach a {ALLOWED_LIST} image.",
+            )
+    if data.startswith(_EBML):
+        return _reject(
+            "video_unsupported",
+            f"{label}: this is a video file, not a still image. "
+            f"Please attach a {ALLOWED_LIST} image.",
+        )
+    if data.startswith((_JXL_CONTAINER, _JXL_CODESTREAM)):
+        return _reject(
+            "jxl_unsupported",
+            f"{label}: JPEG XL images aren't supported. "
+            "Please convert it to JPEG or PNG and try again.",
+        )
+    head = data[:4096].removeprefix(b"\xef\xbb\xbf").lstrip()
+    if head.startswith(b"<") and _SVG_TAG.search(head):
+        return _reject(
+            "svg_unsupported",
+            f"{label}: SVG (vector) images aren't supported. "
+            "Please export it as PNG or JPEG and try again.",
+        )
+    return None
+
+
+def _unsupported_format(label: str, pillow_format: str) -> ImageRejected:
+    return _reject(
+        "format_unsupported",
+        f"{label}: {pillow_format} images aren't supported. Please use {ALLOWED_LIST}.",
+    )
+
+
+def _unreadable(label: str, data: bytes) -> ImageRejected:
+    """Refusal for bytes none of the allowed decoders recognise; names the format if known."""
+    try:
+        with Image.open(io.BytesIO(data)) as other:
+            known = other.format
+    except Exception:  # any failure just means "not an image Pillow knows"
+        known = None
+    if known:
+        return _unsupported_format(label, known)
+    return _reject(
+        "not_an_image",
+        f"{label}: this file isn't an image we can read (it may be damaged, incomplete or "
+        f"not an image at all). Please attach a {ALLOWED_LIST} image.",
+    )
+
+
+def _damaged(label: str) -> ImageRejected:
+    return _reject(
+        "undecodable",
+        f"{label}: the image is damaged or incomplete and can't be read. "
+        "Please save it again (for example as PNG or JPEG) and retry.",
+    )
+
+
+def _too_large_to_read(label: str) -> ImageRejected:
+    max_side = format_number(max(r.limit for r in RULES if r.id in {"width_max", "height_max"}))
+    return _reject(
+        "too_many_pixels",
+        f"{label}: the image has far too many pixels to process; "
+        f"width and height must each be less than {max_side} px.",
+    )
+
+
+def _animated(label: str, pillow_format: str) -> ImageRejected:
+    kind = {
+        "GIF": "Animated GIFs aren't",
+        "WEBP": "Animated WebP images aren't",
+        "PNG": "Animated PNGs (APNG) aren't",
+        "TIFF": "Multi-page TIFFs aren't",
+    }.get(pillow_format, "Animated images aren't")
+    return _reject(
+        "animated",
+        f"{label}: {kind} supported; please attach a still image "
+        "(for example one frame saved as PNG).",
+    )
+
+
+def _orientation(img: Image.Image) -> int:
+    """EXIF orientation 1..8, 1 when absent or unreadable."""
+    if img.format == "PNG" and "exif" not in img.info:
+        # PngImageFile.getexif() decodes the whole image to look for a late eXIf chunk;
+        # before load() that would defeat the bomb guard, after it "exif" is already known.
+        return 1
+    try:
+        value = img.getexif().get(EXIF_ORIENTATION)
+    except Exception:  # a broken EXIF block shouldn't sink an otherwise good image
+        log.debug("unreadable EXIF block ignored", exc_info=True)
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _stored_size(img: Image.Image) -> tuple[int, int]:
+    """Width and height as stored in the file, before any EXIF orientation."""
+    if isinstance(img, TiffImagePlugin.TiffImageFile):
+        # Pillow's TIFF reader reports (and on load, transposes to) the oriented size.
+        width = img.tag_v2.get(TiffImagePlugin.IMAGEWIDTH)
+        height = img.tag_v2.get(TiffImagePlugin.IMAGELENGTH)
+        if isinstance(width, int) and isinstance(height, int):
+            return width, height
+    return img.size
+
+
+def _display_size(width: int, height: int, orientation: int) -> tuple[int, int]:
+    return (height, width) if orientation in SWAPPING_ORIENTATIONS else (width, height)
+
+
+def inspect_image(label: str, data: bytes) -> ImageFacts:
+    """What the image really is; raises ImageRejected if it is not one we accept.
+
+    Blocking (Pillow); call `inspect_image_async` from the event loop. Pixels are decoded
+    only when the header's dimensions pass the table, so the returned facts either come from
+    a fully decoded image or already break a dimension rule (and `check_facts` says which).
+    """
+    if not data:
+        raise _reject("empty_file", f"{label}: the file is empty.")
+    refusal = _signature_refusal(label, data)
+    if refusal is not None:
+        raise refusal
+    try:
+        with Image.open(io.BytesIO(data), formats=PILLOW_FORMATS) as img:
+            return _inspect_opened(label, data, img)
+    except ImageRejected:
+        raise
+    except Image.DecompressionBombError:
+        log.info("%s: refused a decompression bomb (%d bytes)", label, len(data))
+        raise _too_large_to_read(label) from None
+    except UnidentifiedImageError:
+        raise _unreadable(label, data) from None
+    except Exception:  # Pillow signals bad data with many exception types
+        log.debug("%s: image failed to decode", label, exc_info=True)
+        raise _damaged(label) from None
+
+
+def _inspect_opened(label: str, data: bytes, img: ImageFile.ImageFile) -> ImageFacts:
+    pillow_format = img.format or ""
+    if pillow_format not in ALLOWED_FORMATS and pillow_format not in JPEG_FAMILY:
+        raise _unsupported_format(label, pillow_format)
+    if pillow_format not in JPEG_FAMILY and getattr(img, "is_animated", False):
+        raise _animated(label, pillow_format)
+    raw_width, raw_height = _stored_size(img)
+    if raw_width <= 0 or raw_height <= 0:
+        raise _damaged(label)
+    mode = img.mode
+    frames = int(getattr(img, "n_frames", 1)) if pillow_format == "MPO" else 1
+
+    def facts(orientation: int) -> ImageFacts:
+        width, height = _display_size(raw_width, raw_height, orientation)
+        return ImageFacts(label, pillow_format, width, height, len(data), frames, mode, orientation)
+
+    orientation = _orientation(img)
+    early = facts(orientation)
+    if not dimensions_pass(early.width, early.height):
+        return early  # rejected by the table anyway: no need to decode, and no bomb risk
+    if raw_width * raw_height > MAX_DECODE_PIXELS:
+        raise _too_large_to_read(label)
+    if pillow_format in JPEG_FAMILY:
+        # Decoding at 1/8 scale reads and checks every byte of the stream with 1/64 the memory.
+        img.draft(None, (max(1, raw_width // 8), max(1, raw_height // 8)))
+    with _DECODE_SLOTS:
+        img.load()
+    if pillow_format == "PNG":
+        orientation = _orientation(img)  # an eXIf chunk after the pixels is known only now
+    return facts(orientation)
+
+
+async def inspect_image_async(label: str, data: bytes) -> ImageFacts:
+    """`inspect_image` in a worker thread, so decoding never blocks the event loop."""
+    return await asyncio.to_thread(inspect_image, label, data)

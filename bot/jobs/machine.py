@@ -1,0 +1,357 @@
+"""One job's life at the provider: wait for a slot, submit once, poll, fetch, hand over.
+
+:class:`JobMachine` is the state machine; :class:`~bot.jobs.runner.JobRunner` owns the tasks it
+runs in. Every step is stored before the next one starts, so a restart resumes from the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+
+from bot.config import Config
+from bot.jobs.notify import Delivery, JobNotifier
+from bot.jobs.polling import PollPlan, expected_run_seconds, next_poll_delay
+from bot.jobs.slots import FairQueue
+from bot.media.download import DownloadError, VideoTooLargeError, download_video
+from bot.models import JobRecord, JobState
+from bot.runcomfy.client import RunComfyClient, Submission, VideoInput
+from bot.runcomfy.errors import (
+    ApiError,
+    AuthError,
+    DeadlineExceededError,
+    InputRejectedError,
+    NoBalanceError,
+    NotFoundError,
+    RateLimitedError,
+    RunComfyError,
+    UnknownStateError,
+    UnknownSubmissionError,
+)
+from bot.runcomfy.states import Cancelled, Completed, Failed, InProgress, InQueue, ProviderState
+from bot.store.protocol import Store
+
+log = logging.getLogger(__name__)
+
+Notify = Callable[[int, JobNotifier | None], Awaitable[None]]
+"""Show job ``id`` as it is stored now, through its notifier (the runner's ``notify``)."""
+
+
+def describe_provider_error(exc: RunComfyError) -> str:
+    """Plain words for a member; raw provider bodies only ever go to the log."""
+    if isinstance(exc, AuthError):
+        return (
+            "The bot's video service key was refused, so nothing was made. "
+            "The operator needs to fix the key."
+        )
+    if isinstance(exc, NoBalanceError):
+        return "The bot's video service account has run out of balance, so nothing was made."
+    if isinstance(exc, InputRejectedError):
+        return "The video service rejected this request (the image, prompt or settings)."
+    if isinstance(exc, RateLimitedError):
+        return "The video service is too busy right now. Please try again in a few minutes."
+    if isinstance(exc, NotFoundError):
+        return "The video service no longer knows this job."
+    if isinstance(exc, UnknownStateError):
+        return f"The video service reported a state the bot does not understand ({exc.state!r})."
+    if isinstance(exc, ApiError):
+        return "The video service had a problem with this job."
+    return "The video service could not be reached."
+
+
+class JobMachine:
+    """Drives jobs through their states; stateless apart from the shared provider queue."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        store: Store,
+        provider: RunComfyClient,
+        http: aiohttp.ClientSession,
+        queue: FairQueue,
+        clock: Callable[[], datetime],
+        notify: Notify,
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._provider = provider
+        self._http = http
+        self._queue = queue
+        self._clock = clock
+        self._notify = notify
+        self._poll_plan = PollPlan(
+            floor=min(1.0, config.runcomfy.poll_interval),
+            ceiling=max(config.runcomfy.poll_interval * 3, 1.0),
+        )
+
+    async def run(self, job_id: int, notifier: JobNotifier | None) -> None:
+        """Run a job from whatever state it is stored in, until it ends or must wait."""
+        try:
+            await self._run_job(job_id, notifier)
+        finally:
+            self._queue.release(job_id)
+
+    def submission(self, job: JobRecord) -> Submission:
+        assert job.request_id is not None
+        return self._provider.submission_for(
+            job.request_id,
+            status_url=job.status_url,
+            result_url=job.result_url,
+            cancel_url=job.cancel_url,
+        )
+
+    def _deadline(self, job: JobRecord) -> float:
+        """The job's deadline on the event loop's clock."""
+        ends = job.created_at + timedelta(seconds=self._config.runcomfy.job_deadline)
+        left = (ends - self._clock()).total_seconds()
+        return asyncio.get_running_loop().time() + left
+
+    async def end(
+        self, job_id: int, state: JobState, reason: str, notifier: JobNotifier | None
+    ) -> None:
+        changed = await self._store.finish_failed(job_id, state, error=reason, now=self._clock())
+        if changed:
+            log.info("job %d ended %s: %s", job_id, state.value, reason)
+            await self._notify(job_id, notifier)
+
+    async def _run_job(self, job_id: int, notifier: JobNotifier | None) -> None:
+        job = await self._store.get_job(job_id)
+        if job is None or job.state.is_terminal or job.state is JobState.PENDING_APPROVAL:
+            return
+        deadline = self._deadline(job)
+        if job.state is not JobState.ACCEPTED:
+            # Already at the provider (a resumed job): it holds a slot without waiting.
+            self._queue.admit_now(job.guild_id, job.member_id, job.id)
+        if job.state is JobState.SUBMITTING:
+            # We sent a submit but never stored its answer: it may or may not be running.
+            await self._unknown_submission(job, "The bot stopped while sending this job.", notifier)
+            return
+        if job.state is JobState.UNKNOWN_SUBMISSION:
+            await self._hold_until_deadline(job, deadline, notifier)
+            return
+        if job.state is JobState.ACCEPTED:
+            # A global cap on jobs at the provider, shared fairly across servers and members.
+            if self._queue.running >= self._queue.capacity:
+                await self._notify(job.id, notifier)
+            await self._queue.acquire(job.guild_id, job.member_id, job.id)
+            submitted = await self._submit(job, deadline, notifier)
+            if submitted is None:
+                return
+            job = submitted
+        await self._poll(job, deadline, notifier)
+
+    async def _submit(
+        self, job: JobRecord, deadline: float, notifier: JobNotifier | None
+    ) -> JobRecord | None:
+        if not await self._store.mark_submitting(job.id, self._clock()):
+            return None
+        request = VideoInput(
+            prompt=job.prompt,
+            first_frame_image_url=job.image_url,
+            last_frame_image_url=job.last_frame_url,
+            resolution=job.resolution,
+            duration=job.duration,
+        )
+        try:
+            sub = await self._provider.submit(request)
+        except UnknownSubmissionError as exc:
+            log.warning("job %d: submit outcome unknown: %s", job.id, exc)
+            await self._unknown_submission(
+                job, "The video service did not confirm this job.", notifier, deadline
+            )
+            return None
+        except RunComfyError as exc:
+            log.warning("job %d: submit refused: %r", job.id, exc)
+            await self.end(job.id, JobState.FAILED, describe_provider_error(exc), notifier)
+            return None
+        log.info("job %d submitted as request %s", job.id, sub.request_id)
+        updated = await self._store.set_submission(
+            job.id,
+            request_id=sub.request_id,
+            status_url=sub.status_url,
+            result_url=sub.result_url,
+            cancel_url=sub.cancel_url,
+            now=self._clock(),
+        )
+        await self._notify(job.id, notifier)
+        return updated
+
+    async def _unknown_submission(
+        self,
+        job: JobRecord,
+        what: str,
+        notifier: JobNotifier | None,
+        deadline: float | None = None,
+    ) -> None:
+        minutes = round(self._config.runcomfy.job_deadline / 60)
+        await self._store.mark_unknown_submission(
+            job.id,
+            error=(
+                f"{what} It is not sent again, so you cannot be charged twice; "
+                f"the credits are held for up to {minutes} minutes in case it ran, then released."
+            ),
+            now=self._clock(),
+        )
+        await self._notify(job.id, notifier)
+        await self._hold_until_deadline(job, deadline or self._deadline(job), notifier)
+
+    async def _hold_until_deadline(
+        self, job: JobRecord, deadline: float, notifier: JobNotifier | None
+    ) -> None:
+        await asyncio.sleep(max(0.0, deadline - asyncio.get_running_loop().time()))
+        await self.end(
+            job.id,
+            JobState.FAILED,
+            "The video service never confirmed this job. Your credits were released.",
+            notifier,
+        )
+
+    async def _poll(self, job: JobRecord, deadline: float, notifier: JobNotifier | None) -> None:
+        loop = asyncio.get_running_loop()
+        sub = self.submission(job)
+        history = await self._store.recent_run_seconds(job.resolution, job.duration)
+        expected = expected_run_seconds(history, job.duration)
+        shown: tuple[JobState, int | None] = (job.state, job.queue_position)
+        since = loop.time()
+        while True:
+            try:
+                state = await self._provider.poll(sub, deadline=deadline)
+            except DeadlineExceededError:
+                await self._time_out(job, sub, notifier)
+                return
+            except RunComfyError as exc:
+                log.warning("job %d (request %s): polling stopped: %r", job.id, sub.request_id, exc)
+                await self.end(job.id, JobState.FAILED, describe_provider_error(exc), notifier)
+                return
+            step = await self._apply(job, state, notifier)
+            if step is None:
+                return
+            if step != shown:
+                if step[0] != shown[0]:
+                    since = loop.time()
+                shown = step
+                await self._store.set_progress(
+                    job.id, step[0], queue_position=step[1], now=self._clock()
+                )
+                await self._notify(job.id, notifier)
+            delay = next_poll_delay(
+                state=step[0].value,
+                queue_position=step[1],
+                seconds_in_state=loop.time() - since,
+                expected_run_seconds=expected,
+                plan=self._poll_plan,
+            )
+            await asyncio.sleep(max(0.0, min(delay, deadline - loop.time())))
+
+    async def _apply(
+        self, job: JobRecord, state: ProviderState, notifier: JobNotifier | None
+    ) -> tuple[JobState, int | None] | None:
+        """Map a provider state to our next step; None when the job has ended."""
+        match state:
+            case InQueue(position=position):
+                return (JobState.QUEUED, position)
+            case InProgress():
+                return (JobState.RUNNING, None)
+            case Completed(video_url=url):
+                await self._complete(job, url, notifier)
+            case Failed(error=error):
+                log.warning(
+                    "job %d (request %s) failed at the provider: %s", job.id, job.request_id, error
+                )
+                await self.end(
+                    job.id,
+                    JobState.FAILED,
+                    "The video service could not make this video.",
+                    notifier,
+                )
+            case Cancelled():
+                await self.end(
+                    job.id,
+                    JobState.CANCELLED,
+                    "The job was cancelled at the video service.",
+                    notifier,
+                )
+        return None
+
+    async def _time_out(
+        self, job: JobRecord, sub: Submission, notifier: JobNotifier | None
+    ) -> None:
+        current = await self._store.get_job(job.id)
+        if current is not None and current.state is JobState.QUEUED:
+            try:
+                await self._provider.cancel(sub)
+            except RunComfyError as exc:
+                log.warning("job %d: cancel after deadline failed: %s", job.id, exc)
+        minutes = round(self._config.runcomfy.job_deadline / 60)
+        await self.end(
+            job.id,
+            JobState.TIMED_OUT,
+            f"The video was not ready within {minutes} minutes, so the job was given up.",
+            notifier,
+        )
+
+    async def _complete(
+        self, job: JobRecord, url: str | None, notifier: JobNotifier | None
+    ) -> None:
+        if not url:
+            log.warning("job %d (request %s) completed without a video", job.id, job.request_id)
+            await self.end(
+                job.id,
+                JobState.FAILED,
+                "The video service finished but returned no video.",
+                notifier,
+            )
+            return
+        await self._store.set_video_url(job.id, url)
+        await self._store.set_progress(
+            job.id, JobState.DELIVERING, queue_position=None, now=self._clock()
+        )
+        await self._notify(job.id, notifier)
+        with tempfile.TemporaryDirectory(prefix="seedance-") as tmp:
+            path = Path(tmp) / f"seedance-{job.id}.mp4"
+            try:
+                size = await download_video(
+                    self._http,
+                    url,
+                    path,
+                    base_url=self._config.runcomfy.base_url,
+                    max_bytes=self._config.runcomfy.max_video_bytes,
+                )
+                delivery = Delivery(video_url=url, file=path, size=size)
+            except VideoTooLargeError:
+                delivery = Delivery(video_url=url, file=None, size=None)
+            except DownloadError as exc:
+                log.warning("job %d: video download failed: %s", job.id, exc)
+                await self.end(
+                    job.id,
+                    JobState.FAILED,
+                    f"The finished video could not be fetched: {exc}",
+                    notifier,
+                )
+                return
+            current = await self._store.get_job(job.id)
+            if current is None or current.state.is_terminal:
+                return
+            try:
+                message_id = await notifier.deliver(current, delivery) if notifier else None
+            except Exception:
+                log.exception("job %d: delivery failed", job.id)
+                await self.end(
+                    job.id,
+                    JobState.FAILED,
+                    "The video was made but could not be posted in this channel.",
+                    notifier,
+                )
+                return
+        if await self._store.finish_delivered(
+            job.id, result_message_id=message_id, now=self._clock()
+        ):
+            log.info("job %d delivered", job.id)
+            await self._notify(job.id, notifier)

@@ -1,0 +1,111 @@
+"""`/animate`: turn a member's image and prompt into a job, and show it in the channel."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.errors import UserFacingError
+from bot.models import NewJob
+from bot.tasks import TaskSet
+from cogs._tree import UNEXPECTED, reply_ephemeral
+from cogs.animate.buttons import CancelButton, DeleteButton, RetryButton
+from cogs.animate.launcher import Launcher, attachment_frame
+from cogs.animate.notifier import FIRST_FRAME, LAST_FRAME
+
+if TYPE_CHECKING:
+    from bot.app import SeedanceBot
+
+log = logging.getLogger(__name__)
+
+REQUIRED_PERMISSIONS = ("view_channel", "send_messages", "embed_links", "attach_files")
+RESOLUTION_CHOICES = [app_commands.Choice(name=r, value=r) for r in ("480p", "720p", "1080p")]
+DURATION_CHOICES = [app_commands.Choice(name=str(s), value=s) for s in (5, 10)]
+BUTTONS = (CancelButton, RetryButton, DeleteButton)
+
+
+def missing_permissions(permissions: discord.Permissions) -> list[str]:
+    return [name for name in REQUIRED_PERMISSIONS if not getattr(permissions, name)]
+
+
+class AnimateCog(commands.Cog):
+    """The /animate command and the jobs it starts."""
+
+    def __init__(self, bot: SeedanceBot) -> None:
+        self.bot = bot
+        self.tasks = TaskSet()
+        self.launcher = Launcher(bot, self.tasks)
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(*BUTTONS)
+        # Jobs the bot resumes after a start are shown in their channel the same way.
+        self.bot.notifier_for = self.launcher.notifier
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(*BUTTONS)
+        self.bot.notifier_for = None
+        await self.tasks.cancel_all()
+
+    @app_commands.command(
+        name="animate", description="Turn an image and a prompt into a short video."
+    )
+    @app_commands.guild_only()
+    @app_commands.describe(
+        image="The first frame: JPEG, PNG, WebP, BMP, TIFF or a still GIF, under 30 MB",
+        prompt="What should happen in the video",
+        last_frame="Optional last frame (no effect at 1080p)",
+        resolution="Video resolution (costs more credits at higher resolutions)",
+        duration="Length in seconds",
+    )
+    @app_commands.choices(resolution=RESOLUTION_CHOICES)
+    @app_commands.choices(duration=DURATION_CHOICES)
+    async def animate(
+        self,
+        interaction: discord.Interaction[Any],
+        image: discord.Attachment,
+        prompt: app_commands.Range[str, 1, 1900],
+        last_frame: discord.Attachment | None = None,
+        resolution: app_commands.Choice[str] | None = None,
+        duration: app_commands.Choice[int] | None = None,
+    ) -> None:
+        # Discord drops an interaction not answered within 3 s: acknowledge before any work.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        if interaction.guild_id is None or interaction.channel_id is None:
+            raise UserFacingError("This command only works in a server channel.")
+        missing = missing_permissions(interaction.app_permissions)
+        if missing:
+            names = ", ".join(m.replace("_", " ").title() for m in missing)
+            raise UserFacingError(f"I can't post videos in this channel: I am missing {names}.")
+
+        images = [attachment_frame(FIRST_FRAME, "Image", image)]
+        if last_frame is not None:
+            images.append(attachment_frame(LAST_FRAME, "Last frame", last_frame))
+        defaults = self.bot.config.animate
+        new = NewJob(
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            member_id=interaction.user.id,
+            prompt=prompt.strip(),
+            image_url=image.url,
+            last_frame_url=last_frame.url if last_frame else None,
+            resolution=resolution.value
+            if resolution
+            else self.bot.config.animate.default_resolution,
+            duration=duration.value if duration else defaults.default_duration,
+        )
+        await self.launcher.launch(interaction, new, images)
+
+    @commands.Cog.listener()
+    async def on_job_retry(self, interaction: discord.Interaction[Any], job_id: int) -> None:
+        """A Retry button was pressed (and acknowledged): run the job again, answer privately."""
+        try:
+            await self.launcher.retry(interaction, job_id)
+        except UserFacingError as exc:
+            await reply_ephemeral(interaction, exc.message)
+        except Exception:
+            log.exception("job %d: retry failed", job_id)
+            await reply_ephemeral(interaction, UNEXPECTED)
