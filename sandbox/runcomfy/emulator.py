@@ -1,159 +1,31 @@
-"""A local RunComfy Model API: the documented calls, a job clock, real videos, scripted faults.
-
-Tests run the bot's client against it; ``seedance-bot sandbox`` lets a human try the bot
-without spending anything. It speaks the API the way ``shared/reference/runcomfy-api.md``
-describes it, including its error bodies.
-"""
+"""The emulator itself: the API's routes, the job clock, and the rendered videos."""
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import math
 import secrets
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, Self, get_args
 
 import aiohttp
 from aiohttp import web
-from PIL import Image, ImageOps, UnidentifiedImageError
 
-from sandbox.video import output_size, render_clip
+from sandbox.runcomfy.faults import Fault, Faults, Route
+from sandbox.runcomfy.inputs import IMAGE_MAX_BYTES, MODEL_ID, cost_usd, image_problem, validate
+from sandbox.runcomfy.responses import Handler, drop, error, json_errors
+from sandbox.video import render_clip
 
 log = logging.getLogger(__name__)
 
-# The provider's paths, copied from RunComfy's API page (seeds/) rather than imported from the
-# bot's client: a wrong path in the client must fail against this emulator, not be mirrored.
-MODEL_ID = "bytedance/seedance-1-0/lite/image-to-video"
-MODEL_PATH = f"/v1/models/{MODEL_ID}"
-PROMPT_MAX_CHARS = 1900
-RESOLUTIONS = ("480p", "720p", "1080p")
-DURATIONS = (5, 10)
-# "file_size_mb < 30", with 30 MB read as 30,000,000 bytes (the stricter reading).
-IMAGE_MAX_BYTES = 30_000_000
-# Upstream price: $1.8 per million tokens, tokens = width * height * 24 * seconds / 1024.
-USD_PER_TOKEN = 1.8 / 1_000_000
-
-Route = Literal["submit", "status", "result", "cancel", "model", "video", "asset"]
-FaultKind = Literal["http", "error_code", "json", "drop", "hang"]
 JobOutcome = Literal[
     "completed", "failed", "unknown_state", "missing_video", "video_404", "videos_list"
 ]
-
-# Documented error codes by HTTP status; statuses without one get a bare message, as a
-# gateway in front of the API would send.
-_DEFAULT_CODES = {
-    400: 400001,
-    401: 400004,
-    402: 400002,
-    403: 403001,
-    404: 404001,
-    422: 422001,
-    500: 500001,
-}
-_DEFAULT_MESSAGES = {
-    400: "Invalid model id",
-    401: "Invalid or expired API token",
-    402: "Insufficient balance",
-    403: "The request belongs to another account",
-    404: "Unknown or expired request id",
-    408: "Request timeout",
-    422: "Validation error",
-    429: "Too many requests",
-    500: "Internal server error",
-    502: "Bad gateway",
-    503: "Service unavailable",
-    504: "Gateway timeout",
-}
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass
-class Fault:
-    """One scripted misbehaviour of a route, used up after ``times`` requests.
-
-    Kinds: ``http`` answers ``status`` with an error body (``error_code``/``message``
-    default to the documented ones) and ``headers`` such as Retry-After; ``error_code``
-    answers HTTP 200 with an error body; ``json`` answers ``status`` with ``body`` verbatim;
-    ``drop`` closes the connection without answering; ``hang`` stalls for ``seconds`` and
-    then handles the request normally (so a hung submit still creates the job).
-    """
-
-    route: Route
-    kind: FaultKind
-    times: int = 1
-    status: int = 500
-    error_code: int | None = None
-    message: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    body: Any = None
-    seconds: float = 60.0
-
-
-class Faults:
-    """The scripted faults, consumed first come first served per route."""
-
-    def __init__(self) -> None:
-        self._pending: list[Fault] = []
-
-    def add(
-        self,
-        *,
-        route: Route,
-        kind: FaultKind,
-        times: int = 1,
-        status: int | None = None,
-        error_code: int | None = None,
-        message: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        body: Any = None,
-        seconds: float = 60.0,
-    ) -> Fault:
-        """Make the next ``times`` requests to ``route`` misbehave as ``kind``."""
-        if route not in get_args(Route):
-            raise ValueError(f"unknown route {route!r}")
-        if kind not in get_args(FaultKind):
-            raise ValueError(f"unknown fault kind {kind!r}")
-        if times < 1:
-            raise ValueError("times must be at least 1")
-        if kind == "error_code" and error_code is None:
-            raise ValueError("an error_code fault needs error_code")
-        default_status = 200 if kind in ("error_code", "json") else 500
-        fault = Fault(
-            route=route,
-            kind=kind,
-            times=times,
-            status=default_status if status is None else status,
-            error_code=error_code,
-            message=message,
-            headers=dict(headers or {}),
-            body=body,
-            seconds=seconds,
-        )
-        self._pending.append(fault)
-        return fault
-
-    def take(self, route: Route) -> Fault | None:
-        """The fault that applies to this request to ``route``, if any, using one of its times."""
-        for fault in self._pending:
-            if fault.route == route:
-                fault.times -= 1
-                if fault.times == 0:
-                    self._pending.remove(fault)
-                return fault
-        return None
-
-    def clear(self) -> None:
-        self._pending.clear()
-
-    def __len__(self) -> int:
-        return len(self._pending)
 
 
 @dataclass
@@ -327,7 +199,7 @@ class RunComfyEmulator:
     # -- application ---------------------------------------------------------------------
 
     def _build_app(self) -> web.Application:
-        app = web.Application(middlewares=[_json_errors])
+        app = web.Application(middlewares=[json_errors])
         app.router.add_post("/v1/models/{model_id:.+}", self._endpoint("submit", self._submit))
         app.router.add_get("/v1/models/{model_id:.+}", self._endpoint("model", self._model))
         app.router.add_get(
@@ -380,7 +252,7 @@ class RunComfyEmulator:
                 if answer is not None:
                     return answer
             if auth and request.headers.get("Authorization") != f"Bearer {self.token}":
-                return _error(401)
+                return error(401)
             return await handler(request)
 
         return endpoint
@@ -392,27 +264,27 @@ class RunComfyEmulator:
                 await asyncio.wait_for(self._closing.wait(), fault.seconds)
             except TimeoutError:
                 return None
-            return _drop(request)
+            return drop(request)
         if fault.kind == "drop":
-            return _drop(request)
+            return drop(request)
         if fault.kind == "json":
             return web.json_response(fault.body, status=fault.status, headers=fault.headers)
         if fault.kind == "error_code":
-            return _error(200, fault.error_code, fault.message, headers=fault.headers)
-        return _error(fault.status, fault.error_code, fault.message, headers=fault.headers)
+            return error(200, fault.error_code, fault.message, headers=fault.headers)
+        return error(fault.status, fault.error_code, fault.message, headers=fault.headers)
 
     # -- API -----------------------------------------------------------------------------
 
     async def _submit(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["model_id"] != MODEL_ID:
-            return _error(400)
+            return error(400)
         try:
             payload = await request.json()
         except ValueError:
             payload = None
-        problems = _validate(payload)
+        problems = validate(payload)
         if problems:
-            return _error(422, detail=problems)
+            return error(422, detail=problems)
         assert isinstance(payload, dict)
         job = self._new_job(payload)
         origin = str(request.url.origin())
@@ -428,11 +300,11 @@ class RunComfyEmulator:
 
     async def _model(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["model_id"] != MODEL_ID:
-            return _error(400)
+            return error(400)
         return web.json_response(
             {
                 "model_id": MODEL_ID,
-                "base_price_usd": round(_cost_usd("480p", 5), 4),
+                "base_price_usd": round(cost_usd("480p", 5), 4),
                 "price_unit": "per 5 s video at 480p",
                 "pricing_note": "720p costs about twice and 1080p about five times as much; "
                 "10 s costs twice 5 s.",
@@ -442,7 +314,7 @@ class RunComfyEmulator:
     async def _status(self, request: web.Request) -> web.StreamResponse:
         job = self.jobs.get(request.match_info["request_id"])
         if job is None:
-            return _error(404)
+            return error(404)
         body: dict[str, Any] = {"request_id": job.request_id, "status": job.status}
         if job.status == "in_queue":
             body["queue_position"] = self._queue_position(job)
@@ -451,7 +323,7 @@ class RunComfyEmulator:
     async def _result(self, request: web.Request) -> web.StreamResponse:
         job = self.jobs.get(request.match_info["request_id"])
         if job is None:
-            return _error(404)
+            return error(404)
         body: dict[str, Any] = {
             "request_id": job.request_id,
             "status": job.status,
@@ -465,14 +337,14 @@ class RunComfyEmulator:
             body["output"] = self._output(job, str(request.url.origin()))
             if request.query.get("include_cost", "").lower() == "true":
                 body["cost"] = round(
-                    _cost_usd(job.payload.get("resolution", "480p"), job.payload["duration"]), 4
+                    cost_usd(job.payload.get("resolution", "480p"), job.payload["duration"]), 4
                 )
         return web.json_response(body)
 
     async def _cancel(self, request: web.Request) -> web.StreamResponse:
         job = self.jobs.get(request.match_info["request_id"])
         if job is None:
-            return _error(404)
+            return error(404)
         outcome = "not_cancellable"
         if job.status == "in_queue":
             if job.task is not None:
@@ -486,13 +358,13 @@ class RunComfyEmulator:
     async def _video(self, request: web.Request) -> web.StreamResponse:
         job = self.jobs.get(request.match_info["request_id"])
         if job is None or job.video is None or job.plan.outcome == "video_404":
-            return _error(404)
+            return error(404)
         return web.Response(body=job.video, content_type="video/mp4")
 
     async def _asset(self, request: web.Request) -> web.StreamResponse:
         asset = self._assets.get(request.match_info["name"])
         if asset is None:
-            return _error(404)
+            return error(404)
         data, content_type = asset
         return web.Response(body=data, content_type=content_type)
 
@@ -601,7 +473,7 @@ class RunComfyEmulator:
             ) from exc
         if len(data) >= IMAGE_MAX_BYTES:
             raise _JobFailure(_fetch_error(field_name, "File size must be less than 30 MB."))
-        problem = await asyncio.to_thread(_image_problem, bytes(data))
+        problem = await asyncio.to_thread(image_problem, bytes(data))
         if problem:
             raise _JobFailure(_fetch_error(field_name, problem))
         return bytes(data)
@@ -621,100 +493,5 @@ class RunComfyEmulator:
         return {"video": url}
 
 
-@web.middleware
-async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Unknown routes and methods answer with the API's JSON error body too."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return _error(exc.status, message=exc.reason)
-
-
-def _error(
-    status: int,
-    code: int | None = None,
-    message: str | None = None,
-    *,
-    detail: Any = None,
-    headers: Mapping[str, str] | None = None,
-) -> web.Response:
-    code = _DEFAULT_CODES.get(status) if code is None else code
-    text = message or _DEFAULT_MESSAGES.get(status, "Error")
-    body: dict[str, Any] = (
-        {"message": text} if code is None else {"error_code": code, "error_message": text}
-    )
-    if detail is not None:
-        body["detail"] = detail
-    return web.json_response(body, status=status, headers=dict(headers or {}))
-
-
-def _drop(request: web.Request) -> web.Response:
-    if request.transport is not None:
-        request.transport.close()
-    # Nothing reaches the client: the transport is already closed.
-    return web.Response(status=204)
-
-
-def _validate(payload: Any) -> list[dict[str, Any]]:
-    """Problems with a submit body, by the model's input schema; empty when valid."""
-    if not isinstance(payload, dict):
-        return [_problem([], "Input should be a valid JSON object", "model_type")]
-    problems = []
-    for name in ("prompt", "first_frame_image_url"):
-        if name not in payload:
-            problems.append(_problem([name], "Field required", "missing"))
-    for name in ("prompt", "first_frame_image_url", "last_frame_image_url"):
-        if name in payload and not isinstance(payload[name], str):
-            problems.append(_problem([name], "Input should be a valid string", "string_type"))
-    prompt = payload.get("prompt")
-    if isinstance(prompt, str) and len(prompt) > PROMPT_MAX_CHARS:
-        problems.append(
-            _problem(
-                ["prompt"],
-                f"String should have at most {PROMPT_MAX_CHARS} characters",
-                "string_too_long",
-            )
-        )
-    if "resolution" in payload and payload["resolution"] not in RESOLUTIONS:
-        problems.append(
-            _problem(["resolution"], "Input should be '480p', '720p' or '1080p'", "enum")
-        )
-    duration = payload.get("duration", 5)
-    if isinstance(duration, bool) or not isinstance(duration, int) or duration not in DURATIONS:
-        problems.append(_problem(["duration"], "Input should be 5 or 10", "enum"))
-    return problems
-
-
-def _problem(loc: list[str], msg: str, kind: str) -> dict[str, Any]:
-    return {"loc": ["body", *loc], "msg": msg, "type": kind}
-
-
 def _fetch_error(field_name: str, message: str) -> dict[str, Any]:
     return {"code": "invalid_input", "field": f"{field_name}_image_url", "message": message}
-
-
-def _image_size(data: bytes) -> tuple[int, int]:
-    with Image.open(io.BytesIO(data)) as image:
-        return ImageOps.exif_transpose(image).size
-
-
-def _image_problem(data: bytes) -> str | None:
-    """The schema's validation_error for an image, or None when it passes."""
-    try:
-        width, height = _image_size(data)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        return "The uploaded file is not a supported image."
-    if not (width < 6000 and height < 6000):
-        return "The uploaded image width and height must not exceed 6000 pixels."
-    if not (width > 300 and height > 300):
-        return "The uploaded image width and height must not be less than 300 pixels."
-    if not (0.4 < width / height < 2.5):
-        return "The aspect ratio range should be between 0.4 and 2.5."
-    return None
-
-
-def _cost_usd(resolution: str, duration: int) -> float:
-    width, height = output_size(resolution, 16, 9)
-    return width * height * 24 * duration / 1024 * USD_PER_TOKEN
