@@ -94,6 +94,7 @@ class RunComfyEmulator:
         video_size: tuple[int, int] | None = None,
         fps: int = 24,
         queue_depth: int = 3,
+        submit_latency: float = 0.0,
     ) -> None:
         self.token = token
         self.queue_seconds = queue_seconds
@@ -103,6 +104,11 @@ class RunComfyEmulator:
         self.video_size = video_size
         self.fps = fps
         self.queue_depth = queue_depth
+        # Seconds the submit takes to answer. RunComfy's own ComfyUI nodes give the paid POST
+        # a 90 s read timeout against 20 s for polls (runcomfy/client.py), so a slow submit
+        # is normal there; 0 keeps tests fast. The job is created after the wait whether or
+        # not the client is still listening, as a server that does not notice it left would.
+        self.submit_latency = submit_latency
         self.faults = Faults()
         self.jobs: dict[str, EmulatedJob] = {}
         self.requests: list[RecordedRequest] = []
@@ -276,6 +282,13 @@ class RunComfyEmulator:
     # -- API -----------------------------------------------------------------------------
 
     async def _submit(self, request: web.Request) -> web.StreamResponse:
+        if self.submit_latency > 0:
+            try:
+                await asyncio.wait_for(self._closing.wait(), self.submit_latency)
+            except TimeoutError:
+                pass
+            else:
+                return drop(request)
         if request.match_info["model_id"] != MODEL_ID:
             return error(400)
         try:
@@ -301,13 +314,16 @@ class RunComfyEmulator:
     async def _model(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["model_id"] != MODEL_ID:
             return error(400)
+        # RunComfy's ComfyUI nodes accept only price_unit "second" or "output" and read
+        # base_price_usd as the price of one unit (runcomfy/pricing.py, parse_price); the
+        # per-second price here is the 480p one, so 5 s at 480p costs what include_cost says.
         return web.json_response(
             {
                 "model_id": MODEL_ID,
-                "base_price_usd": round(cost_usd("480p", 5), 4),
-                "price_unit": "per 5 s video at 480p",
-                "pricing_note": "720p costs about twice and 1080p about five times as much; "
-                "10 s costs twice 5 s.",
+                "base_price_usd": round(cost_usd("480p", 1), 4),
+                "price_unit": "second",
+                "pricing_note": "Per second of video at 480p; 720p costs about twice and "
+                "1080p about five times as much.",
             }
         )
 

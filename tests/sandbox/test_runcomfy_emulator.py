@@ -255,8 +255,8 @@ async def test_model_endpoint_reports_pricing(
 
     assert status == 200
     assert body["model_id"] == "bytedance/seedance-1-0/lite/image-to-video"
-    assert body["base_price_usd"] == pytest.approx(0.0875, abs=0.001)
-    assert body["price_unit"]
+    assert body["base_price_usd"] == pytest.approx(0.0875 / 5, abs=0.0002)
+    assert body["price_unit"] == "second"
     assert body["pricing_note"]
 
 

@@ -1,0 +1,144 @@
+"""The emulator as RunComfy's own published clients see the real service.
+
+Requests here are shaped as RunComfy's ComfyUI partner nodes send them (runcomfy/client.py):
+their headers, ``include_cost=true`` on every result poll, no redirects followed, images as
+``data:`` URIs, and a price read from the model endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.runcomfy.client import MODEL_PATH
+from sandbox.runcomfy import RunComfyEmulator
+from tests.harness.images import make_image
+
+TOKEN = "fidelity-token"
+# What the nodes send on every API call (runcomfy/client.py, RunComfyClient._request).
+NODE_HEADERS = {
+    "Authorization": f"Bearer {TOKEN}",
+    "Accept": "application/json",
+    "Cache-Control": "no-cache",
+    "Pragma": "no-cache",
+    "User-Agent": "RunComfy-ComfyUI/0.2.0",
+}
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[RunComfyEmulator]:
+    async with RunComfyEmulator(
+        token=TOKEN, queue_seconds=0, run_seconds=0, video_size=(64, 48), fps=4
+    ) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def data_uri(data: bytes, media_type: str = "image/png") -> str:
+    """An image inlined the way the nodes do it (runcomfy/media.py, image_data_uri)."""
+    return f"data:{media_type};base64," + base64.b64encode(data).decode("ascii")
+
+
+async def node_call(
+    http: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    json_body: Any = None,
+    params: dict[str, str] | None = None,
+    timeout: float = 20.0,  # noqa: ASYNC109 - a per-request client timeout, as the nodes set
+) -> tuple[int, Any]:
+    async with http.request(
+        method,
+        url,
+        json=json_body,
+        params=params,
+        headers=NODE_HEADERS,
+        allow_redirects=False,
+        timeout=aiohttp.ClientTimeout(total=timeout),
+    ) as resp:
+        assert resp.content_type == "application/json"
+        return resp.status, await resp.json()
+
+
+async def node_submit(http: aiohttp.ClientSession, emu: RunComfyEmulator, **inputs: Any) -> str:
+    body = {"prompt": "waves", "first_frame_image_url": data_uri(make_image(640, 360)), **inputs}
+    status, answer = await node_call(http, "POST", emu.base_url + MODEL_PATH, json_body=body)
+    assert status == 200, answer
+    return str(answer["request_id"])
+
+
+async def node_result(http: aiohttp.ClientSession, emu: RunComfyEmulator, rid: str) -> Any:
+    """Poll /result with include_cost=true until the job leaves the queue and the GPU."""
+    async with asyncio.timeout(20):
+        while True:
+            status, body = await node_call(
+                http,
+                "GET",
+                f"{emu.base_url}/v1/requests/{rid}/result",
+                params={"include_cost": "true"},
+            )
+            assert status == 200, body
+            if body["status"] not in ("in_queue", "in_progress"):
+                return body
+            await asyncio.sleep(0.02)
+
+
+# -- 1. the paid submit is slow ------------------------------------------------------------
+
+
+async def test_a_slow_submit_answers_late_and_still_creates_the_job_a_client_gave_up_on(
+    emu: RunComfyEmulator, http: aiohttp.ClientSession
+) -> None:
+    assert emu.submit_latency == 0
+    emu.submit_latency = 0.6
+    loop = asyncio.get_running_loop()
+
+    started = loop.time()
+    rid = await node_submit(http, emu)
+    waited = loop.time() - started
+
+    assert waited >= 0.6
+    assert rid in emu.jobs
+    body = {"prompt": "again", "first_frame_image_url": data_uri(make_image(640, 360))}
+    with pytest.raises(TimeoutError):
+        await node_call(http, "POST", emu.base_url + MODEL_PATH, json_body=body, timeout=0.1)
+    async with asyncio.timeout(5):
+        await emu.wait_until(lambda: len(emu.jobs) == 2)
+
+
+async def test_submit_latency_is_a_constructor_setting() -> None:
+    async with RunComfyEmulator(token=TOKEN, submit_latency=0.3) as emulator:
+        assert emulator.submit_latency == 0.3
+
+
+# -- 2. the price as the nodes read it ---------------------------------------------------
+
+
+async def test_the_model_price_is_per_second_and_matches_the_charged_cost(
+    emu: RunComfyEmulator, http: aiohttp.ClientSession
+) -> None:
+    status, model = await node_call(http, "GET", emu.base_url + MODEL_PATH)
+
+    # The nodes' parse_price (runcomfy/pricing.py): same model id, the unit they expect, a
+    # finite non-negative number; the estimate is that number times the seconds asked for.
+    assert status == 200
+    assert model["model_id"] == "bytedance/seedance-1-0/lite/image-to-video"
+    assert model["price_unit"] == "second"
+    price = model["base_price_usd"]
+    assert isinstance(price, float) and price > 0
+    assert model["pricing_note"]
+    frame = emu.add_asset("f.png", make_image(640, 360))
+    rid = await node_submit(http, emu, first_frame_image_url=frame, duration=5)
+    result = await node_result(http, emu, rid)
+    assert result["cost"] == pytest.approx(price * 5, abs=1e-4)
