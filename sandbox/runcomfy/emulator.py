@@ -8,7 +8,7 @@ import math
 import secrets
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, Self, get_args
@@ -17,7 +17,14 @@ import aiohttp
 from aiohttp import web
 
 from sandbox.runcomfy.faults import Fault, Faults, Route
-from sandbox.runcomfy.inputs import IMAGE_MAX_BYTES, MODEL_ID, cost_usd, image_problem, validate
+from sandbox.runcomfy.inputs import (
+    IMAGE_MAX_BYTES,
+    MODEL_ID,
+    cost_usd,
+    decode_inline_images,
+    image_problem,
+    validate,
+)
 from sandbox.runcomfy.responses import Handler, drop, error, json_errors
 from sandbox.video import render_clip
 
@@ -56,6 +63,8 @@ class EmulatedJob:
     error: Any = None
     video: bytes | None = None
     task: asyncio.Task[None] | None = None
+    # Images sent as data: URIs, decoded at submit, by field name.
+    inline_images: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def terminal(self) -> bool:
@@ -299,7 +308,10 @@ class RunComfyEmulator:
         if problems:
             return error(422, detail=problems)
         assert isinstance(payload, dict)
-        job = self._new_job(payload)
+        inline, problems = await asyncio.to_thread(decode_inline_images, payload)
+        if problems:
+            return error(422, detail=problems)
+        job = self._new_job(payload, inline)
         origin = str(request.url.origin())
         base = f"{origin}/v1/requests/{job.request_id}"
         return web.json_response(
@@ -386,7 +398,7 @@ class RunComfyEmulator:
 
     # -- jobs ----------------------------------------------------------------------------
 
-    def _new_job(self, received: dict[str, Any]) -> EmulatedJob:
+    def _new_job(self, received: dict[str, Any], inline: dict[str, bytes]) -> EmulatedJob:
         payload = {"resolution": "480p", "duration": 5, **received}
         plan = self._plans.popleft() if self._plans else JobPlan()
         queue_seconds = self.queue_seconds if plan.queue_seconds is None else plan.queue_seconds
@@ -400,6 +412,7 @@ class RunComfyEmulator:
             queue_seconds=queue_seconds,
             run_seconds=run_seconds,
             queued_until=loop.time() + queue_seconds,
+            inline_images=inline,
         )
         self.jobs[job.request_id] = job
         self.submitted.append(received)
@@ -454,12 +467,11 @@ class RunComfyEmulator:
         if job.plan.video_bytes is not None:
             return job.plan.video_bytes
         resolution = str(job.payload["resolution"])
-        first = await self._fetch_image(job.payload["first_frame_image_url"], "first_frame")
-        last_url = job.payload.get("last_frame_image_url")
+        first = await self._image(job, "first_frame")
         last = None
         # The schema says so: the last frame has no effect at 1080p.
-        if isinstance(last_url, str) and resolution != "1080p":
-            last = await self._fetch_image(last_url, "last_frame")
+        if isinstance(job.payload.get("last_frame_image_url"), str) and resolution != "1080p":
+            last = await self._image(job, "last_frame")
         return await asyncio.to_thread(
             render_clip,
             first,
@@ -470,7 +482,21 @@ class RunComfyEmulator:
             size=self.video_size,
         )
 
+    async def _image(self, job: EmulatedJob, field_name: str) -> bytes:
+        """A frame, inline or fetched, put through the schema's checks either way."""
+        key = f"{field_name}_image_url"
+        data = job.inline_images.get(key)
+        if data is None:
+            data = await self._fetch_image(job.payload[key], field_name)
+        if len(data) >= IMAGE_MAX_BYTES:
+            raise _JobFailure(_fetch_error(field_name, "File size must be less than 30 MB."))
+        problem = await asyncio.to_thread(image_problem, data)
+        if problem:
+            raise _JobFailure(_fetch_error(field_name, problem))
+        return data
+
     async def _fetch_image(self, url: str, field_name: str) -> bytes:
+        """The image at ``url``, read no further than the size limit."""
         assert self._http is not None
         try:
             async with self._http.get(url) as resp:
@@ -487,11 +513,6 @@ class RunComfyEmulator:
             raise _JobFailure(
                 _fetch_error(field_name, f"the image could not be fetched ({type(exc).__name__})")
             ) from exc
-        if len(data) >= IMAGE_MAX_BYTES:
-            raise _JobFailure(_fetch_error(field_name, "File size must be less than 30 MB."))
-        problem = await asyncio.to_thread(image_problem, bytes(data))
-        if problem:
-            raise _JobFailure(_fetch_error(field_name, problem))
         return bytes(data)
 
     def _queue_position(self, job: EmulatedJob) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 from typing import Any
 
@@ -20,6 +22,7 @@ DURATIONS = (5, 10)
 IMAGE_MAX_BYTES = 30_000_000
 # Upstream price: $1.8 per million tokens, tokens = width * height * 24 * seconds / 1024.
 USD_PER_TOKEN = 1.8 / 1_000_000
+IMAGE_FIELDS = ("first_frame_image_url", "last_frame_image_url")
 
 
 def validate(payload: Any) -> list[dict[str, Any]]:
@@ -30,7 +33,7 @@ def validate(payload: Any) -> list[dict[str, Any]]:
     for name in ("prompt", "first_frame_image_url"):
         if name not in payload:
             problems.append(problem([name], "Field required", "missing"))
-    for name in ("prompt", "first_frame_image_url", "last_frame_image_url"):
+    for name in ("prompt", *IMAGE_FIELDS):
         if name in payload and not isinstance(payload[name], str):
             problems.append(problem([name], "Input should be a valid string", "string_type"))
     prompt = payload.get("prompt")
@@ -50,6 +53,45 @@ def validate(payload: Any) -> list[dict[str, Any]]:
     if isinstance(duration, bool) or not isinstance(duration, int) or duration not in DURATIONS:
         problems.append(problem(["duration"], "Input should be 5 or 10", "enum"))
     return problems
+
+
+def decode_inline_images(payload: dict[str, Any]) -> tuple[dict[str, bytes], list[dict[str, Any]]]:
+    """The images sent inline as ``data:`` URIs, by field, and the problems with malformed ones.
+
+    RunComfy's ComfyUI nodes send frames as ``data:image/png;base64,...`` (runcomfy/media.py,
+    image_data_uri); the API page documents only https URLs (seeds/, "File inputs"), so only
+    the form the nodes send is accepted, and a malformed one is refused at submit like any
+    other invalid input (runcomfy-api.md, "Errors": 422001 with ``detail``).
+    """
+    images: dict[str, bytes] = {}
+    problems = []
+    for name in IMAGE_FIELDS:
+        value = payload.get(name)
+        if not (isinstance(value, str) and value[:5].lower() == "data:"):
+            continue
+        try:
+            images[name] = _decode_data_uri(value)
+        except ValueError as exc:
+            problems.append(problem([name], f"Invalid data URI: {exc}", "value_error"))
+    return images, problems
+
+
+def _decode_data_uri(value: str) -> bytes:
+    header, comma, data = value[5:].partition(",")
+    if not comma:
+        raise ValueError("there is no comma before the data")
+    media_type, *params = (part.strip().lower() for part in header.split(";"))
+    if not media_type.startswith("image/"):
+        raise ValueError("the media type must be an image type (data:image/...)")
+    if "base64" not in params:
+        raise ValueError("the data must be base64-encoded (;base64,)")
+    try:
+        decoded = base64.b64decode(data, validate=True)
+    except binascii.Error:
+        raise ValueError("the base64 data is malformed") from None
+    if not decoded:
+        raise ValueError("the data is empty")
+    return decoded
 
 
 def problem(loc: list[str], msg: str, kind: str) -> dict[str, Any]:

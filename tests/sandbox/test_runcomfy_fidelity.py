@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import av
 import pytest
+from PIL import Image
 
 from bot.runcomfy.client import MODEL_PATH
 from sandbox.runcomfy import RunComfyEmulator
@@ -142,3 +145,93 @@ async def test_the_model_price_is_per_second_and_matches_the_charged_cost(
     rid = await node_submit(http, emu, first_frame_image_url=frame, duration=5)
     result = await node_result(http, emu, rid)
     assert result["cost"] == pytest.approx(price * 5, abs=1e-4)
+
+
+# -- 3. images inline, as data: URIs -------------------------------------------------------
+
+
+def solid(width: int, height: int, colour: str) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(out, "PNG")
+    return out.getvalue()
+
+
+def end_frames(video: bytes) -> tuple[Any, Any]:
+    """The mean colour of a clip's first and last frames."""
+    with av.open(io.BytesIO(video)) as container:
+        stream = container.streams.video[0]
+        frames = [f.to_image() for f in container.decode(stream)]  # type: ignore[no-untyped-call]
+    first, last = frames[0], frames[-1]
+    box = Image.Resampling.BOX
+    return first.resize((1, 1), box).getpixel((0, 0)), last.resize((1, 1), box).getpixel((0, 0))
+
+
+async def test_frames_sent_as_data_uris_make_the_video(
+    emu: RunComfyEmulator, http: aiohttp.ClientSession
+) -> None:
+    rid = await node_submit(
+        http,
+        emu,
+        first_frame_image_url=data_uri(solid(640, 360, "red")),
+        last_frame_image_url=data_uri(solid(640, 360, "blue"), "image/PNG"),
+    )
+
+    result = await node_result(http, emu, rid)
+
+    assert result["status"] == "completed", result
+    first, last = end_frames(emu.jobs[rid].video or b"")
+    assert first[0] > 200 and first[2] < 50
+    assert last[2] > 200 and last[0] < 50
+    # Nothing was fetched: the API was the only thing asked.
+    assert all(path.startswith("/v1/") for _, path in emu.calls)
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (solid(300, 400, "red"), "must not be less than 300 pixels"),
+        (solid(1000, 350, "red"), "aspect ratio"),
+        (b"not an image at all", "not a supported image"),
+    ],
+)
+async def test_a_data_uri_failing_the_image_checks_fails_the_job_as_a_fetched_one_does(
+    emu: RunComfyEmulator, http: aiohttp.ClientSession, image: bytes, message: str
+) -> None:
+    rid = await node_submit(http, emu, last_frame_image_url=data_uri(image))
+
+    result = await node_result(http, emu, rid)
+
+    assert result["status"] == "failed"
+    assert result["error"]["field"] == "last_frame_image_url"
+    assert message in result["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "data:image/png;base64",
+        "data:image/png;base64,not*base64!",
+        "data:image/png;base64,aGk",
+        "data:image/png;base64,",
+        "data:image/png,rawbytes",
+        "data:text/plain;base64,aGk=",
+        "DATA:;base64,aGk=",
+    ],
+)
+@pytest.mark.parametrize("field", ["first_frame_image_url", "last_frame_image_url"])
+async def test_a_malformed_data_uri_is_refused_at_submit(
+    emu: RunComfyEmulator, http: aiohttp.ClientSession, uri: str, field: str
+) -> None:
+    body = {"prompt": "waves", "first_frame_image_url": data_uri(solid(640, 360, "red"))}
+
+    status, answer = await node_call(
+        http, "POST", emu.base_url + MODEL_PATH, json_body={**body, field: uri}
+    )
+
+    assert status == 422
+    assert answer["error_code"] == 422001
+    assert answer["error_message"]
+    [problem] = answer["detail"]
+    assert problem["loc"] == ["body", field]
+    assert "data URI" in problem["msg"]
+    assert emu.jobs == {}
