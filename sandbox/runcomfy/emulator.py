@@ -19,6 +19,7 @@ from aiohttp import web
 from sandbox.runcomfy.faults import Fault, Faults, Route
 from sandbox.runcomfy.inputs import (
     IMAGE_MAX_BYTES,
+    MAX_REQUEST_BYTES,
     MODEL_ID,
     cost_usd,
     decode_inline_images,
@@ -214,7 +215,7 @@ class RunComfyEmulator:
     # -- application ---------------------------------------------------------------------
 
     def _build_app(self) -> web.Application:
-        app = web.Application(middlewares=[json_errors])
+        app = web.Application(middlewares=[json_errors], client_max_size=MAX_REQUEST_BYTES)
         app.router.add_post("/v1/models/{model_id:.+}", self._endpoint("submit", self._submit))
         app.router.add_get("/v1/models/{model_id:.+}", self._endpoint("model", self._model))
         app.router.add_get(
@@ -260,7 +261,10 @@ class RunComfyEmulator:
                 )
             )
             # Take the whole body first, as a real server would before a stall or a crash.
-            await request.read()
+            try:
+                await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                return error(413, detail={"max_bytes": MAX_REQUEST_BYTES})
             fault = self.faults.take(route)
             if fault is not None:
                 answer = await self._apply_fault(fault, request)

@@ -20,6 +20,9 @@ RESOLUTIONS = ("480p", "720p", "1080p")
 DURATIONS = (5, 10)
 # "file_size_mb < 30", with 30 MB read as 30,000,000 bytes (the stricter reading).
 IMAGE_MAX_BYTES = 30_000_000
+# The largest JSON body accepted: RunComfy's ComfyUI nodes refuse to send more than 64 MiB
+# (runcomfy/client.py, MAX_REQUEST_BYTES), so the service takes at least that much.
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
 # Upstream price: $1.8 per million tokens, tokens = width * height * 24 * seconds / 1024.
 USD_PER_TOKEN = 1.8 / 1_000_000
 IMAGE_FIELDS = ("first_frame_image_url", "last_frame_image_url")

@@ -17,6 +17,9 @@ DEFAULT_CODES = {
     402: 400002,
     403: 403001,
     404: 404001,
+    # runcomfy-api.md ("Errors") documents no code for a body over the limit; 413001 follows
+    # its scheme of the HTTP status followed by a serial (400001, 403001, 404001, 422001).
+    413: 413001,
     422: 422001,
     500: 500001,
 }
@@ -27,6 +30,7 @@ DEFAULT_MESSAGES = {
     403: "The request belongs to another account",
     404: "Unknown or expired request id",
     408: "Request timeout",
+    413: "Request body too large",
     422: "Validation error",
     429: "Too many requests",
     500: "Internal server error",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -235,3 +236,35 @@ async def test_a_malformed_data_uri_is_refused_at_submit(
     assert problem["loc"] == ["body", field]
     assert "data URI" in problem["msg"]
     assert emu.jobs == {}
+
+
+# -- 4. big bodies -------------------------------------------------------------------------
+
+
+def body_of_size(size: int) -> bytes:
+    """A valid submit body of exactly ``size`` bytes, padded with a field the API ignores."""
+    head = json.dumps({"prompt": "waves", "first_frame_image_url": "https://x/f.png"})[:-1]
+    start, end = (head + ', "padding": "').encode(), b'"}'
+    return start + b"x" * (size - len(start) - len(end)) + end
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"), [(64 * 1024 * 1024, 200), (64 * 1024 * 1024 + 1, 413)]
+)
+async def test_bodies_up_to_64_mib_are_taken_and_bigger_ones_refused_with_an_error_code(
+    emu: RunComfyEmulator, http: aiohttp.ClientSession, size: int, expected: int
+) -> None:
+    body = body_of_size(size)
+    assert len(body) == size
+    headers = {**NODE_HEADERS, "Content-Type": "application/json"}
+
+    async with http.post(emu.base_url + MODEL_PATH, data=body, headers=headers) as resp:
+        status, answer = resp.status, await resp.json()
+
+    assert status == expected, answer
+    if expected == 413:
+        assert answer["error_code"] == 413001
+        assert answer["error_message"]
+        assert emu.jobs == {}
+    else:
+        assert answer["request_id"] in emu.jobs
