@@ -105,6 +105,8 @@ class RunComfyEmulator:
         fps: int = 24,
         queue_depth: int = 3,
         submit_latency: float = 0.0,
+        output_content_type: str = "binary/octet-stream",
+        output_redirect: bool = False,
     ) -> None:
         self.token = token
         self.queue_seconds = queue_seconds
@@ -119,12 +121,27 @@ class RunComfyEmulator:
         # is normal there; 0 keeps tests fast. The job is created after the wait whether or
         # not the client is still listening, as a server that does not notice it left would.
         self.submit_latency = submit_latency
+        # Output files live on RunComfy's CDN, another origin than the API (runcomfy-cli
+        # src/download.rs lists its hosts: playgrounds-storage-public.runcomfy.net,
+        # serverless-api-storage.runcomfy.net, files.runcomfy.net), so here they get a
+        # listener of their own. RunComfy's nodes accept video/*, application/octet-stream
+        # and binary/octet-stream for them (runcomfy/async_media.py, _download).
+        # binary/octet-stream is the default: it is what S3-style storage, which those
+        # bucket-named hosts suggest, answers for an object stored without a type, and
+        # nobody lists that non-standard type without having met it.
+        self.output_content_type = output_content_type
+        # Whether the output URL answers 302 to a signed one first. Off by default: the
+        # nodes download with allow_redirects=False and want a 200 (async_media.py), so the
+        # real URLs answer directly; on, it checks a client that does follow (as the CLI does).
+        self.output_redirect = output_redirect
         self.faults = Faults()
         self.jobs: dict[str, EmulatedJob] = {}
         self.requests: list[RecordedRequest] = []
         self.submitted: list[dict[str, Any]] = []
         # Set by start(); an application embedding ``app`` elsewhere sets it to its own URL.
         self.base_url = ""
+        # The CDN's URL, also set by start(); an embedding application serves ``cdn_app``.
+        self.cdn_url = ""
         self._plans: deque[JobPlan] = deque()
         self._assets: dict[str, tuple[bytes, str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -132,7 +149,9 @@ class RunComfyEmulator:
         self._closing = asyncio.Event()
         self._http: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
+        self._cdn_runner: web.AppRunner | None = None
         self.app = self._build_app()
+        self.cdn_app = self._build_cdn_app()
 
     @property
     def calls(self) -> list[tuple[str, str]]:
@@ -185,20 +204,19 @@ class RunComfyEmulator:
         return f"{self.base_url}/assets/{name}"
 
     async def start(self) -> None:
-        """Listen on host:port (port 0 picks a free one) and set ``base_url``."""
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        shown = f"[{host}]" if ":" in host else host
-        self.base_url = f"http://{shown}:{port}"
-        log.info("RunComfy emulator listening on %s", self.base_url)
+        """Listen on host:port (port 0 picks a free one) and set ``base_url``; the CDN
+        listens on another free port of the same host and sets ``cdn_url``."""
+        self._runner, self.base_url = await _listen(self.app, self.host, self.port)
+        self._cdn_runner, self.cdn_url = await _listen(self.cdn_app, self.host, 0)
+        log.info("RunComfy emulator on %s, its file CDN on %s", self.base_url, self.cdn_url)
 
     async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        # Release hung handlers on both listeners before either waits for them.
+        self._closing.set()
+        for runner in (self._cdn_runner, self._runner):
+            if runner is not None:
+                await runner.cleanup()
+        self._runner = self._cdn_runner = None
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -227,12 +245,19 @@ class RunComfyEmulator:
         app.router.add_post(
             "/v1/requests/{request_id}/cancel", self._endpoint("cancel", self._cancel)
         )
-        app.router.add_get(
-            "/files/{request_id}.mp4", self._endpoint("video", self._video, auth=False)
-        )
         app.router.add_get("/assets/{name}", self._endpoint("asset", self._asset, auth=False))
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
+        return app
+
+    def _build_cdn_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get(
+            "/files/{request_id}.mp4", self._endpoint("video", self._video, auth=False)
+        )
+        app.router.add_get(
+            "/signed/{request_id}.mp4", self._endpoint("video", self._signed_video, auth=False)
+        )
         return app
 
     async def _on_startup(self, app: web.Application) -> None:
@@ -366,7 +391,7 @@ class RunComfyEmulator:
         if job.status == "in_queue":
             body["queue_position"] = self._queue_position(job)
         if job.status == "completed":
-            body["output"] = self._output(job, str(request.url.origin()))
+            body["output"] = self._output(job)
             if request.query.get("include_cost", "").lower() == "true":
                 body["cost"] = round(
                     cost_usd(job.payload.get("resolution", "480p"), job.payload["duration"]), 4
@@ -388,10 +413,33 @@ class RunComfyEmulator:
         )
 
     async def _video(self, request: web.Request) -> web.StreamResponse:
+        job = self._finished_video(request)
+        if job is None:
+            return web.Response(status=404, text="Not Found")
+        if self.output_redirect:
+            expires = int(datetime.now(UTC).timestamp()) + 3600
+            signature = secrets.token_hex(16)
+            signed = request.url.with_path(f"/signed/{job.request_id}.mp4").with_query(
+                {"Expires": str(expires), "Signature": signature}
+            )
+            return web.Response(status=302, headers={"Location": str(signed)})
+        return self._video_file(job)
+
+    async def _signed_video(self, request: web.Request) -> web.StreamResponse:
+        job = self._finished_video(request)
+        if job is None:
+            return web.Response(status=404, text="Not Found")
+        return self._video_file(job)
+
+    def _finished_video(self, request: web.Request) -> EmulatedJob | None:
         job = self.jobs.get(request.match_info["request_id"])
         if job is None or job.video is None or job.plan.outcome == "video_404":
-            return error(404)
-        return web.Response(body=job.video, content_type="video/mp4")
+            return None
+        return job
+
+    def _video_file(self, job: EmulatedJob) -> web.Response:
+        assert job.video is not None
+        return web.Response(body=job.video, headers={"Content-Type": self.output_content_type})
 
     async def _asset(self, request: web.Request) -> web.StreamResponse:
         asset = self._assets.get(request.match_info["name"])
@@ -525,8 +573,10 @@ class RunComfyEmulator:
             return 1
         return max(1, math.ceil(remaining / job.queue_seconds * self.queue_depth))
 
-    def _output(self, job: EmulatedJob, origin: str) -> dict[str, Any]:
-        url = f"{origin}/files/{job.request_id}.mp4"
+    def _output(self, job: EmulatedJob) -> dict[str, Any]:
+        if not self.cdn_url:
+            raise RuntimeError("no CDN: start() the emulator or serve cdn_app and set cdn_url")
+        url = f"{self.cdn_url}/files/{job.request_id}.mp4"
         if job.plan.outcome == "missing_video":
             return {}
         if job.plan.outcome == "videos_list":
@@ -536,3 +586,13 @@ class RunComfyEmulator:
 
 def _fetch_error(field_name: str, message: str) -> dict[str, Any]:
     return {"code": "invalid_input", "field": f"{field_name}_image_url", "message": message}
+
+
+async def _listen(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str]:
+    """Serve ``app`` on host:port; the runner and the URL it answers on."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    bound_host, bound_port = runner.addresses[0][:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    return runner, f"http://{shown}:{bound_port}"

@@ -18,9 +18,11 @@ import aiohttp
 import av
 import pytest
 from PIL import Image
+from yarl import URL
 
 from bot.runcomfy.client import MODEL_PATH
 from sandbox.runcomfy import RunComfyEmulator
+from tests.harness.e2e import E2E
 from tests.harness.images import make_image
 
 TOKEN = "fidelity-token"
@@ -268,3 +270,83 @@ async def test_bodies_up_to_64_mib_are_taken_and_bigger_ones_refused_with_an_err
         assert emu.jobs == {}
     else:
         assert answer["request_id"] in emu.jobs
+
+
+# -- 5. outputs come from a CDN ------------------------------------------------------------
+
+
+async def node_download(http: aiohttp.ClientSession, url: str) -> tuple[int, str, bytes, str]:
+    """Fetch an output as the nodes do: no token, no redirects (runcomfy/async_media.py)."""
+    async with http.get(url, allow_redirects=False) as resp:
+        return resp.status, resp.headers.get("Content-Type", ""), await resp.read(), str(resp.url)
+
+
+async def test_outputs_are_served_from_another_origin_than_the_api(
+    emu: RunComfyEmulator, http: aiohttp.ClientSession
+) -> None:
+    rid = await node_submit(http, emu)
+    result = await node_result(http, emu, rid)
+
+    url = result["output"]["video"]
+    status, content_type, data, _ = await node_download(http, url)
+
+    assert URL(url).origin() != URL(emu.base_url).origin()
+    assert URL(url).origin() == URL(emu.cdn_url).origin()
+    assert status == 200
+    assert content_type == "binary/octet-stream"
+    assert data[4:8] == b"ftyp"
+    assert emu.requests[-1].headers.get("Authorization") is None
+    # The API origin has no files.
+    api_copy = URL(emu.base_url).with_path(URL(url).path)
+    assert (await node_download(http, str(api_copy)))[0] == 404
+
+
+async def test_the_output_content_type_and_a_redirect_hop_can_be_set(
+    emu: RunComfyEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.output_content_type = "video/mp4"
+    emu.output_redirect = True
+    rid = await node_submit(http, emu)
+    url = (await node_result(http, emu, rid))["output"]["video"]
+
+    async with http.get(url, allow_redirects=False) as first:
+        hop = first.status, first.headers["Location"]
+    async with http.get(url) as followed:
+        final = followed.status, followed.content_type, await followed.read(), followed.url
+
+    assert hop[0] == 302
+    assert URL(hop[1]).origin() == URL(emu.cdn_url).origin()
+    assert URL(hop[1]).path != URL(url).path
+    status, content_type, data, final_url = final
+    assert (status, content_type) == (200, "video/mp4")
+    assert data == emu.jobs[rid].video
+    assert final_url.path == URL(hop[1]).path
+
+
+async def test_a_gone_output_is_a_plain_404_on_the_cdn(
+    emu: RunComfyEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.plan_next_job("video_404")
+    rid = await node_submit(http, emu)
+    url = (await node_result(http, emu, rid))["output"]["video"]
+
+    status, *_ = await node_download(http, url)
+
+    assert status == 404
+
+
+@pytest.mark.settings(output_redirect=True, output_content_type="binary/octet-stream")
+async def test_the_bot_delivers_a_video_from_the_cdn_through_a_redirect(e2e: E2E) -> None:
+    await e2e.animate("a kite over the dunes")
+
+    video = await e2e.wait_video()
+
+    [attachment] = video["attachments"]
+    assert attachment["content_type"] == "video/mp4"
+    [job] = e2e.runcomfy.jobs.values()
+    fetched = [r.path for r in e2e.runcomfy.requests if r.method == "GET" and ".mp4" in r.path]
+    assert fetched == [f"/files/{job.request_id}.mp4", f"/signed/{job.request_id}.mp4"]
+    assert all(
+        r.headers.get("Authorization") is None for r in e2e.runcomfy.requests if ".mp4" in r.path
+    )
+    assert URL(e2e.runcomfy.cdn_url).port != URL(e2e.runcomfy.base_url).port
