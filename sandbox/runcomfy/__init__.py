@@ -5,9 +5,10 @@ without spending anything. It speaks the API the way ``shared/reference/runcomfy
 describes it, including its error bodies.
 """
 
-from sandbox.runcomfy.emulator import EmulatedJob, JobPlan, RecordedRequest, RunComfyEmulator
+from sandbox.runcomfy.emulator import RunComfyEmulator
 from sandbox.runcomfy.faults import Fault, Faults
 from sandbox.runcomfy.inputs import MODEL_ID, MODEL_PATH
+from sandbox.runcomfy.jobs import EmulatedJob, JobPlan, RecordedRequest
 
 __all__ = [
     "MODEL_ID",

@@ -7,90 +7,43 @@ import logging
 import math
 import secrets
 from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Literal, Self, get_args
+from typing import Any, Self, get_args
 
 import aiohttp
 from aiohttp import web
 
 from sandbox.runcomfy.faults import Fault, Faults, Route
 from sandbox.runcomfy.inputs import (
-    IMAGE_MAX_BYTES,
     MAX_REQUEST_BYTES,
     MODEL_ID,
     cost_usd,
     decode_inline_images,
-    image_problem,
     validate,
+)
+from sandbox.runcomfy.jobs import (
+    EmulatedJob,
+    JobFailure,
+    JobOutcome,
+    JobPlan,
+    RecordedRequest,
+    check_image,
+    fetch_image,
 )
 from sandbox.runcomfy.responses import Handler, drop, error, json_errors
 from sandbox.video import render_clip
 
 log = logging.getLogger(__name__)
 
-JobOutcome = Literal[
-    "completed", "failed", "unknown_state", "missing_video", "video_404", "videos_list"
-]
-
-
-@dataclass
-class JobPlan:
-    """How one job will go; None timings fall back to the emulator's."""
-
-    outcome: JobOutcome = "completed"
-    queue_seconds: float | None = None
-    run_seconds: float | None = None
-    error: Any = None
-    state: str = "exploded"
-    video_bytes: bytes | None = None
-
-
-@dataclass
-class EmulatedJob:
-    """A job as the emulator sees it."""
-
-    request_id: str
-    payload: dict[str, Any]
-    plan: JobPlan
-    created_at: datetime
-    queue_seconds: float
-    run_seconds: float
-    queued_until: float
-    status: str = "in_queue"
-    finished_at: datetime | None = None
-    error: Any = None
-    video: bytes | None = None
-    task: asyncio.Task[None] | None = None
-    # Images sent as data: URIs, decoded at submit, by field name.
-    inline_images: dict[str, bytes] = field(default_factory=dict)
-
-    @property
-    def terminal(self) -> bool:
-        return self.status not in ("in_queue", "in_progress")
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str
-    query: str
-    headers: Mapping[str, str]
-
-
-class _JobFailure(Exception):
-    def __init__(self, error: dict[str, Any]) -> None:
-        super().__init__(error.get("message", "job failed"))
-        self.error = error
-
 
 class RunComfyEmulator:
-    """RunComfy's Model API on a local port (or embedded through ``app``).
+    """RunComfy's Model API on a local port, its file CDN on another (or embedded through
+    ``app`` and ``cdn_app``).
 
     ``async with RunComfyEmulator(token="t", queue_seconds=0, run_seconds=0) as emu:``
-    then point the client at ``emu.base_url``.
+    then point the client at ``emu.base_url``; output links point at ``emu.cdn_url``.
     """
 
     def __init__(
@@ -489,7 +442,7 @@ class RunComfyEmulator:
         if outcome not in ("failed", "unknown_state", "missing_video", "video_404"):
             try:
                 job.video = await self._produce(job)
-            except _JobFailure as failure:
+            except JobFailure as failure:
                 await asyncio.sleep(max(0.0, job.run_seconds - (loop.time() - started)))
                 job.error = failure.error
                 self._finish(job, "failed")
@@ -539,33 +492,10 @@ class RunComfyEmulator:
         key = f"{field_name}_image_url"
         data = job.inline_images.get(key)
         if data is None:
-            data = await self._fetch_image(job.payload[key], field_name)
-        if len(data) >= IMAGE_MAX_BYTES:
-            raise _JobFailure(_fetch_error(field_name, "File size must be less than 30 MB."))
-        problem = await asyncio.to_thread(image_problem, data)
-        if problem:
-            raise _JobFailure(_fetch_error(field_name, problem))
+            assert self._http is not None
+            data = await fetch_image(self._http, job.payload[key], field_name)
+        await check_image(data, field_name)
         return data
-
-    async def _fetch_image(self, url: str, field_name: str) -> bytes:
-        """The image at ``url``, read no further than the size limit."""
-        assert self._http is not None
-        try:
-            async with self._http.get(url) as resp:
-                if resp.status != 200:
-                    raise _JobFailure(
-                        _fetch_error(field_name, f"fetching the image answered HTTP {resp.status}")
-                    )
-                data = bytearray()
-                async for chunk in resp.content.iter_chunked(64 * 1024):
-                    data += chunk
-                    if len(data) >= IMAGE_MAX_BYTES:
-                        break
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise _JobFailure(
-                _fetch_error(field_name, f"the image could not be fetched ({type(exc).__name__})")
-            ) from exc
-        return bytes(data)
 
     def _queue_position(self, job: EmulatedJob) -> int:
         remaining = job.queued_until - asyncio.get_running_loop().time()
@@ -582,10 +512,6 @@ class RunComfyEmulator:
         if job.plan.outcome == "videos_list":
             return {"videos": [url]}
         return {"video": url}
-
-
-def _fetch_error(field_name: str, message: str) -> dict[str, Any]:
-    return {"code": "invalid_input", "field": f"{field_name}_image_url", "message": message}
 
 
 async def _listen(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str]:
