@@ -350,3 +350,42 @@ async def test_the_bot_delivers_a_video_from_the_cdn_through_a_redirect(e2e: E2E
         r.headers.get("Authorization") is None for r in e2e.runcomfy.requests if ".mp4" in r.path
     )
     assert URL(e2e.runcomfy.cdn_url).port != URL(e2e.runcomfy.base_url).port
+
+
+# -- 6. a whole session as the nodes run it -----------------------------------------------
+
+
+async def test_cancel_while_queued_and_while_running_then_the_charged_cost(
+    emu: RunComfyEmulator, http: aiohttp.ClientSession
+) -> None:
+    _, model = await node_call(http, "GET", emu.base_url + MODEL_PATH)
+    emu.plan_next_job(queue_seconds=60)
+    emu.plan_next_job(queue_seconds=0, run_seconds=0.5)
+    queued = await node_submit(http, emu)
+    running = await node_submit(http, emu, duration=10)
+    async with asyncio.timeout(10):
+        await emu.wait_until(lambda: emu.jobs[running].status == "in_progress")
+
+    cancels = [
+        await node_call(http, "POST", f"{emu.base_url}/v1/requests/{rid}/cancel")
+        for rid in (queued, running)
+    ]
+
+    # runcomfy-api.md ("Calls", Cancel): a queued job is cancelled; one in progress answers
+    # 200 with outcome not_cancellable and goes on (the CLI's cancel.rs reads it the same way).
+    assert cancels == [
+        (200, {"request_id": queued, "status": "cancelled", "outcome": "cancelled"}),
+        (200, {"request_id": running, "status": "in_progress", "outcome": "not_cancellable"}),
+    ]
+    gone = await node_result(http, emu, queued)
+    assert gone["status"] == "cancelled"
+    assert gone["finished_at"] is not None
+    assert "output" not in gone
+    # The job that could not be stopped finishes and is charged; include_cost=true adds the
+    # cost in USD as a number (runcomfy-api.md, "Calls"; the nodes' cost_from_result).
+    done = await node_result(http, emu, running)
+    assert done["status"] == "completed"
+    assert isinstance(done["cost"], float)
+    assert done["cost"] == pytest.approx(model["base_price_usd"] * 10, abs=1e-4)
+    status, again = await node_call(http, "POST", f"{emu.base_url}/v1/requests/{running}/cancel")
+    assert (status, again["status"], again["outcome"]) == (200, "completed", "not_cancellable")
