@@ -38,6 +38,9 @@ class SandboxSettings:
     upload_limit: int = 10 * 1024 * 1024
     video_size: tuple[int, int] | None = None
     fps: int = 24
+    # How RunComfy's file CDN answers (see RunComfyEmulator for the defaults' sources).
+    output_content_type: str = "binary/octet-stream"
+    output_redirect: bool = False
     status_edit_interval: float = 2.0
     poll_interval: float = 1.0
     job_deadline: float = 600.0
@@ -71,6 +74,8 @@ class Sandbox:
             host=s.host,
             video_size=s.video_size,
             fps=s.fps,
+            output_content_type=s.output_content_type,
+            output_redirect=s.output_redirect,
         )
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 

@@ -193,7 +193,7 @@ async def test_a_video_over_the_upload_limit_is_posted_as_a_link(e2e: E2E) -> No
     assert "over this channel's upload limit of 0.1 MiB" in content
     assert "it may expire" in content
     [url] = re.findall(r"http://\S+", content)
-    assert url.startswith(e2e.runcomfy.base_url)
+    assert url.startswith(e2e.runcomfy.cdn_url)
     assert emu.pinged_users(int(message["id"])) == [emu.requester_id]
     await e2e.wait_status(lambda m: "ready" in embed_titles(m))
 

@@ -98,12 +98,12 @@ async def test_a_job_goes_through_and_its_video_plays(
     body = await finished(http, emu, rid)
 
     assert body["status"] == "completed"
-    assert body["output"] == {"video": f"{emu.base_url}/files/{rid}.mp4"}
+    assert body["output"] == {"video": f"{emu.cdn_url}/files/{rid}.mp4"}
     assert body["created_at"] <= body["finished_at"]
     assert "cost" not in body
     async with http.get(body["output"]["video"]) as resp:
         assert resp.status == 200
-        assert resp.content_type == "video/mp4"
+        assert resp.content_type == "binary/octet-stream"
         data = await resp.read()
     codec, pix_fmt, width, height, frames, _ = probe(data)
     assert (codec, pix_fmt, width, height) == ("h264", "yuv420p", 128, 72)
@@ -255,8 +255,8 @@ async def test_model_endpoint_reports_pricing(
 
     assert status == 200
     assert body["model_id"] == "bytedance/seedance-1-0/lite/image-to-video"
-    assert body["base_price_usd"] == pytest.approx(0.0875, abs=0.001)
-    assert body["price_unit"]
+    assert body["base_price_usd"] == pytest.approx(0.0875 / 5, abs=0.0002)
+    assert body["price_unit"] == "second"
     assert body["pricing_note"]
 
 
@@ -431,7 +431,7 @@ async def test_drop_and_hang_faults(emu: RunComfyEmulator, http: aiohttp.ClientS
     with pytest.raises(aiohttp.ServerDisconnectedError):
         await call(http, "POST", f"{emu.base_url}/v1/requests/x/cancel")
     with pytest.raises(asyncio.TimeoutError):
-        await http.get(f"{emu.base_url}/files/x.mp4", timeout=aiohttp.ClientTimeout(total=0.2))
+        await http.get(f"{emu.cdn_url}/files/x.mp4", timeout=aiohttp.ClientTimeout(total=0.2))
     assert emu.calls == [
         ("POST", "/v1/requests/x/cancel"),
         ("GET", "/files/x.mp4"),
@@ -453,17 +453,21 @@ def test_faults_are_checked() -> None:
 
 async def test_the_app_can_be_embedded_in_another_server(http: aiohttp.ClientSession) -> None:
     emulator = RunComfyEmulator(token=TOKEN, queue_seconds=0, run_seconds=0, video_size=(64, 64))
-    runner = web.AppRunner(emulator.app, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    runners = [web.AppRunner(app, shutdown_timeout=0.5) for app in (emulator.app, emulator.cdn_app)]
     try:
-        emulator.base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        for runner in runners:
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+        api, cdn = (f"http://127.0.0.1:{runner.addresses[0][1]}" for runner in runners)
+        emulator.base_url, emulator.cdn_url = api, cdn
         rid = await submit(http, emulator)
         body = await finished(http, emulator, rid)
         assert body["status"] == "completed"
+        async with http.get(body["output"]["video"]) as resp:
+            assert resp.status == 200
     finally:
-        await runner.cleanup()
+        for runner in reversed(runners):
+            await runner.cleanup()
 
 
 # -- the renderer --------------------------------------------------------------------------

@@ -153,7 +153,7 @@ async def test_submit_poll_and_download_a_video(
     state = await until_done(client, sub)
 
     assert isinstance(state, Completed)
-    assert state.video_url == f"{emu.base_url}/files/{sub.request_id}.mp4"
+    assert state.video_url == f"{emu.cdn_url}/files/{sub.request_id}.mp4"
     assert state.cost_usd == pytest.approx(0.0875, abs=0.001)
     assert emu.submitted == [inp.to_payload()]
     assert submits(emu) == 1
@@ -309,7 +309,7 @@ async def test_completed_with_a_list_of_videos(
     state = await until_done(client, sub)
 
     assert isinstance(state, Completed)
-    assert state.video_url == f"{emu.base_url}/files/{sub.request_id}.mp4"
+    assert state.video_url == f"{emu.cdn_url}/files/{sub.request_id}.mp4"
 
 
 async def test_completed_with_a_video_that_is_gone(

@@ -1,214 +1,49 @@
-"""A local RunComfy Model API: the documented calls, a job clock, real videos, scripted faults.
-
-Tests run the bot's client against it; ``seedance-bot sandbox`` lets a human try the bot
-without spending anything. It speaks the API the way ``shared/reference/runcomfy-api.md``
-describes it, including its error bodies.
-"""
+"""The emulator itself: the API's routes, the job clock, and the rendered videos."""
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import math
 import secrets
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Literal, Self, get_args
+from typing import Any, Self, get_args
 
 import aiohttp
 from aiohttp import web
-from PIL import Image, ImageOps, UnidentifiedImageError
 
-from sandbox.video import output_size, render_clip
+from sandbox.runcomfy.faults import Fault, Faults, Route
+from sandbox.runcomfy.inputs import (
+    MAX_REQUEST_BYTES,
+    MODEL_ID,
+    cost_usd,
+    decode_inline_images,
+    validate,
+)
+from sandbox.runcomfy.jobs import (
+    EmulatedJob,
+    JobFailure,
+    JobOutcome,
+    JobPlan,
+    RecordedRequest,
+    check_image,
+    fetch_image,
+)
+from sandbox.runcomfy.responses import Handler, drop, error, json_errors
+from sandbox.video import render_clip
 
 log = logging.getLogger(__name__)
 
-# The provider's paths, copied from RunComfy's API page (seeds/) rather than imported from the
-# bot's client: a wrong path in the client must fail against this emulator, not be mirrored.
-MODEL_ID = "bytedance/seedance-1-0/lite/image-to-video"
-MODEL_PATH = f"/v1/models/{MODEL_ID}"
-PROMPT_MAX_CHARS = 1900
-RESOLUTIONS = ("480p", "720p", "1080p")
-DURATIONS = (5, 10)
-# "file_size_mb < 30", with 30 MB read as 30,000,000 bytes (the stricter reading).
-IMAGE_MAX_BYTES = 30_000_000
-# Upstream price: $1.8 per million tokens, tokens = width * height * 24 * seconds / 1024.
-USD_PER_TOKEN = 1.8 / 1_000_000
-
-Route = Literal["submit", "status", "result", "cancel", "model", "video", "asset"]
-FaultKind = Literal["http", "error_code", "json", "drop", "hang"]
-JobOutcome = Literal[
-    "completed", "failed", "unknown_state", "missing_video", "video_404", "videos_list"
-]
-
-# Documented error codes by HTTP status; statuses without one get a bare message, as a
-# gateway in front of the API would send.
-_DEFAULT_CODES = {
-    400: 400001,
-    401: 400004,
-    402: 400002,
-    403: 403001,
-    404: 404001,
-    422: 422001,
-    500: 500001,
-}
-_DEFAULT_MESSAGES = {
-    400: "Invalid model id",
-    401: "Invalid or expired API token",
-    402: "Insufficient balance",
-    403: "The request belongs to another account",
-    404: "Unknown or expired request id",
-    408: "Request timeout",
-    422: "Validation error",
-    429: "Too many requests",
-    500: "Internal server error",
-    502: "Bad gateway",
-    503: "Service unavailable",
-    504: "Gateway timeout",
-}
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass
-class Fault:
-    """One scripted misbehaviour of a route, used up after ``times`` requests.
-
-    Kinds: ``http`` answers ``status`` with an error body (``error_code``/``message``
-    default to the documented ones) and ``headers`` such as Retry-After; ``error_code``
-    answers HTTP 200 with an error body; ``json`` answers ``status`` with ``body`` verbatim;
-    ``drop`` closes the connection without answering; ``hang`` stalls for ``seconds`` and
-    then handles the request normally (so a hung submit still creates the job).
-    """
-
-    route: Route
-    kind: FaultKind
-    times: int = 1
-    status: int = 500
-    error_code: int | None = None
-    message: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    body: Any = None
-    seconds: float = 60.0
-
-
-class Faults:
-    """The scripted faults, consumed first come first served per route."""
-
-    def __init__(self) -> None:
-        self._pending: list[Fault] = []
-
-    def add(
-        self,
-        *,
-        route: Route,
-        kind: FaultKind,
-        times: int = 1,
-        status: int | None = None,
-        error_code: int | None = None,
-        message: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        body: Any = None,
-        seconds: float = 60.0,
-    ) -> Fault:
-        """Make the next ``times`` requests to ``route`` misbehave as ``kind``."""
-        if route not in get_args(Route):
-            raise ValueError(f"unknown route {route!r}")
-        if kind not in get_args(FaultKind):
-            raise ValueError(f"unknown fault kind {kind!r}")
-        if times < 1:
-            raise ValueError("times must be at least 1")
-        if kind == "error_code" and error_code is None:
-            raise ValueError("an error_code fault needs error_code")
-        default_status = 200 if kind in ("error_code", "json") else 500
-        fault = Fault(
-            route=route,
-            kind=kind,
-            times=times,
-            status=default_status if status is None else status,
-            error_code=error_code,
-            message=message,
-            headers=dict(headers or {}),
-            body=body,
-            seconds=seconds,
-        )
-        self._pending.append(fault)
-        return fault
-
-    def take(self, route: Route) -> Fault | None:
-        """The fault that applies to this request to ``route``, if any, using one of its times."""
-        for fault in self._pending:
-            if fault.route == route:
-                fault.times -= 1
-                if fault.times == 0:
-                    self._pending.remove(fault)
-                return fault
-        return None
-
-    def clear(self) -> None:
-        self._pending.clear()
-
-    def __len__(self) -> int:
-        return len(self._pending)
-
-
-@dataclass
-class JobPlan:
-    """How one job will go; None timings fall back to the emulator's."""
-
-    outcome: JobOutcome = "completed"
-    queue_seconds: float | None = None
-    run_seconds: float | None = None
-    error: Any = None
-    state: str = "exploded"
-    video_bytes: bytes | None = None
-
-
-@dataclass
-class EmulatedJob:
-    """A job as the emulator sees it."""
-
-    request_id: str
-    payload: dict[str, Any]
-    plan: JobPlan
-    created_at: datetime
-    queue_seconds: float
-    run_seconds: float
-    queued_until: float
-    status: str = "in_queue"
-    finished_at: datetime | None = None
-    error: Any = None
-    video: bytes | None = None
-    task: asyncio.Task[None] | None = None
-
-    @property
-    def terminal(self) -> bool:
-        return self.status not in ("in_queue", "in_progress")
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str
-    query: str
-    headers: Mapping[str, str]
-
-
-class _JobFailure(Exception):
-    def __init__(self, error: dict[str, Any]) -> None:
-        super().__init__(error.get("message", "job failed"))
-        self.error = error
-
 
 class RunComfyEmulator:
-    """RunComfy's Model API on a local port (or embedded through ``app``).
+    """RunComfy's Model API on a local port, its file CDN on another (or embedded through
+    ``app`` and ``cdn_app``).
 
     ``async with RunComfyEmulator(token="t", queue_seconds=0, run_seconds=0) as emu:``
-    then point the client at ``emu.base_url``.
+    then point the client at ``emu.base_url``; output links point at ``emu.cdn_url``.
     """
 
     def __init__(
@@ -222,6 +57,9 @@ class RunComfyEmulator:
         video_size: tuple[int, int] | None = None,
         fps: int = 24,
         queue_depth: int = 3,
+        submit_latency: float = 0.0,
+        output_content_type: str = "binary/octet-stream",
+        output_redirect: bool = False,
     ) -> None:
         self.token = token
         self.queue_seconds = queue_seconds
@@ -231,12 +69,32 @@ class RunComfyEmulator:
         self.video_size = video_size
         self.fps = fps
         self.queue_depth = queue_depth
+        # Seconds the submit takes to answer. RunComfy's own ComfyUI nodes give the paid POST
+        # a 90 s read timeout against 20 s for polls (runcomfy/client.py), so a slow submit
+        # is normal there; 0 keeps tests fast. The job is created after the wait whether or
+        # not the client is still listening, as a server that does not notice it left would.
+        self.submit_latency = submit_latency
+        # Output files live on RunComfy's CDN, another origin than the API (runcomfy-cli
+        # src/download.rs lists its hosts: playgrounds-storage-public.runcomfy.net,
+        # serverless-api-storage.runcomfy.net, files.runcomfy.net), so here they get a
+        # listener of their own. RunComfy's nodes accept video/*, application/octet-stream
+        # and binary/octet-stream for them (runcomfy/async_media.py, _download).
+        # binary/octet-stream is the default: it is what S3-style storage, which those
+        # bucket-named hosts suggest, answers for an object stored without a type, and
+        # nobody lists that non-standard type without having met it.
+        self.output_content_type = output_content_type
+        # Whether the output URL answers 302 to a signed one first. Off by default: the
+        # nodes download with allow_redirects=False and want a 200 (async_media.py), so the
+        # real URLs answer directly; on, it checks a client that does follow (as the CLI does).
+        self.output_redirect = output_redirect
         self.faults = Faults()
         self.jobs: dict[str, EmulatedJob] = {}
         self.requests: list[RecordedRequest] = []
         self.submitted: list[dict[str, Any]] = []
         # Set by start(); an application embedding ``app`` elsewhere sets it to its own URL.
         self.base_url = ""
+        # The CDN's URL, also set by start(); an embedding application serves ``cdn_app``.
+        self.cdn_url = ""
         self._plans: deque[JobPlan] = deque()
         self._assets: dict[str, tuple[bytes, str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -244,7 +102,9 @@ class RunComfyEmulator:
         self._closing = asyncio.Event()
         self._http: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
+        self._cdn_runner: web.AppRunner | None = None
         self.app = self._build_app()
+        self.cdn_app = self._build_cdn_app()
 
     @property
     def calls(self) -> list[tuple[str, str]]:
@@ -297,20 +157,19 @@ class RunComfyEmulator:
         return f"{self.base_url}/assets/{name}"
 
     async def start(self) -> None:
-        """Listen on host:port (port 0 picks a free one) and set ``base_url``."""
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        shown = f"[{host}]" if ":" in host else host
-        self.base_url = f"http://{shown}:{port}"
-        log.info("RunComfy emulator listening on %s", self.base_url)
+        """Listen on host:port (port 0 picks a free one) and set ``base_url``; the CDN
+        listens on another free port of the same host and sets ``cdn_url``."""
+        self._runner, self.base_url = await _listen(self.app, self.host, self.port)
+        self._cdn_runner, self.cdn_url = await _listen(self.cdn_app, self.host, 0)
+        log.info("RunComfy emulator on %s, its file CDN on %s", self.base_url, self.cdn_url)
 
     async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        # Release hung handlers on both listeners before either waits for them.
+        self._closing.set()
+        for runner in (self._cdn_runner, self._runner):
+            if runner is not None:
+                await runner.cleanup()
+        self._runner = self._cdn_runner = None
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -327,7 +186,7 @@ class RunComfyEmulator:
     # -- application ---------------------------------------------------------------------
 
     def _build_app(self) -> web.Application:
-        app = web.Application(middlewares=[_json_errors])
+        app = web.Application(middlewares=[json_errors], client_max_size=MAX_REQUEST_BYTES)
         app.router.add_post("/v1/models/{model_id:.+}", self._endpoint("submit", self._submit))
         app.router.add_get("/v1/models/{model_id:.+}", self._endpoint("model", self._model))
         app.router.add_get(
@@ -339,12 +198,19 @@ class RunComfyEmulator:
         app.router.add_post(
             "/v1/requests/{request_id}/cancel", self._endpoint("cancel", self._cancel)
         )
-        app.router.add_get(
-            "/files/{request_id}.mp4", self._endpoint("video", self._video, auth=False)
-        )
         app.router.add_get("/assets/{name}", self._endpoint("asset", self._asset, auth=False))
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
+        return app
+
+    def _build_cdn_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get(
+            "/files/{request_id}.mp4", self._endpoint("video", self._video, auth=False)
+        )
+        app.router.add_get(
+            "/signed/{request_id}.mp4", self._endpoint("video", self._signed_video, auth=False)
+        )
         return app
 
     async def _on_startup(self, app: web.Application) -> None:
@@ -373,14 +239,17 @@ class RunComfyEmulator:
                 )
             )
             # Take the whole body first, as a real server would before a stall or a crash.
-            await request.read()
+            try:
+                await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                return error(413, detail={"max_bytes": MAX_REQUEST_BYTES})
             fault = self.faults.take(route)
             if fault is not None:
                 answer = await self._apply_fault(fault, request)
                 if answer is not None:
                     return answer
             if auth and request.headers.get("Authorization") != f"Bearer {self.token}":
-                return _error(401)
+                return error(401)
             return await handler(request)
 
         return endpoint
@@ -392,29 +261,39 @@ class RunComfyEmulator:
                 await asyncio.wait_for(self._closing.wait(), fault.seconds)
             except TimeoutError:
                 return None
-            return _drop(request)
+            return drop(request)
         if fault.kind == "drop":
-            return _drop(request)
+            return drop(request)
         if fault.kind == "json":
             return web.json_response(fault.body, status=fault.status, headers=fault.headers)
         if fault.kind == "error_code":
-            return _error(200, fault.error_code, fault.message, headers=fault.headers)
-        return _error(fault.status, fault.error_code, fault.message, headers=fault.headers)
+            return error(200, fault.error_code, fault.message, headers=fault.headers)
+        return error(fault.status, fault.error_code, fault.message, headers=fault.headers)
 
     # -- API -----------------------------------------------------------------------------
 
     async def _submit(self, request: web.Request) -> web.StreamResponse:
+        if self.submit_latency > 0:
+            try:
+                await asyncio.wait_for(self._closing.wait(), self.submit_latency)
+            except TimeoutError:
+                pass
+            else:
+                return drop(request)
         if request.match_info["model_id"] != MODEL_ID:
-            return _error(400)
+            return error(400)
         try:
             payload = await request.json()
         except ValueError:
             payload = None
-        problems = _validate(payload)
+        problems = validate(payload)
         if problems:
-            return _error(422, detail=problems)
+            return error(422, detail=problems)
         assert isinstance(payload, dict)
-        job = self._new_job(payload)
+        inline, problems = await asyncio.to_thread(decode_inline_images, payload)
+        if problems:
+            return error(422, detail=problems)
+        job = self._new_job(payload, inline)
         origin = str(request.url.origin())
         base = f"{origin}/v1/requests/{job.request_id}"
         return web.json_response(
@@ -428,21 +307,24 @@ class RunComfyEmulator:
 
     async def _model(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["model_id"] != MODEL_ID:
-            return _error(400)
+            return error(400)
+        # RunComfy's ComfyUI nodes accept only price_unit "second" or "output" and read
+        # base_price_usd as the price of one unit (runcomfy/pricing.py, parse_price); the
+        # per-second price here is the 480p one, so 5 s at 480p costs what include_cost says.
         return web.json_response(
             {
                 "model_id": MODEL_ID,
-                "base_price_usd": round(_cost_usd("480p", 5), 4),
-                "price_unit": "per 5 s video at 480p",
-                "pricing_note": "720p costs about twice and 1080p about five times as much; "
-                "10 s costs twice 5 s.",
+                "base_price_usd": round(cost_usd("480p", 1), 4),
+                "price_unit": "second",
+                "pricing_note": "Per second of video at 480p; 720p costs about twice and "
+                "1080p about five times as much.",
             }
         )
 
     async def _status(self, request: web.Request) -> web.StreamResponse:
         job = self.jobs.get(request.match_info["request_id"])
         if job is None:
-            return _error(404)
+            return error(404)
         body: dict[str, Any] = {"request_id": job.request_id, "status": job.status}
         if job.status == "in_queue":
             body["queue_position"] = self._queue_position(job)
@@ -451,7 +333,7 @@ class RunComfyEmulator:
     async def _result(self, request: web.Request) -> web.StreamResponse:
         job = self.jobs.get(request.match_info["request_id"])
         if job is None:
-            return _error(404)
+            return error(404)
         body: dict[str, Any] = {
             "request_id": job.request_id,
             "status": job.status,
@@ -462,17 +344,17 @@ class RunComfyEmulator:
         if job.status == "in_queue":
             body["queue_position"] = self._queue_position(job)
         if job.status == "completed":
-            body["output"] = self._output(job, str(request.url.origin()))
+            body["output"] = self._output(job)
             if request.query.get("include_cost", "").lower() == "true":
                 body["cost"] = round(
-                    _cost_usd(job.payload.get("resolution", "480p"), job.payload["duration"]), 4
+                    cost_usd(job.payload.get("resolution", "480p"), job.payload["duration"]), 4
                 )
         return web.json_response(body)
 
     async def _cancel(self, request: web.Request) -> web.StreamResponse:
         job = self.jobs.get(request.match_info["request_id"])
         if job is None:
-            return _error(404)
+            return error(404)
         outcome = "not_cancellable"
         if job.status == "in_queue":
             if job.task is not None:
@@ -484,21 +366,44 @@ class RunComfyEmulator:
         )
 
     async def _video(self, request: web.Request) -> web.StreamResponse:
+        job = self._finished_video(request)
+        if job is None:
+            return web.Response(status=404, text="Not Found")
+        if self.output_redirect:
+            expires = int(datetime.now(UTC).timestamp()) + 3600
+            signature = secrets.token_hex(16)
+            signed = request.url.with_path(f"/signed/{job.request_id}.mp4").with_query(
+                {"Expires": str(expires), "Signature": signature}
+            )
+            return web.Response(status=302, headers={"Location": str(signed)})
+        return self._video_file(job)
+
+    async def _signed_video(self, request: web.Request) -> web.StreamResponse:
+        job = self._finished_video(request)
+        if job is None:
+            return web.Response(status=404, text="Not Found")
+        return self._video_file(job)
+
+    def _finished_video(self, request: web.Request) -> EmulatedJob | None:
         job = self.jobs.get(request.match_info["request_id"])
         if job is None or job.video is None or job.plan.outcome == "video_404":
-            return _error(404)
-        return web.Response(body=job.video, content_type="video/mp4")
+            return None
+        return job
+
+    def _video_file(self, job: EmulatedJob) -> web.Response:
+        assert job.video is not None
+        return web.Response(body=job.video, headers={"Content-Type": self.output_content_type})
 
     async def _asset(self, request: web.Request) -> web.StreamResponse:
         asset = self._assets.get(request.match_info["name"])
         if asset is None:
-            return _error(404)
+            return error(404)
         data, content_type = asset
         return web.Response(body=data, content_type=content_type)
 
     # -- jobs ----------------------------------------------------------------------------
 
-    def _new_job(self, received: dict[str, Any]) -> EmulatedJob:
+    def _new_job(self, received: dict[str, Any], inline: dict[str, bytes]) -> EmulatedJob:
         payload = {"resolution": "480p", "duration": 5, **received}
         plan = self._plans.popleft() if self._plans else JobPlan()
         queue_seconds = self.queue_seconds if plan.queue_seconds is None else plan.queue_seconds
@@ -512,6 +417,7 @@ class RunComfyEmulator:
             queue_seconds=queue_seconds,
             run_seconds=run_seconds,
             queued_until=loop.time() + queue_seconds,
+            inline_images=inline,
         )
         self.jobs[job.request_id] = job
         self.submitted.append(received)
@@ -536,7 +442,7 @@ class RunComfyEmulator:
         if outcome not in ("failed", "unknown_state", "missing_video", "video_404"):
             try:
                 job.video = await self._produce(job)
-            except _JobFailure as failure:
+            except JobFailure as failure:
                 await asyncio.sleep(max(0.0, job.run_seconds - (loop.time() - started)))
                 job.error = failure.error
                 self._finish(job, "failed")
@@ -566,12 +472,11 @@ class RunComfyEmulator:
         if job.plan.video_bytes is not None:
             return job.plan.video_bytes
         resolution = str(job.payload["resolution"])
-        first = await self._fetch_image(job.payload["first_frame_image_url"], "first_frame")
-        last_url = job.payload.get("last_frame_image_url")
+        first = await self._image(job, "first_frame")
         last = None
         # The schema says so: the last frame has no effect at 1080p.
-        if isinstance(last_url, str) and resolution != "1080p":
-            last = await self._fetch_image(last_url, "last_frame")
+        if isinstance(job.payload.get("last_frame_image_url"), str) and resolution != "1080p":
+            last = await self._image(job, "last_frame")
         return await asyncio.to_thread(
             render_clip,
             first,
@@ -582,29 +487,15 @@ class RunComfyEmulator:
             size=self.video_size,
         )
 
-    async def _fetch_image(self, url: str, field_name: str) -> bytes:
-        assert self._http is not None
-        try:
-            async with self._http.get(url) as resp:
-                if resp.status != 200:
-                    raise _JobFailure(
-                        _fetch_error(field_name, f"fetching the image answered HTTP {resp.status}")
-                    )
-                data = bytearray()
-                async for chunk in resp.content.iter_chunked(64 * 1024):
-                    data += chunk
-                    if len(data) >= IMAGE_MAX_BYTES:
-                        break
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise _JobFailure(
-                _fetch_error(field_name, f"the image could not be fetched ({type(exc).__name__})")
-            ) from exc
-        if len(data) >= IMAGE_MAX_BYTES:
-            raise _JobFailure(_fetch_error(field_name, "File size must be less than 30 MB."))
-        problem = await asyncio.to_thread(_image_problem, bytes(data))
-        if problem:
-            raise _JobFailure(_fetch_error(field_name, problem))
-        return bytes(data)
+    async def _image(self, job: EmulatedJob, field_name: str) -> bytes:
+        """A frame, inline or fetched, put through the schema's checks either way."""
+        key = f"{field_name}_image_url"
+        data = job.inline_images.get(key)
+        if data is None:
+            assert self._http is not None
+            data = await fetch_image(self._http, job.payload[key], field_name)
+        await check_image(data, field_name)
+        return data
 
     def _queue_position(self, job: EmulatedJob) -> int:
         remaining = job.queued_until - asyncio.get_running_loop().time()
@@ -612,8 +503,10 @@ class RunComfyEmulator:
             return 1
         return max(1, math.ceil(remaining / job.queue_seconds * self.queue_depth))
 
-    def _output(self, job: EmulatedJob, origin: str) -> dict[str, Any]:
-        url = f"{origin}/files/{job.request_id}.mp4"
+    def _output(self, job: EmulatedJob) -> dict[str, Any]:
+        if not self.cdn_url:
+            raise RuntimeError("no CDN: start() the emulator or serve cdn_app and set cdn_url")
+        url = f"{self.cdn_url}/files/{job.request_id}.mp4"
         if job.plan.outcome == "missing_video":
             return {}
         if job.plan.outcome == "videos_list":
@@ -621,100 +514,11 @@ class RunComfyEmulator:
         return {"video": url}
 
 
-@web.middleware
-async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Unknown routes and methods answer with the API's JSON error body too."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return _error(exc.status, message=exc.reason)
-
-
-def _error(
-    status: int,
-    code: int | None = None,
-    message: str | None = None,
-    *,
-    detail: Any = None,
-    headers: Mapping[str, str] | None = None,
-) -> web.Response:
-    code = _DEFAULT_CODES.get(status) if code is None else code
-    text = message or _DEFAULT_MESSAGES.get(status, "Error")
-    body: dict[str, Any] = (
-        {"message": text} if code is None else {"error_code": code, "error_message": text}
-    )
-    if detail is not None:
-        body["detail"] = detail
-    return web.json_response(body, status=status, headers=dict(headers or {}))
-
-
-def _drop(request: web.Request) -> web.Response:
-    if request.transport is not None:
-        request.transport.close()
-    # Nothing reaches the client: the transport is already closed.
-    return web.Response(status=204)
-
-
-def _validate(payload: Any) -> list[dict[str, Any]]:
-    """Problems with a submit body, by the model's input schema; empty when valid."""
-    if not isinstance(payload, dict):
-        return [_problem([], "Input should be a valid JSON object", "model_type")]
-    problems = []
-    for name in ("prompt", "first_frame_image_url"):
-        if name not in payload:
-            problems.append(_problem([name], "Field required", "missing"))
-    for name in ("prompt", "first_frame_image_url", "last_frame_image_url"):
-        if name in payload and not isinstance(payload[name], str):
-            problems.append(_problem([name], "Input should be a valid string", "string_type"))
-    prompt = payload.get("prompt")
-    if isinstance(prompt, str) and len(prompt) > PROMPT_MAX_CHARS:
-        problems.append(
-            _problem(
-                ["prompt"],
-                f"String should have at most {PROMPT_MAX_CHARS} characters",
-                "string_too_long",
-            )
-        )
-    if "resolution" in payload and payload["resolution"] not in RESOLUTIONS:
-        problems.append(
-            _problem(["resolution"], "Input should be '480p', '720p' or '1080p'", "enum")
-        )
-    duration = payload.get("duration", 5)
-    if isinstance(duration, bool) or not isinstance(duration, int) or duration not in DURATIONS:
-        problems.append(_problem(["duration"], "Input should be 5 or 10", "enum"))
-    return problems
-
-
-def _problem(loc: list[str], msg: str, kind: str) -> dict[str, Any]:
-    return {"loc": ["body", *loc], "msg": msg, "type": kind}
-
-
-def _fetch_error(field_name: str, message: str) -> dict[str, Any]:
-    return {"code": "invalid_input", "field": f"{field_name}_image_url", "message": message}
-
-
-def _image_size(data: bytes) -> tuple[int, int]:
-    with Image.open(io.BytesIO(data)) as image:
-        return ImageOps.exif_transpose(image).size
-
-
-def _image_problem(data: bytes) -> str | None:
-    """The schema's validation_error for an image, or None when it passes."""
-    try:
-        width, height = _image_size(data)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        return "The uploaded file is not a supported image."
-    if not (width < 6000 and height < 6000):
-        return "The uploaded image width and height must not exceed 6000 pixels."
-    if not (width > 300 and height > 300):
-        return "The uploaded image width and height must not be less than 300 pixels."
-    if not (0.4 < width / height < 2.5):
-        return "The aspect ratio range should be between 0.4 and 2.5."
-    return None
-
-
-def _cost_usd(resolution: str, duration: int) -> float:
-    width, height = output_size(resolution, 16, 9)
-    return width * height * 24 * duration / 1024 * USD_PER_TOKEN
+async def _listen(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str]:
+    """Serve ``app`` on host:port; the runner and the URL it answers on."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    bound_host, bound_port = runner.addresses[0][:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    return runner, f"http://{shown}:{bound_port}"
