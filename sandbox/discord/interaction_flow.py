@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -123,6 +122,7 @@ class InteractionFlow(_Base):
             custom_id=custom_id,
             source_message_id=source.id if source else None,
             payload=payload,
+            created_at=self.clock.monotonic(),
         )
         self.interactions[interaction_id] = record
         self._by_token[token] = record
@@ -175,7 +175,7 @@ class InteractionFlow(_Base):
         unknown = not_found(UNKNOWN_INTERACTION, "interaction")
         if record is None or not secrets.compare_digest(record.token.encode(), token.encode()):
             raise unknown
-        age = time.monotonic() - record.created_at
+        age = self.clock.monotonic() - record.created_at
         if not record.acknowledged and age > self.limits.ack_deadline:
             self._deadline_passed(record)
         if record.failed or age > self.limits.token_lifetime:
@@ -204,7 +204,7 @@ class InteractionFlow(_Base):
             )
         with self._recorded(record, "POST", route):
             message = self._respond(record, int(kind), body, uploads)
-        record.acknowledged_at = time.monotonic()
+        record.acknowledged_at = self.clock.monotonic()
         if record.deadline is not None:
             record.deadline.cancel()
             record.deadline = None
@@ -316,7 +316,7 @@ class InteractionFlow(_Base):
         record = self._by_token.get(token)
         if record is None or record.application_id != application_id:
             raise not_found(UNKNOWN_WEBHOOK, "Webhook")
-        if time.monotonic() - record.created_at > self.limits.token_lifetime:
+        if self.clock.monotonic() - record.created_at > self.limits.token_lifetime:
             raise self._reject(
                 record,
                 method,

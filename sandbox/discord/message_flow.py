@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .cdn import AttachmentStore
+from .clock import Clock
 from .commands import CommandRegistry
 from .errors import (
     CANNOT_EDIT_OTHERS_MESSAGE,
@@ -44,7 +45,7 @@ from .messages import (
     resolve_embed_attachments,
 )
 from .permissions import Permission
-from .snowflake import SnowflakeGenerator, utcnow
+from .snowflake import SnowflakeGenerator
 from .state import DM_CHANNEL, Channel, Member, World
 
 
@@ -87,7 +88,9 @@ class MessageFlow:
         ids: SnowflakeGenerator,
         limits: Limits,
         listener: Listener,
+        clock: Clock,
     ) -> None:
+        self.clock = clock
         self.world = world
         self.store = store
         self.commands = commands
@@ -256,7 +259,7 @@ class MessageFlow:
                 record.touch()
 
     def _store_edit(self, draft: Message, *, mark_edited: bool = True) -> Message:
-        now = utcnow()
+        now = self.clock.now()
         if mark_edited:
             draft.edited_timestamp = now
         draft.edit_times = [*draft.edit_times, now]
@@ -280,7 +283,7 @@ class MessageFlow:
             channel_id=channel_id,
             guild_id=channel.guild_id,
             author_id=author_id,
-            timestamp=utcnow(),
+            timestamp=self.clock.now(),
         )
 
     # channel messages --------------------------------------------------------------------

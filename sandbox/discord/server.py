@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from .cdn import AttachmentStore, StoredFile
+from .clock import Clock
 from .commands import CommandRegistry, build_invocation
 from .errors import JSON, DiscordHTTPError, InvocationError
 from .events import EmulatorEvent, EventHub, Subscription
@@ -26,10 +27,11 @@ from .messages import BUTTON, LINK_STYLE
 from .page import SandboxPage
 from .permissions import ALL_PERMISSIONS, Permission, combine
 from .relay import Relay
-from .rest import RequestLog, RequestRecord, RestApi
+from .rest import RestApi
 from .service import DiscordService, Limits
 from .snowflake import SnowflakeGenerator
 from .state import Cast, Channel, World
+from .wire import RequestLog, RequestRecord
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +63,12 @@ class DiscordEmulator:
     ) -> None:
         self._host = host
         self._port = port
-        self._ids = SnowflakeGenerator()
+        self.clock = Clock()
+        self._ids = SnowflakeGenerator(clock=self.clock.time)
         self.world = World(self._ids, guild_name=guild_name, bot_name=bot_name)
         if bot_token is not None:
             self.world.bot_token = bot_token
-        self.store = AttachmentStore(self._ids)
+        self.store = AttachmentStore(self._ids, self.clock)
         self.commands = CommandRegistry(self.world.cast.application_id, self._ids)
         self.limits = Limits(
             upload_limit=upload_limit,
@@ -90,6 +93,7 @@ class DiscordEmulator:
             commands=self.commands,
             ids=self._ids,
             limits=self.limits,
+            clock=self.clock,
             listener=Relay(
                 gateway=self.gateway,
                 events=self.events,
