@@ -7,9 +7,20 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from .wire import invalid_snowflake, json_response, parse_json, read_body, snowflake_param
+from .command_rules import without_localizations
+from .errors import JSON
+from .wire import flag, invalid_snowflake, json_response, parse_json, read_body, snowflake_param
 
 log = logging.getLogger(__name__)
+
+
+def _as_listed(request: web.Request, commands: list[JSON]) -> list[JSON]:
+    """Listed commands carry full localization dictionaries only with ``with_localizations``."""
+    if flag(request, "with_localizations"):
+        return commands
+    locale = request.headers.get("X-Discord-Locale", "en-US")
+    return [without_localizations(c, locale) for c in commands]
+
 
 if TYPE_CHECKING:
     from .rest_core import RestCore as _Base
@@ -93,7 +104,7 @@ class AppRoutes(_Base):
     async def get_global_commands(self, request: web.Request) -> web.StreamResponse:
         """``GET /applications/{app}/commands``."""
         self._check_app(request)
-        return json_response(self.commands.registered(None))
+        return json_response(_as_listed(request, self.commands.registered(None)))
 
     async def put_global_commands(self, request: web.Request) -> web.StreamResponse:
         """``PUT /applications/{app}/commands`` (bulk overwrite)."""
@@ -106,7 +117,9 @@ class AppRoutes(_Base):
     async def get_guild_commands(self, request: web.Request) -> web.StreamResponse:
         """``GET /applications/{app}/guilds/{guild}/commands``."""
         self._check_app(request)
-        return json_response(self.commands.registered(self._check_guild(request)))
+        return json_response(
+            _as_listed(request, self.commands.registered(self._check_guild(request)))
+        )
 
     async def put_guild_commands(self, request: web.Request) -> web.StreamResponse:
         """``PUT /applications/{app}/guilds/{guild}/commands`` (bulk overwrite)."""
