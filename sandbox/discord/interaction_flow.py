@@ -26,12 +26,14 @@ from .interactions import (
     DEFERRED_UPDATE_MESSAGE,
     MESSAGE_COMPONENT,
     MODAL,
+    MODAL_SUBMIT,
     UPDATE_MESSAGE,
     InteractionRecord,
     RejectedCall,
 )
 from .messages import (
     CHAT_INPUT_COMMAND,
+    CONTEXT_MENU_COMMAND,
     DEFAULT,
     FLAG_EPHEMERAL,
     FLAG_LOADING,
@@ -40,6 +42,7 @@ from .messages import (
     Upload,
     check_not_empty,
 )
+from .modals import check_modal
 from .permissions import Permission
 
 if TYPE_CHECKING:
@@ -68,6 +71,7 @@ class InteractionFlow(_Base):
         custom_id: str | None,
         source: Message | None,
         context: int,
+        command_type: int = 1,
     ) -> InteractionRecord:
         """Create an interaction, dispatch it, and start its acknowledgement clock."""
         world = self.world
@@ -123,6 +127,7 @@ class InteractionFlow(_Base):
             source_message_id=source.id if source else None,
             payload=payload,
             created_at=self.clock.monotonic(),
+            command_type=command_type,
         )
         self.interactions[interaction_id] = record
         self._by_token[token] = record
@@ -190,8 +195,15 @@ class InteractionFlow(_Base):
                 ),
             )
         kind = body.get("type")
-        allowed = {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, MODAL}
-        if record.type == MESSAGE_COMPONENT:
+        allowed = {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE}
+        # Callback types: MODAL is "Not available for MODAL_SUBMIT and PING interactions";
+        # the two message updates are for component interactions (and modals opened from
+        # a component, which carry its message).
+        if record.type != MODAL_SUBMIT:
+            allowed.add(MODAL)
+        if record.type == MESSAGE_COMPONENT or (
+            record.type == MODAL_SUBMIT and record.source_message_id is not None
+        ):
             allowed |= {DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE}
         if kind not in allowed:
             raise self._reject(
@@ -247,12 +259,7 @@ class InteractionFlow(_Base):
             message = self._store_edit(draft)
             record.original_message_id = source.id
         else:
-            for key in ("custom_id", "title", "components"):
-                if not data.get(key):
-                    raise invalid_form(
-                        f"data.{key}", "BASE_TYPE_REQUIRED", "This field is required"
-                    )
-            record.modal = data
+            record.modal = check_modal(body.get("data"))
         return message
 
     def callback_resource(self, record: InteractionRecord, message: Message | None) -> JSON:
@@ -275,7 +282,11 @@ class InteractionFlow(_Base):
 
     def _interaction_base(self, record: InteractionRecord) -> Message:
         message = self._blank(record.channel_id, self.bot_id)
-        message.type = CHAT_INPUT_COMMAND if record.type == APPLICATION_COMMAND else DEFAULT
+        if record.type == APPLICATION_COMMAND:
+            chat_input = record.command_type == 1
+            message.type = CHAT_INPUT_COMMAND if chat_input else CONTEXT_MENU_COMMAND
+        else:
+            message.type = DEFAULT
         message.webhook_id = record.application_id
         message.application_id = record.application_id
         message.interaction = InteractionLink(
@@ -283,6 +294,7 @@ class InteractionFlow(_Base):
             type=record.type,
             user_id=record.user_id,
             name=record.name,
+            command_type=record.command_type,
             guild_id=record.guild_id,
             original_response_message_id=None,
             interacted_message_id=record.source_message_id,

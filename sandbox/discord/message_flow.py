@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Protocol
 
+from .attachments import build_attachments, resolve_embed_attachments
 from .cdn import AttachmentStore
 from .clock import Clock
 from .commands import CommandRegistry
@@ -34,7 +35,6 @@ from .messages import (
     SETTABLE_FLAGS,
     Message,
     Upload,
-    build_attachments,
     check_components,
     check_content,
     check_embeds,
@@ -42,7 +42,6 @@ from .messages import (
     check_upload_sizes,
     compute_mentions,
     message_to_dict,
-    resolve_embed_attachments,
 )
 from .permissions import Permission
 from .snowflake import SnowflakeGenerator
