@@ -43,6 +43,7 @@ class SandboxSettings:
     job_deadline: float = 600.0
     quota: QuotaConfig = field(default_factory=QuotaConfig)
     database: Path | None = None
+    rate_limits: bool = True
 
 
 class Sandbox:
@@ -63,6 +64,7 @@ class Sandbox:
             interaction_token_lifetime=s.interaction_token_lifetime,
             ack_deadline=s.ack_deadline,
             upload_limit=s.upload_limit,
+            rate_limits=s.rate_limits,
         )
         self.runcomfy = RunComfyEmulator(
             token=self.secrets.runcomfy_token,

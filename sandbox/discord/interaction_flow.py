@@ -409,6 +409,7 @@ class InteractionFlow(_Base):
         self, record: InteractionRecord, ref: str, payload: JSON, uploads: list[Upload]
     ) -> Message:
         message = self.webhook_message(record, ref)
+        self._count_old_edit(message, WEBHOOK_MESSAGE_ROUTE)
         loading = bool(message.flags & FLAG_LOADING)
         draft = self._compose(
             message,

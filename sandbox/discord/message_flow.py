@@ -44,6 +44,7 @@ from .messages import (
     message_to_dict,
 )
 from .permissions import Permission
+from .ratelimits import OLD_MESSAGE_AGE, RateLimiter
 from .snowflake import SnowflakeGenerator
 from .state import DM_CHANNEL, Channel, Member, World
 
@@ -88,8 +89,10 @@ class MessageFlow:
         limits: Limits,
         listener: Listener,
         clock: Clock,
+        limiter: RateLimiter,
     ) -> None:
         self.clock = clock
+        self.limiter = limiter
         self.world = world
         self.store = store
         self.commands = commands
@@ -257,6 +260,13 @@ class MessageFlow:
             if record is not None:
                 record.touch()
 
+    def _count_old_edit(self, message: Message, route: str) -> None:
+        """30046 once edits of hour-old messages pass their cap (see ``ratelimits``)."""
+        age = (self.clock.now() - message.timestamp).total_seconds()
+        if age > OLD_MESSAGE_AGE:
+            path = f"/channels/{message.channel_id}/messages/{message.id}"
+            self.limiter.old_message_edit(message.channel_id, path, route)
+
     def _store_edit(self, draft: Message, *, mark_edited: bool = True) -> Message:
         now = self.clock.now()
         if mark_edited:
@@ -364,6 +374,7 @@ class MessageFlow:
             )
         if uploads and not perms & Permission.ATTACH_FILES:
             raise missing_permissions()
+        self._count_old_edit(message, "/channels/{channel_id}/messages/{message_id}")
         draft = self._compose(
             message, payload, uploads, editing=True, author_permissions=perms, allow_ephemeral=False
         )

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from .errors import JSON
 from .events import EventHub, Subscription
+from .ratelimits import RateLimiter, RateLimitHit
 from .service import DiscordService
 from .state import World
 from .wire import RequestLog, RequestRecord
@@ -19,6 +20,17 @@ class EmulatorReadings:
     service: DiscordService
     events: EventHub
     request_log: RequestLog
+    limiter: RateLimiter
+
+    @property
+    def rate_limited(self) -> list[RateLimitHit]:
+        """Every 429 the emulator answered (route buckets, global, 30046), in order."""
+        return list(self.limiter.hits)
+
+    @property
+    def rate_limit_count(self) -> int:
+        """How many 429s the emulator answered."""
+        return len(self.limiter.hits)
 
     # reading the channel -----------------------------------------------------------------
 

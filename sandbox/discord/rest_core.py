@@ -17,6 +17,7 @@ from .errors import (
     unauthorized,
 )
 from .interactions import InteractionRecord
+from .ratelimits import RateLimiter
 from .service import DiscordService
 from .wire import (
     UNKNOWN_APPLICATION,
@@ -42,7 +43,9 @@ class RestCore:
         log_: RequestLog,
         gateway_url: Callable[[], str],
         on_commands_synced: Callable[[int | None], None],
+        limiter: RateLimiter,
     ) -> None:
+        self.limiter = limiter
         self.service = service
         self.commands = commands
         self.log = log_
@@ -79,13 +82,23 @@ class RestCore:
     def _wrap(self, method: str, route: str, handler: Handler, auth: bool) -> Handler:
         async def run(request: web.Request) -> web.StreamResponse:
             code: int | None = None
+            headers: dict[str, str] = {}
             try:
                 if auth:
                     self._check_auth(request)
-                response = await handler(request)
+                token = request.headers.get("Authorization") if auth else None
+                verdict = self.limiter.check(
+                    method, route, request.path, dict(request.match_info), token
+                )
+                headers = verdict.headers
+                if verdict.refusal is not None:
+                    response: web.StreamResponse = json_response(verdict.refusal, 429)
+                else:
+                    response = await handler(request)
             except DiscordHTTPError as exc:
                 code = exc.code
                 response = error_response(exc)
+                response.headers.update(exc.headers)
             except web.HTTPException:
                 raise
             except Exception as exc:
@@ -93,6 +106,10 @@ class RestCore:
                 log.exception("discord emulator failed on %s %s", method, request.path)
                 self.log.crashes.append(f"{method} {request.path}: {exc!r}")
                 response = json_response({"message": "500: Internal Server Error", "code": 0}, 500)
+            # Discord's API answers through Google's front end; discord.py retries a 429 only
+            # when it carries this Via header (otherwise it assumes a Cloudflare ban).
+            response.headers["Via"] = "1.1 google"
+            response.headers.update(headers)
             self.log.add(
                 RequestRecord(method, route, request.path, response.status, code, time.time())
             )

@@ -17,13 +17,15 @@ from .commands import CommandRegistry
 from .driver import Driver
 from .errors import JSON, DiscordHTTPError, InvocationError
 from .events import EmulatorEvent, EventHub
-from .gateway import GUILD_MEMBERS, Gateway, Session
+from .gateway import Gateway, Session
+from .gateway_payloads import guild_create_payload, ready_payload
 from .interactions import (
     InteractionHandle,
     InteractionRecord,
 )
 from .page import SandboxPage
 from .permissions import Permission, combine
+from .ratelimits import RateLimiter
 from .readings import EmulatorReadings
 from .relay import Relay
 from .rest import RestApi
@@ -59,11 +61,13 @@ class DiscordEmulator(EmulatorReadings):
         guild_name: str = "Seedance Sandbox",
         bot_name: str = "Seedance",
         serve_page: bool = True,
+        rate_limits: bool = True,
     ) -> None:
         self._host = host
         self._port = port
         self.clock = Clock()
         self._ids = SnowflakeGenerator(clock=self.clock.time)
+        self.limiter = RateLimiter(self.clock, enabled=rate_limits)
         self.world = World(self._ids, guild_name=guild_name, bot_name=bot_name)
         if bot_token is not None:
             self.world.bot_token = bot_token
@@ -93,6 +97,7 @@ class DiscordEmulator(EmulatorReadings):
             ids=self._ids,
             limits=self.limits,
             clock=self.clock,
+            limiter=self.limiter,
             listener=Relay(
                 gateway=self.gateway,
                 events=self.events,
@@ -126,6 +131,7 @@ class DiscordEmulator(EmulatorReadings):
             log_=self.request_log,
             gateway_url=lambda: self.gateway_url,
             on_commands_synced=self._commands_synced,
+            limiter=self.limiter,
         )
         rest.add_routes(app)
         app.router.add_get("/gateway", self.gateway.handle)
@@ -257,6 +263,19 @@ class DiscordEmulator(EmulatorReadings):
         return self.world.cast.member_role_id
 
     @property
+    def rate_limits(self) -> bool:
+        """Whether rate limits (route buckets, the global limit, 30046) are enforced."""
+        return self.limiter.enabled
+
+    @rate_limits.setter
+    def rate_limits(self, value: bool) -> None:
+        self.limiter.enabled = value
+
+    def advance_clock(self, seconds: float) -> None:
+        """Let time pass on the emulated Discord: messages age, URLs and tokens expire."""
+        self.clock.advance(seconds)
+
+    @property
     def upload_limit(self) -> int:
         """Per-file upload limit in bytes (sent as ``attachment_size_limit``)."""
         return self.limits.upload_limit
@@ -268,37 +287,10 @@ class DiscordEmulator(EmulatorReadings):
     # gateway -----------------------------------------------------------------------------
 
     def _ready_payload(self, session: Session) -> JSON:
-        user = self.world.users[self.bot_user_id].to_dict()
-        user.update(verified=True, mfa_enabled=False, email=None)
-        data: JSON = {
-            "v": 10,
-            "user": user,
-            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
-            "session_id": session.id,
-            "session_type": "normal",
-            "resume_gateway_url": self.gateway_url,
-            "application": {"id": str(self.application_id), "flags": 0},
-            "private_channels": [],
-            "relationships": [],
-            "presences": [],
-            "user_settings": {},
-            "guild_join_requests": [],
-            "geo_ordered_rtc_regions": [],
-            "auth": {},
-            "_trace": ['["discord-emulator"]'],
-        }
-        if session.shard is not None:
-            data["shard"] = session.shard
-        return data
+        return ready_payload(self.world, session, self.gateway_url)
 
     def _guild_create_payload(self, session: Session) -> JSON:
-        data = self.world.guild_create_dict()
-        if not session.intents & GUILD_MEMBERS:
-            # Without the members intent Discord only sends the bot's own member.
-            data["members"] = [
-                m for m in data["members"] if m["user"]["id"] == str(self.bot_user_id)
-            ]
-        return data
+        return guild_create_payload(self.world, session)
 
     @property
     def bot_connected(self) -> bool:
