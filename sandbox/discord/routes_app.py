@@ -75,7 +75,17 @@ class AppRoutes(_Base):
                 "bot": bot.to_dict(),
                 "interactions_endpoint_url": None,
                 "redirect_uris": [],
+                # Resources > Application, "Application Structure": the fields Discord fills
+                # for the bot's own application, null where nothing is configured.
                 "approximate_guild_count": 1,
+                "approximate_user_install_count": 0,
+                "approximate_user_authorization_count": 0,
+                "rpc_origins": [],
+                "role_connections_verification_url": None,
+                "event_webhooks_url": None,
+                "event_webhooks_status": 1,
+                "tags": [],
+                "flags_new": "0",
                 "integration_types_config": {"0": {}},
             }
         )
