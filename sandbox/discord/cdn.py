@@ -113,6 +113,11 @@ class AttachmentStore:
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
     def _signed(self, prefix: str, stored: StoredFile) -> str:
+        # Reference, "Signed Attachment CDN URLs": when an app receives a payload with a
+        # signed URL "(like when you fetch a message), it will be valid" - an expired
+        # signature is replaced by a fresh one whenever the attachment is served again.
+        if stored.issued_at + _URL_LIFETIME_S <= self.clock.time():
+            stored.issued_at = int(self.clock.time())
         path = f"/attachments/{stored.channel_id}/{stored.id}/{stored.filename}"
         issued = f"{stored.issued_at:x}"
         expires = f"{stored.issued_at + _URL_LIFETIME_S:x}"

@@ -271,7 +271,9 @@ class InteractionFlow(_Base):
             interaction["response_message_loading"] = bool(message.flags & FLAG_LOADING)
             interaction["response_message_ephemeral"] = message.ephemeral
         resource: JSON = {"type": kind}
-        if message is not None:
+        # "Interaction Callback Resource Object": message is "Only present if type is either
+        # CHANNEL_MESSAGE_WITH_SOURCE or UPDATE_MESSAGE" (not for deferrals or modals).
+        if message is not None and kind in (CHANNEL_MESSAGE, UPDATE_MESSAGE):
             resource["message"] = self.render(message)
         return {"interaction": interaction, "resource": resource}
 

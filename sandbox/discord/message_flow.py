@@ -124,6 +124,10 @@ class MessageFlow:
                 entry["member"] = self.world.members[uid].to_dict(with_user=False)
             mentioned.append(entry)
         link = message.interaction
+        embeds = resolve_embed_attachments(
+            [_unsigned_media(e, message) for e in message.embeds], message.attachments, self.store
+        )
+        message = dataclasses.replace(message, embeds=embeds)
         data = message_to_dict(
             message,
             store=self.store,
@@ -437,3 +441,18 @@ class MessageFlow:
     def user_can(self, user_id: int, channel_id: int, permission: Permission) -> bool:
         """Whether a user has a permission in a channel."""
         return bool(self.world.channel_permissions(user_id, channel_id) & permission)
+
+
+def _unsigned_media(embed: JSON, message: Message) -> JSON:
+    """An embed whose attachment images point back at ``attachment://`` (to sign afresh)."""
+    out = dict(embed)
+    for key in ("image", "thumbnail"):
+        media = out.get(key)
+        url = media.get("url") if isinstance(media, dict) else None
+        if not isinstance(url, str) or "?ex=" not in url:
+            continue
+        path = url.split("?", 1)[0]
+        for stored in message.attachments:
+            if path.endswith(f"/attachments/{stored.channel_id}/{stored.id}/{stored.filename}"):
+                out[key] = {"url": f"attachment://{stored.filename}"}
+    return out
