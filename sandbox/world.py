@@ -46,6 +46,7 @@ class SandboxSettings:
     job_deadline: float = 600.0
     quota: QuotaConfig = field(default_factory=QuotaConfig)
     database: Path | None = None
+    rate_limits: bool = True
 
 
 class Sandbox:
@@ -66,6 +67,7 @@ class Sandbox:
             interaction_token_lifetime=s.interaction_token_lifetime,
             ack_deadline=s.ack_deadline,
             upload_limit=s.upload_limit,
+            rate_limits=s.rate_limits,
         )
         self.runcomfy = RunComfyEmulator(
             token=self.secrets.runcomfy_token,

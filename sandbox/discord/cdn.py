@@ -8,11 +8,11 @@ import io
 import mimetypes
 import re
 import secrets
-import time
 from dataclasses import dataclass
 
 from PIL import Image
 
+from .clock import Clock
 from .errors import JSON
 from .snowflake import SnowflakeGenerator
 
@@ -70,8 +70,9 @@ def _image_size(data: bytes) -> tuple[int, int] | None:
 class AttachmentStore:
     """Keeps attachment bytes and serves them under signed, expiring URLs."""
 
-    def __init__(self, ids: SnowflakeGenerator) -> None:
+    def __init__(self, ids: SnowflakeGenerator, clock: Clock | None = None) -> None:
         self._ids = ids
+        self.clock = clock or Clock()
         self._files: dict[int, StoredFile] = {}
         self._secret = secrets.token_bytes(32)
         self.base_url = "http://127.0.0.1"
@@ -98,7 +99,7 @@ class AttachmentStore:
             width=size[0] if size else None,
             height=size[1] if size else None,
             description=description,
-            issued_at=int(time.time()),
+            issued_at=int(self.clock.time()),
         )
         self._files[stored.id] = stored
         return stored
@@ -112,6 +113,11 @@ class AttachmentStore:
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
     def _signed(self, prefix: str, stored: StoredFile) -> str:
+        # Reference, "Signed Attachment CDN URLs": when an app receives a payload with a
+        # signed URL "(like when you fetch a message), it will be valid" - an expired
+        # signature is replaced by a fresh one whenever the attachment is served again.
+        if stored.issued_at + _URL_LIFETIME_S <= self.clock.time():
+            stored.issued_at = int(self.clock.time())
         path = f"/attachments/{stored.channel_id}/{stored.id}/{stored.filename}"
         issued = f"{stored.issued_at:x}"
         expires = f"{stored.issued_at + _URL_LIFETIME_S:x}"
@@ -158,7 +164,7 @@ class AttachmentStore:
         if not hmac.compare_digest(given, self._signature(path, expires, issued)):
             return None
         try:
-            if int(expires, 16) < time.time():
+            if int(expires, 16) < self.clock.time():
                 return None
         except ValueError:
             return None

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from .cdn import AttachmentStore
+from .command_rules import CHAT_INPUT, MESSAGE, validate_command
 from .errors import JSON, InvocationError, invalid_form
 from .snowflake import SnowflakeGenerator
 from .state import World
@@ -23,8 +23,6 @@ MENTIONABLE = 9
 NUMBER = 10
 ATTACHMENT = 11
 
-CHAT_INPUT = 1
-_NAME = re.compile(r"^[-_'\w]{1,32}$")
 _MAX_COMMANDS = 100
 
 
@@ -57,7 +55,7 @@ class CommandRegistry:
         seen: set[tuple[str, int]] = set()
         result: list[JSON] = []
         for index, raw in enumerate(payload):
-            command = _validate_command(raw, str(index))
+            command = validate_command(raw, str(index))
             key = (command["name"], command["type"])
             if key in seen:
                 raise invalid_form(
@@ -72,16 +70,12 @@ class CommandRegistry:
                 "id": command_id,
                 "application_id": str(self.application_id),
                 "version": str(self.ids.next()),
-                "default_member_permissions": (
-                    None
-                    if command.get("default_member_permissions") is None
-                    else str(command["default_member_permissions"])
-                ),
+                "default_member_permissions": command["default_member_permissions"],
                 "type": command["type"],
                 "name": command["name"],
-                "name_localizations": None,
+                "name_localizations": command.get("name_localizations"),
                 "description": command.get("description", ""),
-                "description_localizations": None,
+                "description_localizations": command.get("description_localizations"),
                 "dm_permission": command.get("dm_permission", True),
                 "contexts": command.get("contexts"),
                 "integration_types": command.get("integration_types") or [0],
@@ -103,115 +97,18 @@ class CommandRegistry:
     def available(self, guild_id: int | None) -> list[JSON]:
         """Commands a user can see in a place: guild commands first, then global ones."""
         found = self.registered(guild_id) if guild_id is not None else []
-        names = {c["name"] for c in found}
-        found.extend(c for c in self.global_commands if c["name"] not in names)
+        keys = {(c["name"], c["type"]) for c in found}
+        found.extend(c for c in self.global_commands if (c["name"], c["type"]) not in keys)
         return found
 
-    def find(self, name: str, guild_id: int | None) -> JSON:
-        """A chat-input command by its top-level name, as the client's command picker finds it."""
+    def find(self, name: str, guild_id: int | None, kind: int = CHAT_INPUT) -> JSON:
+        """A command by its top-level name and type, as the client's pickers find it."""
         for command in self.available(guild_id):
-            if command["name"] == name and command["type"] == CHAT_INPUT:
+            if command["name"] == name and command["type"] == kind:
                 return command
+        if kind == MESSAGE:
+            raise InvocationError(f"the bot has not registered a message command named {name!r}")
         raise InvocationError(f"the bot has not registered a command named /{name}")
-
-
-def _validate_command(raw: Any, path: str) -> JSON:
-    if not isinstance(raw, dict):
-        raise invalid_form(path, "DICT_TYPE_CONVERT", "Only dictionaries may be used.")
-    command = dict(raw)
-    command.setdefault("type", CHAT_INPUT)
-    _validate_name(command.get("name"), f"{path}.name", lower=command["type"] == CHAT_INPUT)
-    if command["type"] == CHAT_INPUT:
-        _validate_description(command.get("description"), f"{path}.description")
-        command["options"] = _validate_options(command.get("options") or [], f"{path}.options")
-    return command
-
-
-def _validate_name(name: Any, path: str, *, lower: bool) -> None:
-    if not isinstance(name, str) or not name:
-        raise invalid_form(path, "BASE_TYPE_REQUIRED", "This field is required")
-    if lower and (not _NAME.match(name) or name != name.lower()):
-        raise invalid_form(
-            path, "APPLICATION_COMMAND_INVALID_NAME", f"Command name is invalid: {name!r}"
-        )
-    if len(name) > 32:
-        raise invalid_form(path, "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 32 in length.")
-
-
-def _validate_description(description: Any, path: str) -> None:
-    if not isinstance(description, str) or not 1 <= len(description) <= 100:
-        raise invalid_form(path, "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
-
-
-def _validate_options(options: Any, path: str) -> list[JSON]:
-    if not isinstance(options, list):
-        raise invalid_form(path, "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType")
-    if len(options) > 25:
-        raise invalid_form(path, "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
-    seen_optional = False
-    names: set[str] = set()
-    cleaned: list[JSON] = []
-    for index, raw in enumerate(options):
-        o_path = f"{path}.{index}"
-        if not isinstance(raw, dict):
-            raise invalid_form(o_path, "DICT_TYPE_CONVERT", "Only dictionaries may be used.")
-        option = dict(raw)
-        _validate_name(option.get("name"), f"{o_path}.name", lower=True)
-        _validate_description(option.get("description"), f"{o_path}.description")
-        if option["name"] in names:
-            raise invalid_form(
-                o_path,
-                "APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS",
-                "Option names must be unique",
-            )
-        names.add(option["name"])
-        kind = option.get("type")
-        if kind in (SUB_COMMAND, SUB_COMMAND_GROUP):
-            option["options"] = _validate_options(option.get("options") or [], f"{o_path}.options")
-        else:
-            if option.get("required"):
-                if seen_optional:
-                    raise invalid_form(
-                        o_path,
-                        "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID",
-                        "Required options must be placed before non-required options",
-                    )
-            else:
-                seen_optional = True
-            choices = option.get("choices") or []
-            if len(choices) > 25:
-                raise invalid_form(
-                    f"{o_path}.choices", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length."
-                )
-            for c_index, choice in enumerate(choices):
-                _check_choice(kind, choice, f"{o_path}.choices.{c_index}")
-            for key in ("min_length", "max_length"):
-                value = option.get(key)
-                if value is not None and not 0 <= int(value) <= 6000:
-                    raise invalid_form(
-                        f"{o_path}.{key}", "NUMBER_TYPE_MAX", "int value should be <= 6000."
-                    )
-        cleaned.append(option)
-    return cleaned
-
-
-def _check_choice(kind: Any, choice: Any, path: str) -> None:
-    if not isinstance(choice, dict) or not isinstance(choice.get("name"), str):
-        raise invalid_form(f"{path}.name", "BASE_TYPE_REQUIRED", "This field is required")
-    if not 1 <= len(choice["name"]) <= 100:
-        raise invalid_form(
-            f"{path}.name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."
-        )
-    value = choice.get("value")
-    ok = (
-        (kind == STRING and isinstance(value, str))
-        or (kind == INTEGER and isinstance(value, int) and not isinstance(value, bool))
-        or (kind == NUMBER and isinstance(value, int | float) and not isinstance(value, bool))
-    )
-    if not ok:
-        raise invalid_form(
-            f"{path}.value", "BASE_TYPE_CHOICES", "Value does not match the option type."
-        )
 
 
 # invocation ------------------------------------------------------------------------------

@@ -24,24 +24,37 @@ EMPTY_MESSAGE = 50006
 CANNOT_MESSAGE_USER = 50007
 MISSING_PERMISSIONS = 50013
 INVALID_WEBHOOK_TOKEN = 50027
+OLD_MESSAGE_EDITS = 30046
 INVALID_FORM_BODY = 50035
 
 
 class DiscordHTTPError(Exception):
     """An error answer of the emulated API: status code plus Discord's JSON error body."""
 
-    def __init__(self, status: int, code: int, message: str, errors: JSON | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: int,
+        message: str,
+        errors: JSON | None = None,
+        *,
+        extra: JSON | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(f"{status} {code} {message}")
         self.status = status
         self.code = code
         self.message = message
         self.errors = errors
+        self.extra = extra or {}
+        self.headers = headers or {}
 
     def body(self) -> JSON:
         """The JSON body Discord sends with this error."""
         body: JSON = {"message": self.message, "code": self.code}
         if self.errors is not None:
             body["errors"] = self.errors
+        body.update(self.extra)
         return body
 
 

@@ -11,7 +11,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
@@ -49,6 +49,54 @@ ALREADY_AUTHENTICATED = 4005
 _BUFFERED_EVENTS = 2000
 _RESUMABLE_FOR_S = 60.0
 _ZLIB_SUFFIX = b"\x00\x00\xff\xff"
+# Events > Gateway, "Sending Events": payloads "Must not exceed 4096 bytes. If an event payload
+# does exceed 4096 bytes, the connection will be closed with a 4002 close event code."
+MAX_PAYLOAD_BYTES = 4096
+
+try:
+    import zstandard
+except ImportError:  # pragma: no cover - zstandard is a dev dependency
+    zstandard = None  # type: ignore[assignment]
+
+
+class _Compressor(Protocol):
+    def frame(self, data: bytes) -> bytes: ...
+
+
+class _ZlibStream:
+    """One zlib context per connection, each message ending in Z_SYNC_FLUSH."""
+
+    def __init__(self) -> None:
+        self._context = zlib.compressobj()
+
+    def frame(self, data: bytes) -> bytes:
+        return self._context.compress(data) + self._context.flush(zlib.Z_SYNC_FLUSH)
+
+
+class _ZstdStream:
+    """Events > Gateway, "zstd-stream": one context for the connection's lifetime; "each
+    websocket message corresponds to a single gateway message, but does not end a zstd frame"."""
+
+    def __init__(self) -> None:
+        assert zstandard is not None
+        self._context = zstandard.ZstdCompressor().compressobj()
+
+    def frame(self, data: bytes) -> bytes:
+        assert zstandard is not None
+        return self._context.compress(data) + self._context.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+
+
+def compressor_for(compress: str | None) -> _Compressor | None:
+    """The transport compression a connection asked for (``compress=`` query parameter).
+
+    Discord offers ``zlib-stream`` and ``zstd-stream``. zstd needs the ``zstandard`` package
+    here; without it the emulator sends uncompressed text frames, which every client reads.
+    """
+    if compress == "zlib-stream":
+        return _ZlibStream()
+    if compress == "zstd-stream" and zstandard is not None:
+        return _ZstdStream()
+    return None
 
 
 @dataclass
@@ -60,10 +108,10 @@ class _Close:
 class Connection:
     """One websocket: its writer task, compression context and outgoing queue."""
 
-    def __init__(self, ws: web.WebSocketResponse, *, zlib_stream: bool) -> None:
+    def __init__(self, ws: web.WebSocketResponse, *, compressor: _Compressor | None) -> None:
         self.ws = ws
         self.queue: asyncio.Queue[JSON | _Close] = asyncio.Queue()
-        self._compressor = zlib.compressobj() if zlib_stream else None
+        self._compressor = compressor
         self.writer: asyncio.Task[None] | None = None
 
     def send(self, payload: JSON) -> None:
@@ -84,10 +132,7 @@ class Connection:
             text = json.dumps(item, separators=(",", ":"))
             try:
                 if self._compressor is not None:
-                    data = self._compressor.compress(text.encode()) + self._compressor.flush(
-                        zlib.Z_SYNC_FLUSH
-                    )
-                    await self.ws.send_bytes(data)
+                    await self.ws.send_bytes(self._compressor.frame(text.encode()))
                 else:
                     await self.ws.send_str(text)
             except (ConnectionResetError, RuntimeError):
@@ -215,9 +260,7 @@ class Gateway:
         await ws.prepare(request)
         encoding = request.query.get("encoding", "json")
         compress = request.query.get("compress")
-        # discord.py asks for zlib-stream (or zstd-stream when a zstd module is installed).
-        # zlib-stream is honoured; anything else gets plain text frames, which clients accept.
-        connection = Connection(ws, zlib_stream=compress == "zlib-stream")
+        connection = Connection(ws, compressor=compressor_for(compress))
         connection.writer = asyncio.create_task(connection.run_writer())
         self._connections.add(connection)
         session: Session | None = None
@@ -229,13 +272,15 @@ class Gateway:
                 {"op": HELLO, "d": {"heartbeat_interval": int(self.heartbeat_interval * 1000)}}
             )
             async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
-                    if msg.type == WSMsgType.BINARY:
-                        connection.close(DECODE_ERROR, "binary frames are not accepted")
-                        break
+                # JSON arrives in text or binary frames alike (hikari sends binary ones).
+                if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                     continue
+                raw = msg.data.encode() if isinstance(msg.data, str) else bytes(msg.data)
+                if len(raw) > MAX_PAYLOAD_BYTES:
+                    connection.close(DECODE_ERROR, "Error while decoding payload.")
+                    break
                 try:
-                    packet = json.loads(msg.data)
+                    packet = json.loads(raw)
                     op = packet["op"]
                 except (ValueError, KeyError, TypeError):
                     connection.close(DECODE_ERROR, "Error while decoding payload.")

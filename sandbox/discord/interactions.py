@@ -12,6 +12,7 @@ from .errors import JSON
 
 APPLICATION_COMMAND = 2
 MESSAGE_COMPONENT = 3
+MODAL_SUBMIT = 5
 
 # Interaction callback types.
 CHANNEL_MESSAGE = 4
@@ -58,6 +59,8 @@ class InteractionRecord:
     original_message_id: int | None = None
     followup_ids: list[int] = field(default_factory=list)
     modal: JSON | None = None
+    modal_submitted: bool = False
+    command_type: int = 1
     rejected: list[RejectedCall] = field(default_factory=list)
     deadline: asyncio.TimerHandle | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)

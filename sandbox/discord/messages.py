@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from .cdn import AttachmentStore, StoredFile
+from .components import assign_ids
 from .errors import (
     EMPTY_MESSAGE,
     JSON,
@@ -22,6 +23,7 @@ from .snowflake import iso_timestamp
 DEFAULT = 0
 REPLY = 19
 CHAT_INPUT_COMMAND = 20
+CONTEXT_MENU_COMMAND = 23
 FLAG_SUPPRESS_EMBEDS = 1 << 2
 FLAG_EPHEMERAL = 1 << 6
 FLAG_LOADING = 1 << 7
@@ -63,6 +65,7 @@ class InteractionLink:
     user_id: int
     name: str | None
     guild_id: int | None
+    command_type: int = 1
     original_response_message_id: int | None = None
     interacted_message_id: int | None = None
 
@@ -254,7 +257,7 @@ def check_components(components: Any, *, v2: bool) -> list[JSON]:
                 "Component custom id cannot be duplicated",
             )
         seen.add(custom_id)
-    return components
+    return assign_ids(components)
 
 
 def _check_child(child: Any, path: str) -> None:
@@ -275,103 +278,6 @@ def check_not_empty(message: Message) -> None:
     """400 / 50006 for a message with nothing to show."""
     if not (message.content or message.embeds or message.attachments or message.components):
         raise DiscordHTTPError(400, EMPTY_MESSAGE, "Cannot send an empty message")
-
-
-# attachments -----------------------------------------------------------------------------
-
-
-def build_attachments(
-    payload: JSON,
-    uploads: list[Upload],
-    *,
-    existing: list[StoredFile],
-    store: AttachmentStore,
-    channel_id: int,
-    editing: bool,
-) -> list[StoredFile]:
-    """The message's attachment list after this request, following Discord's rules.
-
-    With an ``attachments`` array, existing attachments not listed are dropped and new files
-    are named by their ``files[n]`` index; without it, new files are added (to the existing
-    ones when editing).
-    """
-    by_index = {u.index: u for u in uploads}
-    used: set[int] = set()
-    result: list[StoredFile] = []
-    listing = payload.get("attachments")
-    if listing is None:
-        result = list(existing) if editing else []
-    else:
-        if not isinstance(listing, list):
-            raise invalid_form(
-                "attachments", "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType"
-            )
-        current = {a.id: a for a in existing}
-        for position, entry in enumerate(listing):
-            if not isinstance(entry, dict) or "id" not in entry:
-                raise invalid_form(
-                    f"attachments.{position}.id", "BASE_TYPE_REQUIRED", "This field is required"
-                )
-            try:
-                ref = int(entry["id"])
-            except (TypeError, ValueError):
-                raise invalid_form(
-                    f"attachments.{position}.id", "NUMBER_TYPE_COERCE", "Value is not int."
-                ) from None
-            if ref in current:
-                result.append(current[ref])
-            elif ref in by_index:
-                upload = by_index[ref]
-                used.add(ref)
-                result.append(
-                    store.add(
-                        channel_id,
-                        entry.get("filename") or upload.filename,
-                        upload.data,
-                        upload.content_type,
-                        description=entry.get("description"),
-                    )
-                )
-            else:
-                raise invalid_form(
-                    f"attachments.{position}.id",
-                    "ATTACHMENT_NOT_FOUND",
-                    "Attachment data not found",
-                )
-    for upload in uploads:
-        if upload.index not in used:
-            result.append(store.add(channel_id, upload.filename, upload.data, upload.content_type))
-    if len(result) > 10:
-        raise invalid_form("attachments", "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length.")
-    return result
-
-
-def resolve_embed_attachments(
-    embeds: list[JSON], attachments: list[StoredFile], store: AttachmentStore
-) -> list[JSON]:
-    """Replace ``attachment://name`` image URLs with the attachment's CDN URL, as Discord does."""
-    by_name = {a.filename: a for a in attachments}
-    resolved: list[JSON] = []
-    for embed in embeds:
-        embed = dict(embed)
-        for key in ("image", "thumbnail"):
-            media = embed.get(key)
-            if not isinstance(media, dict):
-                continue
-            url = media.get("url")
-            if isinstance(url, str) and url.startswith("attachment://"):
-                stored = by_name.get(url.removeprefix("attachment://"))
-                if stored is not None:
-                    media = {
-                        **media,
-                        "url": store.url(stored),
-                        "proxy_url": store.proxy_url(stored),
-                    }
-                    if stored.width is not None:
-                        media.update(width=stored.width, height=stored.height)
-                    embed[key] = media
-        resolved.append(embed)
-    return resolved
 
 
 # mentions --------------------------------------------------------------------------------
@@ -492,7 +398,7 @@ def message_to_dict(
         }
         if link.name is not None:
             metadata["name"] = link.name
-            metadata["command_type"] = 1
+            metadata["command_type"] = link.command_type
         if link.original_response_message_id is not None:
             metadata["original_response_message_id"] = str(link.original_response_message_id)
         if link.interacted_message_id is not None:

@@ -15,7 +15,7 @@ from aiohttp.web_request import FileField
 
 from .commands import command_summary
 from .errors import JSON, DiscordHTTPError, InvocationError
-from .rest import json_response
+from .wire import json_response
 
 if TYPE_CHECKING:
     from .server import DiscordEmulator

@@ -5,38 +5,41 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
 from .cdn import AttachmentStore, StoredFile
-from .commands import CommandRegistry, build_invocation
+from .clock import Clock
+from .commands import CommandRegistry
+from .driver import Driver
 from .errors import JSON, DiscordHTTPError, InvocationError
-from .events import EmulatorEvent, EventHub, Subscription
-from .gateway import GUILD_MEMBERS, Gateway, Session
+from .events import EmulatorEvent, EventHub
+from .gateway import Gateway, Session
+from .gateway_payloads import guild_create_payload, ready_payload
 from .interactions import (
-    APPLICATION_COMMAND,
-    MESSAGE_COMPONENT,
     InteractionHandle,
     InteractionRecord,
 )
-from .messages import BUTTON, LINK_STYLE
 from .page import SandboxPage
-from .permissions import ALL_PERMISSIONS, Permission, combine
+from .permissions import Permission, combine
+from .ratelimits import RateLimiter
+from .readings import EmulatorReadings
 from .relay import Relay
-from .rest import RequestLog, RequestRecord, RestApi
+from .rest import RestApi
 from .service import DiscordService, Limits
 from .snowflake import SnowflakeGenerator
-from .state import Cast, Channel, World
+from .state import Cast, World
+from .wire import RequestLog, RequestRecord
 
 log = logging.getLogger(__name__)
 
 _CDN_PATH = "/attachments/{channel_id:\\d+}/{attachment_id:\\d+}/{filename}"
 
 
-class DiscordEmulator:
+class DiscordEmulator(EmulatorReadings):
     """A local Discord for the real discord.py client, plus a page to use it by hand.
 
     Use ``async with DiscordEmulator() as emu:`` (or ``await emu.start()`` /
@@ -58,14 +61,17 @@ class DiscordEmulator:
         guild_name: str = "Seedance Sandbox",
         bot_name: str = "Seedance",
         serve_page: bool = True,
+        rate_limits: bool = True,
     ) -> None:
         self._host = host
         self._port = port
-        self._ids = SnowflakeGenerator()
+        self.clock = Clock()
+        self._ids = SnowflakeGenerator(clock=self.clock.time)
+        self.limiter = RateLimiter(self.clock, enabled=rate_limits)
         self.world = World(self._ids, guild_name=guild_name, bot_name=bot_name)
         if bot_token is not None:
             self.world.bot_token = bot_token
-        self.store = AttachmentStore(self._ids)
+        self.store = AttachmentStore(self._ids, self.clock)
         self.commands = CommandRegistry(self.world.cast.application_id, self._ids)
         self.limits = Limits(
             upload_limit=upload_limit,
@@ -90,6 +96,8 @@ class DiscordEmulator:
             commands=self.commands,
             ids=self._ids,
             limits=self.limits,
+            clock=self.clock,
+            limiter=self.limiter,
             listener=Relay(
                 gateway=self.gateway,
                 events=self.events,
@@ -97,6 +105,13 @@ class DiscordEmulator:
                 bot_user_id=self.world.cast.bot_user_id,
                 guild_id=self.world.guild_id,
             ),
+        )
+        self.driver = Driver(
+            world=self.world,
+            service=self.service,
+            commands=self.commands,
+            store=self.store,
+            gateway=self.gateway,
         )
         self._serve_page = serve_page
         self._runner: web.AppRunner | None = None
@@ -116,6 +131,7 @@ class DiscordEmulator:
             log_=self.request_log,
             gateway_url=lambda: self.gateway_url,
             on_commands_synced=self._commands_synced,
+            limiter=self.limiter,
         )
         rest.add_routes(app)
         app.router.add_get("/gateway", self.gateway.handle)
@@ -247,6 +263,19 @@ class DiscordEmulator:
         return self.world.cast.member_role_id
 
     @property
+    def rate_limits(self) -> bool:
+        """Whether rate limits (route buckets, the global limit, 30046) are enforced."""
+        return self.limiter.enabled
+
+    @rate_limits.setter
+    def rate_limits(self, value: bool) -> None:
+        self.limiter.enabled = value
+
+    def advance_clock(self, seconds: float) -> None:
+        """Let time pass on the emulated Discord: messages age, URLs and tokens expire."""
+        self.clock.advance(seconds)
+
+    @property
     def upload_limit(self) -> int:
         """Per-file upload limit in bytes (sent as ``attachment_size_limit``)."""
         return self.limits.upload_limit
@@ -258,37 +287,10 @@ class DiscordEmulator:
     # gateway -----------------------------------------------------------------------------
 
     def _ready_payload(self, session: Session) -> JSON:
-        user = self.world.users[self.bot_user_id].to_dict()
-        user.update(verified=True, mfa_enabled=False, email=None)
-        data: JSON = {
-            "v": 10,
-            "user": user,
-            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
-            "session_id": session.id,
-            "session_type": "normal",
-            "resume_gateway_url": self.gateway_url,
-            "application": {"id": str(self.application_id), "flags": 0},
-            "private_channels": [],
-            "relationships": [],
-            "presences": [],
-            "user_settings": {},
-            "guild_join_requests": [],
-            "geo_ordered_rtc_regions": [],
-            "auth": {},
-            "_trace": ['["discord-emulator"]'],
-        }
-        if session.shard is not None:
-            data["shard"] = session.shard
-        return data
+        return ready_payload(self.world, session, self.gateway_url)
 
     def _guild_create_payload(self, session: Session) -> JSON:
-        data = self.world.guild_create_dict()
-        if not session.intents & GUILD_MEMBERS:
-            # Without the members intent Discord only sends the bot's own member.
-            data["members"] = [
-                m for m in data["members"] if m["user"]["id"] == str(self.bot_user_id)
-            ]
-        return data
+        return guild_create_payload(self.world, session)
 
     @property
     def bot_connected(self) -> bool:
@@ -341,7 +343,7 @@ class DiscordEmulator:
         offered = []
         for command in found:
             try:
-                self._check_command_allowed(command, user_id, channel)
+                self.driver.check_command_allowed(command, user_id, channel)
             except InvocationError:
                 continue
             offered.append(command)
@@ -381,65 +383,43 @@ class DiscordEmulator:
         ``options`` or ``attachments``). Raises :class:`InvocationError` for anything the
         Discord client would not let the member send.
         """
-        user_id = user_id or self.requester_id
-        channel_id = channel_id or self.channel_id
-        parts = name.strip().lstrip("/").split()
-        if not parts:
-            raise InvocationError("no command name given")
-        channel = self._channel_or_refuse(channel_id)
-        command = self.commands.find(parts[0], channel.guild_id)
-        context = self._check_command_allowed(command, user_id, channel)
         values = dict(options or {})
         values.update(attachments or {})
-        invocation = build_invocation(
-            command, parts[1:], values, world=self.world, store=self.store, channel_id=channel_id
+        return self._handle(
+            self.driver.invoke_command(name, values, user_id=user_id, channel_id=channel_id)
         )
-        self._require_bot_online()
-        record = self.service.start_interaction(
-            kind=APPLICATION_COMMAND,
-            user_id=user_id,
-            channel_id=channel_id,
-            data=invocation.data,
-            name=" ".join(parts),
-            custom_id=None,
-            source=None,
-            context=context,
-        )
-        return self._handle(record)
 
     async def click_button(
         self, message_id: int, custom_id: str, *, user_id: int | None = None
     ) -> InteractionHandle:
         """Press a button on a message as a member."""
-        user_id = user_id or self.requester_id
-        message = self.service.messages.get(int(message_id))
-        if message is None:
-            raise InvocationError(f"no message {message_id}")
-        if message.ephemeral_to is not None and message.ephemeral_to != user_id:
-            raise InvocationError("that ephemeral message is not visible to this user")
-        channel = self._channel_or_refuse(message.channel_id)
-        if channel.guild_id is not None and not self.service.user_can(
-            user_id, channel.id, Permission.VIEW_CHANNEL
-        ):
-            raise InvocationError("the user cannot see that channel")
-        component = dict(message.custom_ids()).get(custom_id)
-        if component is None:
-            raise InvocationError(f"message {message_id} has no component {custom_id!r}")
-        if component.get("type") != BUTTON or component.get("style") == LINK_STYLE:
-            raise InvocationError(f"{custom_id!r} is not a button that sends an interaction")
-        if component.get("disabled"):
-            raise InvocationError(f"button {custom_id!r} is disabled")
-        self._require_bot_online()
-        record = self.service.start_interaction(
-            kind=MESSAGE_COMPONENT,
-            user_id=user_id,
-            channel_id=channel.id,
-            data={"custom_id": custom_id, "component_type": BUTTON},
-            name=None,
-            custom_id=custom_id,
-            source=message,
-            context=0 if channel.guild_id is not None else 1,
-        )
+        return self._handle(self.driver.click_button(message_id, custom_id, user_id=user_id))
+
+    async def invoke_message_command(
+        self, name: str, message_id: int, *, user_id: int | None = None
+    ) -> InteractionHandle:
+        """Run a message context-menu command (Apps > ``name``) on a message, as a member.
+
+        The bot receives an APPLICATION_COMMAND interaction of command type 3 with
+        ``target_id`` and the message in ``resolved.messages``.
+        """
+        return self._handle(self.driver.invoke_message_command(name, message_id, user_id=user_id))
+
+    async def submit_modal(
+        self,
+        opened_by: InteractionHandle | int,
+        values: dict[str, Any] | None = None,
+        *,
+        user_id: int | None = None,
+    ) -> InteractionHandle:
+        """Fill in and submit the modal the bot opened on an interaction (MODAL_SUBMIT).
+
+        ``values`` maps each input's custom id to its text (text inputs) or list of picked
+        option values (string selects). Raises :class:`InvocationError` when no modal is open
+        there or the input breaks the modal's own limits (required, lengths, options).
+        """
+        interaction_id = opened_by.id if isinstance(opened_by, InteractionHandle) else opened_by
+        record = self.driver.submit_modal(int(interaction_id), values or {}, user_id=user_id)
         return self._handle(record)
 
     async def send_user_message(
@@ -460,140 +440,12 @@ class DiscordEmulator:
         """The DM channel between the bot and a member (for commands run in DMs)."""
         return self.world.dm_channel_for(user_id or self.requester_id).id
 
-    def _channel_or_refuse(self, channel_id: int) -> Channel:
-        channel = self.world.channels.get(channel_id)
-        if channel is None:
-            raise InvocationError(f"no channel {channel_id}")
-        return channel
-
-    def _require_bot_online(self) -> None:
-        if not self.gateway.has_connected_session:
-            raise InvocationError("the bot is not connected to the gateway")
-
-    def _check_command_allowed(self, command: JSON, user_id: int, channel: Channel) -> int:
-        contexts = command.get("contexts")
-        if channel.guild_id is None:
-            if command.get("dm_permission") is False or (
-                contexts is not None and 1 not in contexts
-            ):
-                raise InvocationError(f"/{command['name']} cannot be used in DMs")
-            return 1
-        if contexts is not None and 0 not in contexts:
-            raise InvocationError(f"/{command['name']} cannot be used in a server")
-        if user_id not in self.world.members:
-            raise InvocationError("that user is not a member of the server")
-        perms = self.world.channel_permissions(user_id, channel.id)
-        if not perms & Permission.VIEW_CHANNEL:
-            raise InvocationError("the user cannot see that channel")
-        if not perms & Permission.USE_APPLICATION_COMMANDS:
-            raise InvocationError("the user may not use application commands in that channel")
-        default = command.get("default_member_permissions")
-        if default is not None:
-            needed = int(default)
-            guild_perms = self.world.guild_permissions(user_id)
-            is_admin = guild_perms == ALL_PERMISSIONS or guild_perms & Permission.ADMINISTRATOR
-            if not is_admin and (needed == 0 or guild_perms & needed != needed):
-                raise InvocationError(
-                    f"/{command['name']} is hidden from members without its default permissions"
-                )
-        return 0
-
     def _handle(self, record: InteractionRecord) -> InteractionHandle:
         return InteractionHandle(record, self.service.render_id)
 
     def interaction(self, interaction_id: int) -> InteractionHandle:
         """A handle on any interaction by id."""
         return self._handle(self.service.interactions[int(interaction_id)])
-
-    # reading the channel -----------------------------------------------------------------
-
-    def channel_messages(self, channel_id: int | None = None) -> list[JSON]:
-        """A channel's messages in their current state, oldest first (no ephemeral ones)."""
-        log_ = self.service.channel_log(channel_id or self.channel_id)
-        return [self.service.render(m) for m in log_]
-
-    def ephemeral_messages(self, user_id: int | None = None) -> list[JSON]:
-        """Ephemeral replies, oldest first, optionally only those one user sees."""
-        return [self.service.render(m) for m in self.service.ephemeral_messages(user_id)]
-
-    def message(self, message_id: int) -> JSON | None:
-        """Any message (ephemeral too) by id, current state."""
-        return self.service.render_id(int(message_id))
-
-    def pinged_users(self, message_id: int) -> list[int]:
-        """Who got a notification when the message was posted (allowed_mentions applied)."""
-        message = self.service.messages.get(int(message_id))
-        return [] if message is None else list(message.pinged_user_ids)
-
-    def edit_count(self, message_id: int) -> int:
-        """How many times a message was edited."""
-        message = self.service.messages.get(int(message_id))
-        return 0 if message is None else len(message.edit_times)
-
-    def edit_times(self, message_id: int) -> list[float]:
-        """When each edit happened (POSIX seconds)."""
-        message = self.service.messages.get(int(message_id))
-        return [] if message is None else [t.timestamp() for t in message.edit_times]
-
-    async def wait_for_message(
-        self,
-        predicate: Callable[[JSON], bool],
-        timeout: float = 5.0,  # noqa: ASYNC109 - a timeout like asyncio.wait_for
-        *,
-        channel_id: int | None = None,
-    ) -> JSON:
-        """The first message (existing or new, ephemeral included) for which ``predicate`` holds.
-
-        Messages are re-checked on every create and update; ``TimeoutError`` otherwise.
-        """
-        with self.events.subscribe() as events:
-            for message in self.service.messages.values():
-                if channel_id is not None and message.channel_id != channel_id:
-                    continue
-                rendered = self.service.render(message)
-                if predicate(rendered):
-                    return rendered
-            try:
-                async with asyncio.timeout(timeout):
-                    while True:
-                        event = await events.get()
-                        if event.type not in ("message_create", "message_update"):
-                            continue
-                        if channel_id is not None and event.channel_id != channel_id:
-                            continue
-                        rendered = event.data["message"]
-                        if predicate(rendered):
-                            return dict(rendered)
-            except TimeoutError:
-                raise TimeoutError(f"no matching message within {timeout} s") from None
-
-    def subscribe(self) -> Subscription:
-        """A stream of events (messages created/updated/deleted, interactions) from now on."""
-        return self.events.subscribe()
-
-    # counters ----------------------------------------------------------------------------
-
-    @property
-    def requests(self) -> list[RequestRecord]:
-        """Every request answered, in order."""
-        return list(self.request_log.records)
-
-    @property
-    def unknown_routes(self) -> list[RequestRecord]:
-        """Requests to routes the emulator does not implement (answered 404)."""
-        return list(self.request_log.unknown)
-
-    @property
-    def crashes(self) -> list[str]:
-        """Requests the emulator itself failed on (answered 500); empty unless it has a bug."""
-        return list(self.request_log.crashes)
-
-    def request_count(self, method: str | None = None, route: str | None = None) -> int:
-        """How many requests hit a method and/or route template.
-
-        E.g. ``request_count("PATCH", "/channels/{channel_id}/messages/{message_id}")``.
-        """
-        return self.request_log.count(method, route)
 
     # the server's setup, changed by tests ------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
@@ -16,7 +17,14 @@ class SnowflakeGenerator:
     carry the real time rather than a counter.
     """
 
-    def __init__(self, worker_id: int = 1, process_id: int = 0) -> None:
+    def __init__(
+        self,
+        worker_id: int = 1,
+        process_id: int = 0,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._clock = clock
         self._worker = worker_id & 0x1F
         self._process = process_id & 0x1F
         self._last_ms = 0
@@ -26,7 +34,7 @@ class SnowflakeGenerator:
     def next(self) -> int:
         """Return a new snowflake for the current millisecond."""
         with self._lock:
-            now_ms = int(time.time() * 1000)
+            now_ms = int(self._clock() * 1000)
             if now_ms <= self._last_ms:
                 # Same millisecond (or the clock stepped back): keep ids strictly increasing.
                 self._increment += 1

@@ -413,8 +413,15 @@ class World:
             "rules_channel_id": None,
             "public_updates_channel_id": None,
             "safety_alerts_channel_id": None,
+            # Resources > Guild, "Guild Structure": these come back null (max_presences "is
+            # always returned, apart from the largest of guilds") or with their defaults.
+            "max_presences": None,
+            "widget_enabled": False,
+            "widget_channel_id": None,
+            "incidents_data": None,
             "max_members": 500000,
             "max_video_channel_users": 25,
+            "max_stage_video_channel_users": 50,
             "vanity_url_code": None,
             "premium_tier": 0,
             "premium_subscription_count": 0,

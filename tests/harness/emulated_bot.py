@@ -143,6 +143,46 @@ async def budget(interaction: discord.Interaction) -> None:
     await interaction.response.send_message("budget: 100 credits", ephemeral=True)
 
 
+class DescribeModal(discord.ui.Modal, title="Describe your video"):
+    """A text input in a row (the older form) and a select inside a Label (discord.py 2.6+)."""
+
+    prompt: discord.ui.TextInput[DescribeModal] = discord.ui.TextInput(
+        label="Prompt", style=discord.TextStyle.paragraph, min_length=3, max_length=500
+    )
+    look: discord.ui.Label[DescribeModal] = discord.ui.Label(
+        text="Style",
+        component=discord.ui.Select(
+            custom_id="describe:style",
+            options=[
+                discord.SelectOption(label="Anime", value="anime"),
+                discord.SelectOption(label="Photo", value="photo"),
+            ],
+        ),
+    )
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        select = self.look.component
+        assert isinstance(select, discord.ui.Select)
+        await interaction.response.send_message(
+            f"prompt={self.prompt.value} style={','.join(select.values)}"
+        )
+
+
+@app_commands.command(name="describe", description="Opens a form")
+async def describe(interaction: discord.Interaction) -> None:
+    await interaction.response.send_modal(DescribeModal())
+
+
+async def animate_this(interaction: discord.Interaction, message: discord.Message) -> None:
+    names = ", ".join(a.filename for a in message.attachments)
+    await interaction.response.send_message(
+        f"{message.author.id} wrote {message.content!r} with [{names}]", ephemeral=True
+    )
+
+
+animate_this_menu = app_commands.ContextMenu(name="Animate this", callback=animate_this)
+
+
 class EmulatedBot(commands.Bot):
     def __init__(self, guild_id: int) -> None:
         super().__init__(
@@ -161,7 +201,7 @@ class EmulatedBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(CancelButton)
-        for command in (animate, slow, later, usage, announce, budget):
+        for command in (animate, slow, later, usage, announce, budget, describe, animate_this_menu):
             self.tree.add_command(command, guild=self.guild)
         await self.tree.sync(guild=self.guild)
 

@@ -37,7 +37,9 @@ async def test_bot_connects_sees_the_guild_and_registers_its_commands() -> None:
 
         assert emu.command_sync_count == 1
         registered = {c["name"]: c for c in emu.registered_commands(emu.guild_id)}
-        assert set(registered) == {"animate", "slow", "later", "usage", "announce", "budget"}
+        assert set(registered) == {
+            "animate", "slow", "later", "usage", "announce", "budget", "describe", "Animate this"
+        }  # fmt: skip
         options = {o["name"]: o for o in registered["animate"]["options"]}
         assert options["image"]["type"] == 11 and options["image"]["required"]
         assert [c["value"] for c in options["duration"]["choices"]] == [5, 10]

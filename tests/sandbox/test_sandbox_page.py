@@ -54,7 +54,9 @@ async def test_composer_commands_come_from_what_the_bot_registered() -> None:
     async with DiscordEmulator() as emu, running_bot(emu), aiohttp.ClientSession() as http:
         listing = await get_json(http, emu.base_url + "/sandbox/commands")
         commands = {c["name"]: c for c in listing["commands"]}
-        assert set(commands) == {"animate", "slow", "later", "usage", "announce", "budget"}
+        assert set(commands) == {
+            "animate", "slow", "later", "usage", "announce", "budget", "describe"
+        }  # fmt: skip
         options = {o["name"]: o for o in commands["animate"]["options"]}
         assert options["image"]["type"] == 11
         assert [c["value"] for c in options["resolution"]["choices"]] == ["480p", "720p", "1080p"]
