@@ -16,22 +16,18 @@ from bot.models import (
     ApprovalRequest,
     AuditEntry,
     Ban,
+    BlockRule,
     CreditGrant,
     ForgetReport,
     GuildDefaults,
     GuildSettings,
     Keep,
     PoolUsage,
+    RuleKind,
     Usage,
     UsageReset,
 )
-from bot.moderation.blocklist import (
-    MAX_BLOCK_RULES,
-    MAX_REGEX_RULES,
-    BlockRule,
-    RuleKind,
-    normalize_word,
-)
+from bot.moderation.blocklist import MAX_BLOCK_RULES, MAX_REGEX_RULES, normalize_word
 from bot.moderation.gates import RequestRefused
 from bot.moderation.regexes import vet_regex
 from bot.quota import Period

@@ -410,3 +410,20 @@ class PoolUsage:
     def left(self) -> int:
         """Credits the server can still spend this period."""
         return max(0, self.limit - self.used - self.held)
+
+
+RuleKind = Literal["word", "regex"]
+
+
+@dataclass(frozen=True)
+class BlockRule:
+    """One blocklist entry. ``id`` is the store's number for it (None before it is stored)."""
+
+    kind: RuleKind
+    pattern: str
+    id: int | None = field(default=None, compare=False)
+
+    def describe(self) -> str:
+        """How a member is told which rule refused them, without showing the pattern."""
+        what = "a blocked word" if self.kind == "word" else "a blocked pattern"
+        return f"rule #{self.id} ({what})" if self.id is not None else what

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -47,16 +48,21 @@ class SeedanceTree(app_commands.CommandTree[discord.Client]):
         await reply_ephemeral(interaction, message)
 
 
-async def reply_ephemeral(interaction: discord.Interaction[discord.Client], message: str) -> None:
+async def reply_ephemeral(
+    interaction: discord.Interaction[discord.Client],
+    message: str,
+    embed: discord.Embed | None = None,
+) -> None:
     """Answer privately, whether or not the interaction was already acknowledged."""
+    kwargs: dict[str, Any] = {"ephemeral": True, "allowed_mentions": discord.AllowedMentions.none()}
+    if embed is not None:
+        kwargs["embed"] = embed
+    # Discord refuses content over 2,000 characters: never let a long value lose the answer.
+    message = message if len(message) <= 2000 else message[:1999] + "…"
     try:
         if interaction.response.is_done():
-            await interaction.followup.send(
-                message, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
-            )
+            await interaction.followup.send(message, **kwargs)
         else:
-            await interaction.response.send_message(
-                message, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
-            )
+            await interaction.response.send_message(message, **kwargs)
     except discord.HTTPException:
         log.warning("could not tell member %s about an error", interaction.user.id)

@@ -14,9 +14,8 @@ import re
 import time
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Literal
 
+from bot.models import BlockRule, RuleKind
 from bot.moderation.regexes import MAX_PROMPT_CHARS, validate_regex
 
 log = logging.getLogger(__name__)
@@ -26,23 +25,6 @@ MAX_BLOCK_RULES = 200
 """Rules per server; every rule is run on every prompt."""
 MAX_REGEX_RULES = 50
 """Of which regexes: a word costs one linear scan, a regex up to a tenth of a second."""
-
-
-RuleKind = Literal["word", "regex"]
-
-
-@dataclass(frozen=True)
-class BlockRule:
-    """One blocklist entry. ``id`` is the store's number for it (None before it is stored)."""
-
-    kind: RuleKind
-    pattern: str
-    id: int | None = field(default=None, compare=False)
-
-    def describe(self) -> str:
-        """How a member is told which rule refused them, without showing the pattern."""
-        what = "a blocked word" if self.kind == "word" else "a blocked pattern"
-        return f"rule #{self.id} ({what})" if self.id is not None else what
 
 
 BLOCKLIST_BUDGET = 2.0

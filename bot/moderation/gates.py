@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from bot.errors import GateClosed, UserFacingError
-from bot.models import GuildSettings
-from bot.moderation.blocklist import BlockRule
+from bot.models import BlockRule, GuildSettings
 
 GateReason = Literal["paused", "banned", "channel", "blocked", "unchecked"]
 

@@ -22,6 +22,7 @@ from bot.models import (
     ApprovalRequest,
     AuditEntry,
     Ban,
+    BlockRule,
     CreditGrant,
     ForgetReport,
     GuildDefaults,
@@ -32,10 +33,10 @@ from bot.models import (
     NewJob,
     PoolUsage,
     ReportRow,
+    RuleKind,
     Usage,
     UsageReset,
 )
-from bot.moderation.blocklist import BlockRule, RuleKind
 from bot.quota import Period
 
 

@@ -9,9 +9,7 @@ command answers privately with the state it leaves behind.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import discord
 from discord import app_commands
@@ -22,55 +20,41 @@ from bot.models import (
     KEEP,
     MAX_CONCURRENT,
     MAX_CREDITS,
-    GuildSettings,
 )
 from bot.quota import Period
-from cogs._render import clip, ts
 from cogs._render import credits as n_credits
+from cogs._tree import reply_ephemeral
+from cogs.moderation.common import (
+    Credits,
+    Grant,
+    Interaction,
+    Jobs,
+    check_range,
+    refused_as,
+)
 from cogs.moderation.embeds import (
     audit_line,
     bans_embed,
     blocklist_embed,
     budget_notes,
-    channels_embed,
     code,
-    overview_embed,
+    member_state,
     pages,
     rule_line,
     user_mention,
 )
+from cogs.moderation.places import PlacesCommands
 
 if TYPE_CHECKING:
     from bot.app import SeedanceBot
 
 log = logging.getLogger(__name__)
 
-Interaction = discord.Interaction[Any]
-Credits = app_commands.Range[int, 0, MAX_CREDITS]
-Jobs = app_commands.Range[int, 1, MAX_CONCURRENT]
-Grant = app_commands.Range[int, -MAX_CREDITS, MAX_CREDITS]
-AllowableChannel = discord.TextChannel | discord.VoiceChannel | discord.ForumChannel
-
-
-@contextmanager
-def refused_as(prefix: str) -> Iterator[None]:
-    """Turn the store's moderator-facing ``ValueError`` into a private reply."""
-    try:
-        yield
-    except ValueError as exc:
-        raise UserFacingError(f"{prefix}: {exc}") from None
-
-
-def check_range(option: str, value: int | None, low: int, high: int) -> None:
-    """Discord enforces option ranges, but a value can still arrive out of range (a stale
-    client, another tool posting the interaction): refuse it with the option's own name."""
-    if value is not None and not low <= value <= high:
-        raise UserFacingError(f"`{option}` must be a whole number from {low:,} to {high:,}.")
-
 
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
 class AdminCog(
+    PlacesCommands,
     commands.GroupCog,
     group_name="admin",
     group_description="Moderators: budgets, grants, blocklist, channels, bans, pause.",
@@ -79,12 +63,6 @@ class AdminCog(
 
     blocklist = app_commands.Group(
         name="blocklist", description="Words and patterns refused in prompts."
-    )
-    channels = app_commands.Group(
-        name="channels", description="Where /animate may be used (no list: everywhere)."
-    )
-    modlog = app_commands.Group(
-        name="modlog", description="The channel for job entries and approval requests."
     )
 
     def __init__(self, bot: SeedanceBot) -> None:
@@ -108,54 +86,16 @@ class AdminCog(
 
     # -- helpers ------------------------------------------------------------------------------
 
-    @staticmethod
-    def _ids(interaction: Interaction) -> tuple[int, int]:
-        assert interaction.guild_id is not None  # guild-only, and interaction_check ran
-        return interaction.guild_id, interaction.user.id
-
-    async def _settings(self, guild_id: int) -> GuildSettings:
-        return await self.bot.guild_admin.settings(guild_id)
-
-    async def _overview(self, guild_id: int) -> discord.Embed:
-        guilds = self.bot.guild_admin
-        settings = await guilds.settings(guild_id)
-        pool = await guilds.pool(guild_id)
-        banned = len(await guilds.bans(guild_id))
-        rules = len(await guilds.block_rules(guild_id))
-        return overview_embed(settings, pool, banned=banned, rules=rules)
-
-    @staticmethod
-    async def _reply(
-        interaction: Interaction, content: str, embed: discord.Embed | None = None
-    ) -> None:
-        """Answer privately (through the followup once the interaction is deferred)."""
-        kwargs: dict[str, Any] = {
-            "ephemeral": True,
-            "allowed_mentions": discord.AllowedMentions.none(),
-        }
-        if embed is not None:
-            kwargs["embed"] = embed
-        if interaction.response.is_done():
-            await interaction.followup.send(clip(content, 2000), **kwargs)
-        else:
-            await interaction.response.send_message(clip(content, 2000), **kwargs)
-
     async def _member_state(self, guild_id: int, member: discord.User | discord.Member) -> str:
         roles = [r.id for r in getattr(member, "roles", [])]
-        usage = await self.bot.guild_admin.usage(guild_id, member.id, roles)
-        held = f" (+{usage.member_reserved} held)" if usage.member_reserved else ""
-        return (
-            f"{user_mention(member.id)} now: {n_credits(usage.member_used)}{held} used of "
-            f"{usage.member_limit} · {n_credits(usage.member_left)} left · resets "
-            f"{ts(usage.resets_at)}"
-        )
+        return member_state(member.id, await self.bot.guild_admin.usage(guild_id, member.id, roles))
 
     # -- overview -----------------------------------------------------------------------------
 
     @app_commands.command(name="show", description="Every setting, and the pool this period.")
     async def show(self, interaction: Interaction) -> None:
         guild_id, _ = self._ids(interaction)
-        await self._reply(interaction, "Current settings:", await self._overview(guild_id))
+        await reply_ephemeral(interaction, "Current settings:", await self._overview(guild_id))
 
     # -- budgets --------------------------------------------------------------------------------
 
@@ -222,7 +162,7 @@ class AdminCog(
         settings = await self._settings(guild_id)
         head = "Budgets back to the defaults." if reset_to_default else "Budgets updated."
         notes = "".join(f"\n⚠️ {n}" for n in budget_notes(settings))
-        await self._reply(interaction, head + notes, await self._overview(guild_id))
+        await reply_ephemeral(interaction, head + notes, await self._overview(guild_id))
 
     @app_commands.command(
         name="role-limit", description="Give members with a role a larger cap; no credits: remove."
@@ -248,7 +188,7 @@ class AdminCog(
                     "so it changes nothing: a member gets the most generous of the default and "
                     "their roles."
                 )
-        await self._reply(interaction, head, await self._overview(guild_id))
+        await reply_ephemeral(interaction, head, await self._overview(guild_id))
 
     @app_commands.command(
         name="grant", description="Extra credits for one member, this period only."
@@ -279,7 +219,7 @@ class AdminCog(
             f"(grants this period: {grant.period_total:+d}).\n"
             + await self._member_state(guild_id, member)
         )
-        await self._reply(interaction, head)
+        await reply_ephemeral(interaction, head)
 
     @app_commands.command(
         name="reset", description="Start this period afresh for one member, or the whole server."
@@ -295,14 +235,14 @@ class AdminCog(
                 f"Server usage reset for {done.period_key}: {n_credits(done.forgiven)} no longer "
                 "count; the pool and every member's cap start afresh."
             )
-            await self._reply(interaction, head, await self._overview(guild_id))
+            await reply_ephemeral(interaction, head, await self._overview(guild_id))
             return
         head = (
             f"Usage of {user_mention(member.id)} reset for {done.period_key}: "
             f"{n_credits(done.forgiven)} no longer count against their cap (the pool still "
             "counts them).\n" + await self._member_state(guild_id, member)
         )
-        await self._reply(interaction, head)
+        await reply_ephemeral(interaction, head)
 
     @app_commands.command(
         name="approvals", description="Send requests over a member's cap to the moderators."
@@ -324,7 +264,7 @@ class AdminCog(
                 )
         else:
             head = "Approvals off: a request over the member's cap is refused."
-        await self._reply(interaction, head, await self._overview(guild_id))
+        await reply_ephemeral(interaction, head, await self._overview(guild_id))
 
     # -- kill switch ----------------------------------------------------------------------------
 
@@ -336,13 +276,13 @@ class AdminCog(
             "⏸️ Paused: new `/animate` requests are refused and waiting requests cannot be "
             "approved. Videos already in progress finish. `/admin resume` turns it back on."
         )
-        await self._reply(interaction, head, await self._overview(guild_id))
+        await reply_ephemeral(interaction, head, await self._overview(guild_id))
 
     @app_commands.command(name="resume", description="Allow new videos again after a pause.")
     async def resume(self, interaction: Interaction) -> None:
         guild_id, actor = self._ids(interaction)
         await self.bot.guild_admin.set_paused(guild_id, False, by=actor)
-        await self._reply(
+        await reply_ephemeral(
             interaction, "▶️ Resumed: members can make videos again.", await self._overview(guild_id)
         )
 
@@ -365,7 +305,7 @@ class AdminCog(
             if banned
             else f"{who} was already banned from the bot."
         )
-        await self._reply(interaction, f"{head} Banned members: {count}.")
+        await reply_ephemeral(interaction, f"{head} Banned members: {count}.")
 
     @app_commands.command(name="unban", description="Let a banned member use the bot again.")
     @app_commands.describe(member="Who")
@@ -375,13 +315,13 @@ class AdminCog(
         count = len(await self.bot.guild_admin.bans(guild_id))
         who = user_mention(member.id)
         head = f"{who} can use the bot again." if unbanned else f"{who} was not banned."
-        await self._reply(interaction, f"{head} Banned members: {count}.")
+        await reply_ephemeral(interaction, f"{head} Banned members: {count}.")
 
     @app_commands.command(name="bans", description="Members banned from the bot here.")
     async def bans(self, interaction: Interaction) -> None:
         guild_id, _ = self._ids(interaction)
         found = await self.bot.guild_admin.bans(guild_id)
-        await self._reply(interaction, f"Banned members: {len(found)}.", bans_embed(found))
+        await reply_ephemeral(interaction, f"Banned members: {len(found)}.", bans_embed(found))
 
     @app_commands.command(
         name="forget", description="Delete one member's prompts and jobs from the bot's records."
@@ -410,7 +350,7 @@ class AdminCog(
             if report.requests_withdrawn
             else ""
         )
-        await self._reply(
+        await reply_ephemeral(
             interaction,
             f"Forgot {who}: {report.jobs_deleted} job(s) with their prompts deleted"
             f"{withdrawn}, {report.grants_deleted} grant(s) removed. The credits they spent "
@@ -428,7 +368,9 @@ class AdminCog(
         embed = discord.Embed(title="Moderator actions", colour=discord.Colour.blurple())
         found = pages(audit_line(e) for e in entries)
         embed.description = found[0] if found else "None yet."
-        await self._reply(interaction, f"The latest {len(entries)} action(s), newest first:", embed)
+        await reply_ephemeral(
+            interaction, f"The latest {len(entries)} action(s), newest first:", embed
+        )
 
     # -- blocklist -------------------------------------------------------------------------------
 
@@ -449,7 +391,7 @@ class AdminCog(
         with refused_as(f"That {kind} was not added"):
             rule = await self.bot.guild_admin.add_block_rule(guild_id, kind, pattern, by=actor)
         rules = await self.bot.guild_admin.block_rules(guild_id)
-        await self._reply(
+        await reply_ephemeral(
             interaction,
             f"Rule #{rule.id} blocks the {kind} {code(rule.pattern)}. Members refused by it "
             f'are told "rule #{rule.id}", never the pattern.',
@@ -466,7 +408,7 @@ class AdminCog(
         if removed is None:
             raise UserFacingError(f"There is no rule #{rule}. `/admin blocklist list` shows them.")
         rules = await self.bot.guild_admin.block_rules(guild_id)
-        await self._reply(
+        await reply_ephemeral(
             interaction,
             f"Removed rule #{rule} ({removed.kind} {code(removed.pattern)}).",
             blocklist_embed(rules, page=1),
@@ -479,86 +421,6 @@ class AdminCog(
     ) -> None:
         guild_id, _ = self._ids(interaction)
         rules = await self.bot.guild_admin.block_rules(guild_id)
-        await self._reply(
+        await reply_ephemeral(
             interaction, f"The blocklist has {len(rules)} rule(s).", blocklist_embed(rules, page)
         )
-
-    # -- channels --------------------------------------------------------------------------------
-
-    @channels.command(name="allow", description="Allow /animate in a channel (and its threads).")
-    @app_commands.describe(channel="The channel; once one is listed, only listed ones work")
-    async def channels_allow(self, interaction: Interaction, channel: AllowableChannel) -> None:
-        guild_id, actor = self._ids(interaction)
-        added = await self.bot.guild_admin.allow_channel(guild_id, channel.id, by=actor)
-        settings = await self._settings(guild_id)
-        head = f"<#{channel.id}> allowed." if added else f"<#{channel.id}> was already allowed."
-        if added and len(settings.allowed_channels) == 1:
-            head += " From now on `/animate` only works in the listed channels."
-        await self._reply(interaction, head, channels_embed(settings))
-
-    @channels.command(name="disallow", description="Remove a channel from the allowed list.")
-    @app_commands.describe(channel="The channel")
-    async def channels_disallow(self, interaction: Interaction, channel: AllowableChannel) -> None:
-        guild_id, actor = self._ids(interaction)
-        removed = await self.bot.guild_admin.disallow_channel(guild_id, channel.id, by=actor)
-        settings = await self._settings(guild_id)
-        head = (
-            f"<#{channel.id}> removed from the list."
-            if removed
-            else f"<#{channel.id}> was not on the list."
-        )
-        if removed and not settings.allowed_channels:
-            head += " The list is empty, so every channel is allowed again."
-        await self._reply(interaction, head, channels_embed(settings))
-
-    @channels.command(name="clear", description="Empty the list: allow every channel.")
-    async def channels_clear(self, interaction: Interaction) -> None:
-        guild_id, actor = self._ids(interaction)
-        removed = await self.bot.guild_admin.clear_channels(guild_id, by=actor)
-        settings = await self._settings(guild_id)
-        await self._reply(
-            interaction,
-            f"Removed {removed} channel(s): every channel is allowed.",
-            channels_embed(settings),
-        )
-
-    @channels.command(name="list", description="Where /animate may be used.")
-    async def channels_list(self, interaction: Interaction) -> None:
-        guild_id, _ = self._ids(interaction)
-        settings = await self._settings(guild_id)
-        count = len(settings.allowed_channels)
-        await self._reply(
-            interaction,
-            f"{count} channel(s) listed." if count else "No list: every channel is allowed.",
-            channels_embed(settings),
-        )
-
-    # -- mod-log ---------------------------------------------------------------------------------
-
-    @modlog.command(name="set", description="Post job entries and approval requests here.")
-    @app_commands.describe(channel="A text channel the bot can post in")
-    async def modlog_set(self, interaction: Interaction, channel: discord.TextChannel) -> None:
-        guild_id, actor = self._ids(interaction)
-        await self.bot.guild_admin.set_modlog_channel(guild_id, channel.id, by=actor)
-        head = f"Mod-log: <#{channel.id}>."
-        me = channel.guild.me
-        can = channel.permissions_for(me) if me is not None else None
-        if can is not None and not (can.view_channel and can.send_messages and can.embed_links):
-            head += (
-                "\n⚠️ I cannot post there yet: give me View Channel, Send Messages and "
-                "Embed Links in that channel."
-            )
-        await self._reply(interaction, head, await self._overview(guild_id))
-
-    @modlog.command(name="clear", description="Stop posting job entries and approval requests.")
-    async def modlog_clear(self, interaction: Interaction) -> None:
-        guild_id, actor = self._ids(interaction)
-        await self.bot.guild_admin.set_modlog_channel(guild_id, None, by=actor)
-        settings = await self._settings(guild_id)
-        head = "Mod-log cleared: no job entries are posted."
-        if settings.approvals:
-            head += (
-                "\n⚠️ Approvals are on, but requests have nowhere to go: set a channel or "
-                "`/admin approvals enabled: False`."
-            )
-        await self._reply(interaction, head, await self._overview(guild_id))

@@ -6,8 +6,7 @@ from collections.abc import Iterable
 
 import discord
 
-from bot.models import AuditEntry, Ban, GuildSettings, PoolUsage
-from bot.moderation.blocklist import BlockRule
+from bot.models import AuditEntry, Ban, BlockRule, GuildSettings, PoolUsage, Usage
 from cogs._render import clip, ts
 from cogs._render import credits as n_credits
 
@@ -213,3 +212,13 @@ def budget_notes(settings: GuildSettings) -> list[str]:
     if settings.server_concurrent < settings.member_concurrent:
         notes.append("The per-member job limit is above the server's, so the server's applies.")
     return notes
+
+
+def member_state(member_id: int, usage: Usage) -> str:
+    """One member's credits now, for the answer to a grant or a reset."""
+    held = f" (+{usage.member_reserved} held)" if usage.member_reserved else ""
+    return (
+        f"{user_mention(member_id)} now: {n_credits(usage.member_used)}{held} used of "
+        f"{usage.member_limit} · {n_credits(usage.member_left)} left · resets "
+        f"{ts(usage.resets_at)}"
+    )

@@ -182,6 +182,10 @@ async def test_a_killed_bot_resumes_the_job_and_delivers_it_once(
     await harness.start()
     await harness.animate()
     await until(lambda: provider_status(harness) == kill_when)
+    # Kill once the bot has stored what the provider said (its status message shows it); a
+    # kill before that is the submit's own case, below.
+    shown = {"in_queue": "Waiting in the queue", "in_progress": "Generating"}[kill_when]
+    await until(lambda: any(shown in str(m["embeds"]) for m in harness.status_messages()))
     [status_before] = harness.status_messages()
     await harness.kill()
 

@@ -13,8 +13,8 @@ from bot.admission import Admission, Request
 from bot.guilds import GuildAdmin
 from bot.jobs.breaker import CircuitBreaker
 from bot.jobs.runner import utcnow
-from bot.models import GuildDefaults, JobRecord, NewJob, Usage
-from bot.moderation.blocklist import BLOCKLIST_BUDGET, BlockRule, RuleKind
+from bot.models import BlockRule, GuildDefaults, JobRecord, NewJob, RuleKind, Usage
+from bot.moderation.blocklist import BLOCKLIST_BUDGET
 from bot.quota import DEFAULT_COSTS, Limits, PeriodWindow
 from bot.store import Store
 

@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 
 from bot.errors import MemberBusy
-from bot.models import GuildDefaults, JobState, NewJob
+from bot.models import BlockRule, GuildDefaults, JobState, NewJob
 from bot.moderation.blocklist import (
     BlocklistTimeout,
-    BlockRule,
     check_prompt_blocked,
     find_blocked_rule,
     normalize_word,

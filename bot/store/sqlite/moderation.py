@@ -12,11 +12,7 @@ from datetime import datetime
 import aiosqlite
 
 from bot.errors import MemberBusy
-from bot.models import AuditEntry, Ban, ForgetReport
-from bot.moderation.blocklist import (
-    BlockRule,
-    RuleKind,
-)
+from bot.models import AuditEntry, Ban, BlockRule, ForgetReport, RuleKind
 from bot.store.sqlite.guild_sql import (
     StoreCore,
     audit,
