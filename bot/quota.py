@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Literal
 
 __all__ = [
     "DEFAULT_COSTS",
@@ -122,3 +123,72 @@ class Limits:
             value = getattr(self, name)
             if value < 0:
                 raise ValueError(f"Limits.{name} must not be negative, got {value}")
+
+
+@dataclass(frozen=True)
+class CreditTotals:
+    """Credits of one member and their server in one period, resets applied."""
+
+    member_used: int
+    """Committed, on the member's cap."""
+    member_reserved: int
+    """Held by open jobs, on the member's cap."""
+    member_approved: int
+    """Held or committed by jobs a moderator approved beyond the cap."""
+    member_pending: int
+    """Held by requests waiting for a moderator."""
+    server_used: int
+    """Committed by anyone in the server, whatever the basis."""
+    server_reserved: int
+    """Held by anyone in the server, whatever the basis."""
+
+    @property
+    def member_held(self) -> int:
+        """What counts against the member's cap."""
+        return self.member_used + self.member_reserved
+
+    @property
+    def server_held(self) -> int:
+        """What counts against the pool."""
+        return self.server_used + self.server_reserved
+
+
+Verdict = Literal[
+    "accept",
+    "pending",
+    "member_credits",
+    "server_credits",
+    "member_concurrent",
+    "server_concurrent",
+]
+"""Accept, send to the moderators, or the reason for a refusal (a `RefusalReason`)."""
+
+
+def quota_verdict(
+    *,
+    cost: int,
+    limits: Limits,
+    totals: CreditTotals,
+    active_member: int,
+    active_server: int,
+    approvals: bool,
+) -> Verdict:
+    """Accept, send to the moderators, or the reason for a refusal.
+
+    Checked in the order member credits, server credits, member concurrency, server
+    concurrency. With approvals on, a job over the member's cap goes to the moderators if
+    the pool can still hold it and the member has a free job slot.
+    """
+    over_member = totals.member_held + cost > limits.member_credits
+    over_server = totals.server_held + cost > limits.server_credits
+    if over_member and not approvals:
+        return "member_credits"
+    if over_server:
+        return "server_credits"
+    if active_member >= limits.member_concurrent:
+        return "member_concurrent"
+    if over_member:
+        return "pending"
+    if active_server >= limits.server_concurrent:
+        return "server_concurrent"
+    return "accept"

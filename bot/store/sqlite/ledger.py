@@ -9,58 +9,25 @@ for a moderator) and ``approved`` (let past the cap) rows count against the pool
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import aiosqlite
 
 from bot.errors import QuotaExceeded
-from bot.models import JobRecord, JobState, NewJob, QuotaRefusal, RefusalReason, Usage
-from bot.quota import Limits, PeriodWindow
+from bot.models import JobRecord, JobState, NewJob, QuotaRefusal, Usage
+from bot.quota import CreditTotals, Limits, PeriodWindow, quota_verdict
 from bot.store.sqlite.rows import JOB_COLUMNS, OPEN, job_from_row, to_text
 
 __all__ = [
-    "CreditTotals",
-    "Verdict",
     "active_counts",
     "admit",
     "credit_totals",
     "insert_job",
-    "quota_verdict",
     "server_totals",
     "usage_record",
 ]
 
 Basis = Literal["cap", "pending", "approved"]
-Verdict = Literal["accept", "pending"] | RefusalReason
-
-
-@dataclass(frozen=True)
-class CreditTotals:
-    """Credits of one member and their server in one period, resets applied."""
-
-    member_used: int
-    """Committed, on the member's cap."""
-    member_reserved: int
-    """Held by open jobs, on the member's cap."""
-    member_approved: int
-    """Held or committed by jobs a moderator approved beyond the cap."""
-    member_pending: int
-    """Held by requests waiting for a moderator."""
-    server_used: int
-    """Committed by anyone in the server, whatever the basis."""
-    server_reserved: int
-    """Held by anyone in the server, whatever the basis."""
-
-    @property
-    def member_held(self) -> int:
-        """What counts against the member's cap."""
-        return self.member_used + self.member_reserved
-
-    @property
-    def server_held(self) -> int:
-        """What counts against the pool."""
-        return self.server_used + self.server_reserved
 
 
 # A row stops counting once a reset of its period was made after it was written.
@@ -165,36 +132,6 @@ async def active_counts(db: aiosqlite.Connection, guild_id: int, member_id: int)
         row = await cursor.fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
-
-
-def quota_verdict(
-    *,
-    cost: int,
-    limits: Limits,
-    totals: CreditTotals,
-    active_member: int,
-    active_server: int,
-    approvals: bool,
-) -> Verdict:
-    """Accept, send to the moderators, or the reason for a refusal.
-
-    Checked in the order member credits, server credits, member concurrency, server
-    concurrency. With approvals on, a job over the member's cap goes to the moderators if
-    the pool can still hold it and the member has a free job slot.
-    """
-    over_member = totals.member_held + cost > limits.member_credits
-    over_server = totals.server_held + cost > limits.server_credits
-    if over_member and not approvals:
-        return "member_credits"
-    if over_server:
-        return "server_credits"
-    if active_member >= limits.member_concurrent:
-        return "member_concurrent"
-    if over_member:
-        return "pending"
-    if active_server >= limits.server_concurrent:
-        return "server_concurrent"
-    return "accept"
 
 
 async def insert_job(
