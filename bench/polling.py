@@ -367,7 +367,7 @@ async def _run_real(planned: list[tuple[float, float]], history: list[float]) ->
                     defaults=config.quota.guild_defaults(),
                     now=clock(),
                 )
-                service.start(job, notifier)
+                await service.start(job, notifier)
             while service.active_jobs:  # noqa: ASYNC110 - the runner has no "all done" event
                 await asyncio.sleep(1.0)
             watcher.cancel()

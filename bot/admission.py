@@ -12,9 +12,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from bot.errors import GateClosed
+from bot.errors import GateClosed, UserFacingError
 from bot.jobs.breaker import CircuitBreaker, ProviderUnavailable
 from bot.models import GuildDefaults, JobRecord, NewJob
 from bot.moderation.blocklist import BLOCKLIST_BUDGET, BlocklistTimeout, find_blocked_rule
@@ -24,6 +24,11 @@ from bot.runcomfy.errors import RunComfyError
 from bot.store.protocol import Store
 
 log = logging.getLogger(__name__)
+
+RESTARTING = (
+    "The bot is restarting, so it is not taking new videos for a moment. Nothing was charged; "
+    "please try again in a minute."
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,8 @@ class Admission:
         defaults: GuildDefaults,
         costs: CostTable,
         clock: Callable[[], datetime],
+        owner: str | None = None,
+        lease: timedelta = timedelta(seconds=30),
         blocklist_budget: float = BLOCKLIST_BUDGET,
     ) -> None:
         self._store = store
@@ -58,7 +65,11 @@ class Admission:
         self._costs = costs
         self._clock = clock
         self._blocklist_budget = blocklist_budget
+        self._owner = owner
+        self._lease = lease
         self._probe_lock = asyncio.Lock()
+        self.closing = False
+        """Set on a graceful stop: new requests get a plain "restarting" answer."""
 
     def cost(self, resolution: str, duration: int) -> int:
         """Credits a video with these settings costs."""
@@ -70,6 +81,8 @@ class Admission:
         Raises :class:`ProviderUnavailable` while the video service fails, or
         :class:`RequestRefused` for a closed gate or a blocked prompt.
         """
+        if self.closing:
+            raise UserFacingError(RESTARTING)
         await self._provider_ready()
         job = request.job
         settings = await self._store.guild_settings(job.guild_id, self._defaults)
@@ -107,14 +120,20 @@ class Admission:
         """
         job = request.job
         cost = self.cost(job.resolution, job.duration)
+        if self.closing:
+            raise UserFacingError(RESTARTING)
+        now = self._clock()
         try:
             record = await self._store.reserve_request(
                 job,
                 cost=cost,
                 role_ids=request.role_ids,
                 defaults=self._defaults,
-                now=self._clock(),
+                now=now,
                 parent_channel_id=request.parent_channel_id,
+                # Born leased to this process, so no sweep starts it before it is shown.
+                owner=self._owner,
+                lease_until=now + self._lease,
             )
         except GateClosed as closed:
             raise RequestRefused.from_gate(closed) from None

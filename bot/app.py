@@ -9,6 +9,7 @@ import json
 import logging
 import signal
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -75,6 +76,7 @@ class SeedanceBot(commands.Bot):
         )
         defaults = config.quota.guild_defaults()
         # The three doors the cogs use: new requests, moderator changes, running jobs.
+        self.runner = JobRunner(config=config, store=store, provider=provider, http=http_session)
         self.admission = Admission(
             store=store,
             probe=provider.probe,
@@ -82,9 +84,10 @@ class SeedanceBot(commands.Bot):
             defaults=defaults,
             costs=config.quota.cost,
             clock=utcnow,
+            owner=self.runner.identity,
+            lease=timedelta(seconds=config.jobs.lease_seconds),
         )
         self.guild_admin = GuildAdmin(store=store, defaults=defaults, clock=utcnow)
-        self.runner = JobRunner(config=config, store=store, provider=provider, http=http_session)
         self.notifier_for: Callable[[JobRecord], JobNotifier] | None = None
         """Makes the notifier of a job the bot resumes; set by the /animate extension."""
 
@@ -92,7 +95,7 @@ class SeedanceBot(commands.Bot):
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.notifier_for is not None:
-            await self.runner.resume(self.notifier_for, self.notifier_for)
+            await self.runner.resume(self.notifier_for)
         await self.sync_commands()
 
     def _provider_tripped(self, trip: Trip) -> None:
@@ -127,6 +130,9 @@ class SeedanceBot(commands.Bot):
         log.info("logged in as %s (%d) in %d servers", self.user, self.user.id, len(self.guilds))
 
     async def close(self) -> None:
+        # A graceful stop: refuse new requests plainly, let submits and posts under way
+        # finish for a moment, hand every other job back for the next start.
+        self.admission.closing = True
         await self.runner.close()
         await self._tasks.cancel_all()
         await super().close()

@@ -86,6 +86,16 @@ class AnimateConfig:
 
 
 @dataclass(frozen=True)
+class JobsConfig:
+    lease_seconds: float = 30.0
+    """How long a job stays with a process that stopped answering before another takes it."""
+    shutdown_grace: float = 10.0
+    """On SIGTERM, how long submits and deliveries in flight may finish before the stop."""
+    max_attempts: int = 3
+    """Runs of one job that may end in an unforeseen error before it is ended plainly."""
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
 
@@ -97,6 +107,7 @@ class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     quota: QuotaConfig = field(default_factory=QuotaConfig)
     animate: AnimateConfig = field(default_factory=AnimateConfig)
+    jobs: JobsConfig = field(default_factory=JobsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
@@ -255,7 +266,7 @@ def _costs(_where: str, value: Any) -> dict[str, dict[int, int]]:
 
 def parse_config(data: Mapping[str, Any]) -> Config:
     """Validate a parsed TOML document; raise `ConfigError` naming the first bad key."""
-    sections = {"discord", "runcomfy", "database", "quota", "animate", "logging"}
+    sections = {"discord", "runcomfy", "database", "quota", "animate", "jobs", "logging"}
     for name in data:
         if name not in sections:
             raise ConfigError(f"[{name}] is not a known section")
@@ -327,6 +338,13 @@ def parse_config(data: Mapping[str, Any]) -> Config:
         default_duration=a.get("default_duration", 5, _choice(DURATIONS)),
     )
 
+    j = _Section(data, "jobs", {"lease_seconds", "shutdown_grace", "max_attempts"})
+    jobs = JobsConfig(
+        lease_seconds=j.get("lease_seconds", 30.0, _seconds(1.0)),
+        shutdown_grace=j.get("shutdown_grace", 10.0, _seconds(0.0)),
+        max_attempts=j.get("max_attempts", 3, _int(1)),
+    )
+
     lg = _Section(data, "logging", {"level"})
     level = lg.get("level", "INFO", lambda where, v: _choice(LOG_LEVELS)(where, str(v).upper()))
 
@@ -336,5 +354,6 @@ def parse_config(data: Mapping[str, Any]) -> Config:
         database=database,
         quota=quota,
         animate=animate,
+        jobs=jobs,
         logging=LoggingConfig(level=level),
     )

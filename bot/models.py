@@ -98,6 +98,13 @@ class JobRecord:
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    owner: str | None = None
+    """The process driving the job while its lease runs (None: nobody)."""
+    lease_until: datetime | None = None
+    attempts: int = 0
+    """Runs of the job that ended in an unforeseen error."""
+    posting_at: datetime | None = None
+    """When posting the video to Discord started (a restart looks for the post first)."""
 
 
 RefusalReason = Literal[

@@ -7,9 +7,10 @@ runs in. Every step is stored before the next one starts, so a restart resumes f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -40,6 +41,22 @@ from bot.store.protocol import Store
 log = logging.getLogger(__name__)
 
 Notify = Callable[[int, JobNotifier | None], Awaitable[None]]
+
+LAST_LOOK_SECONDS = 30.0
+"""How long the one last status check at a job's deadline may take."""
+CRASHED_BEFORE_SUBMIT = (
+    "The bot ran into a problem before sending this job to the video service. "
+    "Nothing was charged; please try again."
+)
+CRASHED_AGAIN = (
+    "The bot kept running into a problem with this job, so it was given up. "
+    "Your credits were released"
+)
+UNCONFIRMED = (
+    "The bot ran into a problem while sending this job. It is not sent again, so you cannot "
+    "be charged twice; the credits are held in case it ran, then released."
+)
+NO_SLOT = "The video service had no free slot for this job in time. Nothing was charged."
 """Show job ``id`` as it is stored now, through its notifier (the runner's ``notify``)."""
 
 
@@ -78,7 +95,15 @@ class JobMachine:
         queue: FairQueue,
         clock: Callable[[], datetime],
         notify: Notify,
+        owner: str,
     ) -> None:
+        self.owner = owner
+        """This process's identity in the jobs' leases: every write of the run names it."""
+        self.closing = False
+        """Set on a graceful stop: no new submit starts."""
+        self._critical: set[int] = set()
+        self._calm = asyncio.Event()
+        self._calm.set()
         self._config = config
         self._store = store
         self._provider = provider
@@ -91,12 +116,73 @@ class JobMachine:
             ceiling=max(config.runcomfy.poll_interval * 3, 1.0),
         )
 
+    @contextlib.contextmanager
+    def _critical_section(self, job_id: int) -> Iterator[None]:
+        """A submit or a post under way, which a graceful stop lets finish."""
+        self._critical.add(job_id)
+        self._calm.clear()
+        try:
+            yield
+        finally:
+            self._critical.discard(job_id)
+            if not self._critical:
+                self._calm.set()
+
+    async def calm(self, grace: float) -> None:
+        """Wait (up to ``grace`` seconds) until no submit or post is under way."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await self._calm.wait()
+
     async def run(self, job_id: int, notifier: JobNotifier | None) -> None:
-        """Run a job from whatever state it is stored in, until it ends or must wait."""
+        """Run a job from whatever state it is stored in, until it ends or must wait.
+
+        The backstop: an error nobody foresaw never leaves the job open without an owner.
+        """
         try:
             await self._run_job(job_id, notifier)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._crashed(job_id, notifier, exc)
         finally:
             self._queue.release(job_id)
+
+    async def _crashed(self, job_id: int, notifier: JobNotifier | None, exc: Exception) -> None:
+        """Classify a crash by where the job stands: end it, or hand it back to be retried."""
+        try:
+            job = await self._store.get_job(job_id)
+            if job is None or job.state.is_terminal:
+                return
+            log.error(
+                "job %d (request %s) ran into an error in state %s",
+                job_id,
+                job.request_id,
+                job.state.value,
+                exc_info=exc,
+            )
+            if job.state is JobState.ACCEPTED:
+                # Nothing reached the provider: end it, nothing is charged.
+                await self.end(job_id, JobState.FAILED, CRASHED_BEFORE_SUBMIT, notifier)
+                return
+            if job.state is JobState.SUBMITTING:
+                # The submit may have been sent: never send it again.
+                await self._store.mark_unknown_submission(
+                    job_id, error=UNCONFIRMED, now=self._clock(), owner=self.owner
+                )
+            backoff = min(60.0, 2.0 ** (job.attempts + 1))
+            retry_at = self._clock() + timedelta(seconds=backoff)
+            attempts = await self._store.record_crash(
+                job_id, owner=self.owner, retry_at=retry_at, now=self._clock()
+            )
+            if attempts >= self._config.jobs.max_attempts:
+                reason = CRASHED_AGAIN + (f" (request {job.request_id})" if job.request_id else "")
+                await self.end(job_id, JobState.FAILED, reason, notifier, owned=False)
+            elif attempts:
+                log.warning("job %d: handed back, retried in %.0f s", job_id, backoff)
+        except Exception:
+            # The store itself fails: the lease runs out and a sweep takes the job again.
+            log.exception("job %d: the backstop could not settle it", job_id)
 
     def submission(self, job: JobRecord) -> Submission:
         assert job.request_id is not None
@@ -114,9 +200,19 @@ class JobMachine:
         return asyncio.get_running_loop().time() + left
 
     async def end(
-        self, job_id: int, state: JobState, reason: str, notifier: JobNotifier | None
+        self,
+        job_id: int,
+        state: JobState,
+        reason: str,
+        notifier: JobNotifier | None,
+        *,
+        owned: bool = True,
     ) -> None:
-        changed = await self._store.finish_failed(job_id, state, error=reason, now=self._clock())
+        """End a job that did not deliver and release its credits; ``owned=False`` for an
+        ending decided outside the run (a cancel), which holds whatever the lease."""
+        changed = await self._store.finish_failed(
+            job_id, state, error=reason, now=self._clock(), owner=self.owner if owned else None
+        )
         if changed:
             log.info("job %d ended %s: %s", job_id, state.value, reason)
             await self._notify(job_id, notifier)
@@ -133,14 +229,24 @@ class JobMachine:
             # We sent a submit but never stored its answer: it may or may not be running.
             await self._unknown_submission(job, "The bot stopped while sending this job.", notifier)
             return
-        if job.state is JobState.UNKNOWN_SUBMISSION:
+        if job.state is JobState.UNKNOWN_SUBMISSION and job.request_id is None:
             await self._hold_until_deadline(job, deadline, notifier)
+            return
+        if job.state is JobState.DELIVERING and job.video_url:
+            # The provider already finished it: deliver from the stored URL.
+            await self._complete(job, job.video_url, notifier)
             return
         if job.state is JobState.ACCEPTED:
             # A global cap on jobs at the provider, shared fairly across servers and members.
             if self._queue.running >= self._queue.capacity:
                 await self._notify(job.id, notifier)
-            await self._queue.acquire(job.guild_id, job.member_id, job.id)
+            try:
+                left = deadline - asyncio.get_running_loop().time()
+                async with asyncio.timeout(max(0.0, left)):
+                    await self._queue.acquire(job.guild_id, job.member_id, job.id)
+            except TimeoutError:
+                await self.end(job.id, JobState.TIMED_OUT, NO_SLOT, notifier)
+                return
             submitted = await self._submit(job, deadline, notifier)
             if submitted is None:
                 return
@@ -150,7 +256,9 @@ class JobMachine:
     async def _submit(
         self, job: JobRecord, deadline: float, notifier: JobNotifier | None
     ) -> JobRecord | None:
-        if not await self._store.mark_submitting(job.id, self._clock()):
+        if self.closing or not await self._store.mark_submitting(
+            job.id, self._clock(), owner=self.owner
+        ):
             return None
         request = VideoInput(
             prompt=job.prompt,
@@ -160,13 +268,17 @@ class JobMachine:
             duration=job.duration,
         )
         try:
-            sub = await self._provider.submit(request)
+            with self._critical_section(job.id):
+                sub = await self._provider.submit(request)
         except UnknownSubmissionError as exc:
             log.warning("job %d: submit outcome unknown: %s", job.id, exc)
-            await self._unknown_submission(
-                job, "The video service did not confirm this job.", notifier, deadline
-            )
-            return None
+            if exc.request_id is None:
+                await self._unknown_submission(
+                    job, "The video service did not confirm this job.", notifier, deadline
+                )
+                return None
+            # The answer named the request: follow it rather than guess.
+            sub = self._provider.submission_for(exc.request_id)
         except RunComfyError as exc:
             log.warning("job %d: submit refused: %r", job.id, exc)
             await self.end(job.id, JobState.FAILED, describe_provider_error(exc), notifier)
@@ -198,6 +310,7 @@ class JobMachine:
                 f"the credits are held for up to {minutes} minutes in case it ran, then released."
             ),
             now=self._clock(),
+            owner=self.owner,
         )
         await self._notify(job.id, notifier)
         await self._hold_until_deadline(job, deadline or self._deadline(job), notifier)
@@ -238,7 +351,7 @@ class JobMachine:
                     since = loop.time()
                 shown = step
                 await self._store.set_progress(
-                    job.id, step[0], queue_position=step[1], now=self._clock()
+                    job.id, step[0], queue_position=step[1], now=self._clock(), owner=self.owner
                 )
                 await self._notify(job.id, notifier)
             delay = next_poll_delay(
@@ -283,6 +396,18 @@ class JobMachine:
     async def _time_out(
         self, job: JobRecord, sub: Submission, notifier: JobNotifier | None
     ) -> None:
+        # One last look before giving up: a job the provider finished in time is delivered,
+        # even when the bot was down at the deadline.
+        try:
+            last = await self._provider.poll(
+                sub, deadline=asyncio.get_running_loop().time() + LAST_LOOK_SECONDS
+            )
+        except RunComfyError as exc:
+            log.info("job %d: the last look before the deadline failed: %s", job.id, exc)
+        else:
+            if isinstance(last, Completed | Failed | Cancelled):
+                await self._apply(job, last, notifier)
+                return
         current = await self._store.get_job(job.id)
         if current is not None and current.state is JobState.QUEUED:
             try:
@@ -309,9 +434,16 @@ class JobMachine:
                 notifier,
             )
             return
+        if job.posting_at is not None and notifier is not None:
+            # A post of this video started before a restart: look for it before posting again.
+            found = await notifier.find_delivery(job)
+            if found is not None:
+                log.info("job %d: its video was already posted (message %d)", job.id, found)
+                await self._delivered(job.id, found, notifier)
+                return
         await self._store.set_video_url(job.id, url)
         await self._store.set_progress(
-            job.id, JobState.DELIVERING, queue_position=None, now=self._clock()
+            job.id, JobState.DELIVERING, queue_position=None, now=self._clock(), owner=self.owner
         )
         await self._notify(job.id, notifier)
         with tempfile.TemporaryDirectory(prefix="seedance-") as tmp:
@@ -339,8 +471,11 @@ class JobMachine:
             current = await self._store.get_job(job.id)
             if current is None or current.state.is_terminal:
                 return
+            if not await self._store.mark_posting(job.id, owner=self.owner, now=self._clock()):
+                return  # another process holds the job now
             try:
-                message_id = await notifier.deliver(current, delivery) if notifier else None
+                with self._critical_section(job.id):
+                    message_id = await notifier.deliver(current, delivery) if notifier else None
             except Exception:
                 log.exception("job %d: delivery failed", job.id)
                 await self.end(
@@ -350,8 +485,13 @@ class JobMachine:
                     notifier,
                 )
                 return
+        await self._delivered(job.id, message_id, notifier)
+
+    async def _delivered(
+        self, job_id: int, message_id: int | None, notifier: JobNotifier | None
+    ) -> None:
         if await self._store.finish_delivered(
-            job.id, result_message_id=message_id, now=self._clock()
+            job_id, result_message_id=message_id, now=self._clock(), owner=self.owner
         ):
-            log.info("job %d delivered", job.id)
-            await self._notify(job.id, notifier)
+            log.info("job %d delivered", job_id)
+            await self._notify(job_id, notifier)

@@ -42,6 +42,9 @@ class JobNotifier(Protocol):
     async def deliver(self, job: JobRecord, delivery: Delivery) -> int | None:
         """Post the finished video; return the message id. Raise to report a failed post."""
 
+    async def find_delivery(self, job: JobRecord) -> int | None:
+        """The id of the video's post if an earlier attempt made it (None: not posted)."""
+
 
 class ModeratorDesk(Protocol):
     """How the moderators of a server hear from the engine; implemented by the Discord side."""

@@ -11,6 +11,9 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -52,6 +55,10 @@ class JobRunner:
         self._store = store
         self._provider = provider
         self._clock = clock
+        self.identity = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        """This process, as the owner of the jobs it runs."""
+        self._lease = timedelta(seconds=config.jobs.lease_seconds)
+        self._grace = config.jobs.shutdown_grace
         self._queue = FairQueue(config.runcomfy.max_concurrent_jobs, on_change=self._queue_changed)
         self._machine = JobMachine(
             config=config,
@@ -61,7 +68,10 @@ class JobRunner:
             queue=self._queue,
             clock=clock,
             notify=self.notify,
+            owner=self.identity,
         )
+        self._notifier_for: Callable[[JobRecord], JobNotifier] | None = None
+        self._background: list[asyncio.Task[None]] = []
         self._shown_positions: dict[int, int] = {}
         self._tasks = TaskSet()
         self._running: dict[int, asyncio.Task[None]] = {}
@@ -107,37 +117,84 @@ class JobRunner:
         """Show a job that is not running yet (waiting for a moderator) as it changes."""
         self._notifiers[job.id] = notifier
 
-    def start(self, job: JobRecord, notifier: JobNotifier) -> bool:
-        """Run the job in the background from whatever state it is stored in.
+    def lease_until(self) -> datetime:
+        """Until when a lease taken now lasts."""
+        return self._clock() + self._lease
+
+    async def start(self, job: JobRecord, notifier: JobNotifier) -> bool:
+        """Take the job's lease and run it in the background from whatever state it is in.
 
         Idempotent: a job that already runs in this process keeps its one task (the newer
-        notifier takes over showing it). Returns True when a task was started.
+        notifier takes over showing it), and a job another live process holds is left to
+        it. Returns True when a task was started.
         """
-        self._notifiers[job.id] = notifier
         if job.id in self._running:
+            self._notifiers[job.id] = notifier
             log.info("job %d already runs here; not starting it twice", job.id)
             return False
+        if self._machine.closing:
+            return False
+        claimed = await self._store.claim_job(
+            job.id, owner=self.identity, until=self.lease_until(), now=self._clock()
+        )
+        if claimed is None or job.id in self._running:
+            return False
+        self._notifiers[job.id] = notifier
         task = self._tasks.create(self._machine.run(job.id, notifier), name=f"job-{job.id}")
         self._running[job.id] = task
         task.add_done_callback(functools.partial(self._forget, job.id))
         return True
 
-    async def resume(
-        self,
-        runnable: Callable[[JobRecord], JobNotifier],
-        waiting: Callable[[JobRecord], JobNotifier],
-    ) -> int:
-        """After a start: run every unfinished job and watch every request awaiting a moderator.
+    async def resume(self, notifier_for: Callable[[JobRecord], JobNotifier]) -> int:
+        """After a start: watch every request awaiting a moderator, take every job nobody
+        holds, then keep the leases of this process's jobs and keep sweeping for jobs whose
+        owner stopped answering. ``notifier_for`` makes each job's notifier.
 
-        ``runnable`` and ``waiting`` make each job's notifier. Returns how many jobs resumed.
+        Returns how many jobs this first sweep took.
         """
+        self._notifier_for = notifier_for
         for request in await self._store.pending_approvals():
-            self.watch(request.job, waiting(request.job))
-        resumed = 0
-        for job in await self._store.unfinished_jobs():
-            log.info("resuming job %d (%s)", job.id, job.state.value)
-            resumed += self.start(job, runnable(job))
-        return resumed
+            self.watch(request.job, notifier_for(request.job))
+        taken = await self.sweep()
+        self._background = [
+            self._tasks.create(self._keep_leases(), name="job-leases"),
+            self._tasks.create(self._keep_sweeping(), name="job-sweeper"),
+        ]
+        return taken
+
+    async def sweep(self) -> int:
+        """Take and run the jobs whose lease ran out (their owner died, or their task did)."""
+        if self._notifier_for is None or self._machine.closing:
+            return 0
+        taken = 0
+        for job in await self._store.claimable_jobs(self._clock()):
+            if job.id in self._running:
+                continue
+            log.info("taking over job %d (%s, owner %s)", job.id, job.state.value, job.owner)
+            taken += await self.start(job, self._notifier_for(job))
+        return taken
+
+    async def _keep_leases(self) -> None:
+        """Renew this process's leases every third of a lease; stop jobs another process took."""
+        while True:
+            await asyncio.sleep(self._lease.total_seconds() / 3)
+            try:
+                mine = set(self._running)
+                kept = await self._store.renew_leases(self.identity, mine, until=self.lease_until())
+                for job_id in mine - kept:
+                    if job_id in self._running:
+                        log.warning("job %d: lease lost to another process; stopping here", job_id)
+                        await self._stop_task(job_id)
+            except Exception:
+                log.exception("renewing job leases failed")
+
+    async def _keep_sweeping(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease.total_seconds() / 2)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("sweeping for abandoned jobs failed")
 
     def _forget(self, job_id: int, _task: asyncio.Task[None]) -> None:
         self._running.pop(job_id, None)
@@ -151,8 +208,18 @@ class JobRunner:
         await self._store.finish_failed(job.id, JobState.FAILED, error=reason, now=self._clock())
 
     async def close(self) -> None:
-        """Stop every task of this process; the jobs stay stored and resume on the next start."""
+        """Stop gracefully: no new submits, a short grace for submits and posts under way, then
+        every task stops and this process's leases are handed back, so the next start (or
+        another process) takes the jobs at once."""
+        self._machine.closing = True
+        for task in self._background:
+            task.cancel()
+        await self._machine.calm(self._grace)
+        held = list(self._running)
         await self._tasks.cancel_all()
+        for job_id in held:
+            with contextlib.suppress(Exception):
+                await self._store.release_lease(job_id, owner=self.identity)
 
     async def cancel(self, job_id: int, *, actor_id: int, is_moderator: bool) -> CancelResult:
         """Cancel a queued job for its requester or a moderator; releases its credits."""

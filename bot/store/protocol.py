@@ -44,15 +44,15 @@ class JobRepository(Protocol):
     """Jobs through their life, and installation facts."""
 
     async def finish_delivered(
-        self, job_id: int, *, result_message_id: int | None, now: datetime
+        self, job_id: int, *, result_message_id: int | None, now: datetime, owner: str | None = None
     ) -> bool:
         """Job -> DELIVERED and its reservation -> committed, in one transaction."""
         ...
 
     async def finish_failed(
-        self, job_id: int, state: JobState, *, error: str, now: datetime
+        self, job_id: int, state: JobState, *, error: str, now: datetime, owner: str | None = None
     ) -> bool:
-        """Job -> FAILED, CANCELLED or TIMED_OUT, its reservation released, in one transaction."""
+        """Job -> FAILED, CANCELLED or TIMED_OUT and its reservation released, in one …"""
         ...
 
     async def get_job(self, job_id: int) -> JobRecord | None:
@@ -63,11 +63,15 @@ class JobRepository(Protocol):
         """A stored installation fact (for example the last command-sync hash), or None."""
         ...
 
-    async def mark_submitting(self, job_id: int, now: datetime) -> bool:
+    async def mark_submitting(
+        self, job_id: int, now: datetime, *, owner: str | None = None
+    ) -> bool:
         """ACCEPTED -> SUBMITTING, just before the one submit call."""
         ...
 
-    async def mark_unknown_submission(self, job_id: int, *, error: str, now: datetime) -> bool:
+    async def mark_unknown_submission(
+        self, job_id: int, *, error: str, now: datetime, owner: str | None = None
+    ) -> bool:
         """The submit call's outcome is unknown: UNKNOWN_SUBMISSION, credits stay reserved."""
         ...
 
@@ -80,7 +84,7 @@ class JobRepository(Protocol):
     async def recent_run_seconds(
         self, resolution: str, duration: int, *, limit: int = 20
     ) -> list[float]:
-        """Run times (start of generation to delivery) of recent delivered jobs like this."""
+        """Seconds from the start of generation to delivery of recent delivered jobs of …"""
         ...
 
     async def schema_version(self) -> int:
@@ -92,7 +96,13 @@ class JobRepository(Protocol):
         ...
 
     async def set_progress(
-        self, job_id: int, state: JobState, *, queue_position: int | None, now: datetime
+        self,
+        job_id: int,
+        state: JobState,
+        *,
+        queue_position: int | None,
+        now: datetime,
+        owner: str | None = None,
     ) -> bool:
         """Record QUEUED/RUNNING/DELIVERING and the queue position."""
         ...
@@ -122,6 +132,42 @@ class JobRepository(Protocol):
 
     async def unfinished_jobs(self) -> list[JobRecord]:
         """Every job the runner must resume after a restart, oldest first."""
+        ...
+
+
+class LeaseRepository(Protocol):
+    """Who drives each open job: leases claimed atomically and renewed by their owner."""
+
+    async def claim_job(
+        self, job_id: int, *, owner: str, until: datetime, now: datetime
+    ) -> JobRecord | None:
+        """Take the lease of a runnable job whose lease ran out, or that ``owner`` holds."""
+        ...
+
+    async def claimable_jobs(self, now: datetime, *, limit: int = 100) -> list[JobRecord]:
+        """Runnable jobs nobody holds (lease run out or never taken), oldest first."""
+        ...
+
+    async def mark_posting(self, job_id: int, *, owner: str, now: datetime) -> bool:
+        """Record that posting the video starts now (so a restart looks for the post first)."""
+        ...
+
+    async def record_crash(
+        self, job_id: int, *, owner: str, retry_at: datetime, now: datetime
+    ) -> int:
+        """Count a run of the job that ended in an unforeseen error and hand it back until …"""
+        ...
+
+    async def release_lease(
+        self, job_id: int, *, owner: str, retry_at: datetime | None = None
+    ) -> bool:
+        """Hand a job back: nobody holds it, and any process may claim it from …"""
+        ...
+
+    async def renew_leases(
+        self, owner: str, job_ids: Collection[int], *, until: datetime
+    ) -> set[int]:
+        """Extend the leases ``owner`` still holds among ``job_ids``; the ids renewed."""
         ...
 
 
@@ -169,6 +215,8 @@ class ApprovalRepository(Protocol):
         defaults: GuildDefaults,
         now: datetime,
         parent_channel_id: int | None = None,
+        owner: str | None = None,
+        lease_until: datetime | None = None,
     ) -> JobRecord:
         """Accept a request under its server's settings, atomically; the stored job."""
         ...
@@ -281,7 +329,7 @@ class ModerationRepository(Protocol):
     async def add_block_rule(
         self, guild_id: int, kind: RuleKind, pattern: str, *, by: int, now: datetime | None = None
     ) -> BlockRule:
-        """Store a blocklist rule as given (normalised and vetted by the caller); the stored …"""
+        """Store a blocklist rule as given (normalised and vetted by the caller); the …"""
         ...
 
     async def allow_channel(
@@ -365,6 +413,7 @@ class ReportRepository(Protocol):
 
 class Store(
     JobRepository,
+    LeaseRepository,
     ApprovalRepository,
     BudgetRepository,
     ModerationRepository,

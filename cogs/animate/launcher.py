@@ -131,8 +131,9 @@ class Launcher:
         )
         try:
             status = await notifier.post_status(job, copies)
-        except discord.HTTPException as exc:
-            log.warning("job %d: status message refused: %s", job.id, exc)
+        except Exception as exc:
+            # Refused, timed out or the connection dropped: the job never starts.
+            log.warning("job %d: status message not posted: %r", job.id, exc)
             await self.bot.runner.abandon(job, "The status message could not be posted.")
             raise UserFacingError(
                 "I could not post in this channel, so the video was not started. "
@@ -148,7 +149,7 @@ class Launcher:
                 f"it runs on the server's pool. Follow it here: {link}"
             ]
         else:
-            self.bot.runner.start(job, notifier)
+            await self.bot.runner.start(job, notifier)
             lines = [f"Your video is on its way: {link}"]
         note = frames.last_frame_note(new.resolution, new.last_frame_url is not None)
         if note:

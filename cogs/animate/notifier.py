@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+CONTENT_LIMIT = 2000
+EMBED_TEXT_LIMIT = 4096
+UPLOAD_ATTEMPTS = 3
 ENTITY_TOO_LARGE = 40005
 # Room for the multipart envelope around an upload that must fit the limit exactly.
 MULTIPART_SLACK = 64 * 1024
@@ -43,6 +46,16 @@ class FrameCopy:
 
     filename: str
     data: bytes
+
+
+def delivery_embed(job: JobRecord) -> discord.Embed:
+    """What the video was made from: the prompt as plain text, and the settings."""
+    embed = discord.Embed(
+        description=clip(discord.utils.escape_markdown(job.prompt), 3000),
+        colour=discord.Colour.green(),
+    )
+    embed.set_footer(text=settings_line(job))
+    return embed
 
 
 def mib(size: int) -> str:
@@ -221,12 +234,15 @@ class ChannelNotifier:
         await self._bot.runner.shown_at(job.id, message.id)
 
     async def deliver(self, job: JobRecord, delivery: Delivery) -> int | None:
-        """Post the video as a file, re-encoded to fit the channel if needed, else its link."""
+        """Post the video as a file, re-encoded to fit the channel if needed, else its link.
+
+        The prompt travels in an embed as plain text, so the message stays within Discord's
+        limits whatever its length. A refused upload other than "too large" is tried again,
+        then the link is posted instead: a made video is never thrown away.
+        """
         channel = self._channel()
-        head = (
-            f"<@{job.member_id}> your video is ready!\n"
-            f">>> {clip(job.prompt, 1500)}\n{settings_line(job)}"
-        )
+        head = f"<@{job.member_id}> your video is ready!"
+        embed = delivery_embed(job)
         mentions = requester_only(job.member_id)
         why = "The video is too large to fetch and upload here"
         if delivery.file is not None and delivery.size is not None:
@@ -235,24 +251,54 @@ class ChannelNotifier:
                 f"{mib(self._upload_limit)}, and could not be made to fit"
             )
             async for path, note in self._upload_ladder(job, delivery.file, delivery.size):
-                try:
-                    message = await channel.send(
-                        head + note,
-                        file=discord.File(path, filename=f"seedance-{job.id}.mp4"),
-                        view=delivered_view(job.id),
-                        allowed_mentions=mentions,
-                    )
-                    return message.id
-                except discord.HTTPException as exc:
-                    if exc.status != 413 and exc.code != ENTITY_TOO_LARGE:
-                        raise
-                    log.info("job %d: upload of %s refused as too large", job.id, path.name)
+                for attempt in range(UPLOAD_ATTEMPTS):
+                    try:
+                        message = await channel.send(
+                            head + note,
+                            embed=embed,
+                            file=discord.File(path, filename=f"seedance-{job.id}.mp4"),
+                            view=delivered_view(job.id),
+                            allowed_mentions=mentions,
+                        )
+                        return message.id
+                    except discord.HTTPException as exc:
+                        if exc.status == 413 or exc.code == ENTITY_TOO_LARGE:
+                            log.info("job %d: upload of %s refused as too large", job.id, path.name)
+                            break
+                        if exc.status in (400, 403, 404):
+                            # Discord will not take this post at all: the link won't do better.
+                            raise
+                        log.warning("job %d: upload failed (%s), attempt %d", job.id, exc, attempt)
+                        await asyncio.sleep(2.0**attempt)
+                else:
+                    why = "The upload kept failing"
+                    break
+        link = f"{why}, so here is the link (it may expire): {delivery.video_url}"
+        if len(head) + 1 + len(link) <= CONTENT_LIMIT:
+            content = f"{head}\n{link}"
+        else:
+            content = head
+            embed.description = clip(f"{embed.description}\n\n{link}", EMBED_TEXT_LIMIT)
         message = await channel.send(
-            f"{head}\n{why}, so here is the link (it may expire): {delivery.video_url}",
-            view=delivered_view(job.id),
-            allowed_mentions=mentions,
+            content, embed=embed, view=delivered_view(job.id), allowed_mentions=mentions
         )
         return message.id
+
+    async def find_delivery(self, job: JobRecord) -> int | None:
+        """The video's post, if an earlier attempt made it: the channel's messages after the
+        status message that carry this job's Retry button."""
+        after = discord.Object(job.status_message_id) if job.status_message_id else None
+        wanted = f"job:retry:{job.id}"
+        try:
+            async for message in self._channel().history(limit=100, after=after):
+                for row in message.components:
+                    for item in getattr(row, "children", []):
+                        if getattr(item, "custom_id", None) == wanted:
+                            return message.id
+        except discord.HTTPException as exc:
+            # Unknown: posting again is better than never delivering.
+            log.warning("job %d: could not look for an earlier post: %s", job.id, exc)
+        return None
 
     async def _upload_ladder(
         self, job: JobRecord, file: Path, size: int

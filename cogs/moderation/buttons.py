@@ -52,7 +52,7 @@ async def decide(interaction: discord.Interaction[Any], job_id: int, *, approve:
     job = request.job
     notifier = bot.notifier_for(job)
     if approve:
-        bot.runner.start(job, notifier)
+        await bot.runner.start(job, notifier)
         return "Approved: the video is being made on the server's pool."
     await notifier.job_changed(job)
     try:

@@ -53,7 +53,8 @@ async def test_animate_posts_a_status_then_an_h264_video_pinging_only_the_reques
 
     video = await e2e.wait_video()
     assert video["content"].startswith(f"<@{emu.requester_id}> your video is ready!")
-    assert "a fox leaps over the moon" in video["content"]
+    # The prompt is shown with the video as plain text, in the embed under it.
+    assert "a fox leaps over the moon" in video["embeds"][0]["description"]
     # The prompt's @everyone and @here reach nobody: only the requester is pinged.
     assert video["mention_everyone"] is False
     assert emu.pinged_users(int(video["id"])) == [emu.requester_id]

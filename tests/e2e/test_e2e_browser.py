@@ -129,10 +129,9 @@ async def test_a_person_runs_animate_in_the_page_and_watches_the_video_arrive(
     assert await status.locator("button", has_text="Cancel").count() == 0
     delivered = page.locator("article.message", has=page.locator("video"))
     assert "your video is ready" in await delivered.inner_text()
-    # The prompt is shown as Discord shows ">>> " text: a block quote, not the raw marks.
-    quote = delivered.locator("blockquote", has_text="boats rocking in the harbour")
-    assert await quote.count() == 1
-    assert ">>>" not in await delivered.inner_text()
+    # The prompt is shown with the video, as plain text in the embed under it.
+    prompt = delivered.locator(".embed-description", has_text="boats rocking in the harbour")
+    assert await prompt.count() == 1
     await page.screenshot(path=str(tmp_path / "delivered.png"), full_page=True)
     assert len(e2e.videos()) == 1
 

@@ -149,6 +149,10 @@ job_deadline = 8.0
 connect_timeout = 2.0
 read_timeout = 3.0
 
+[jobs]
+# A killed bot's jobs are taken over once their lease runs out.
+lease_seconds = 1.5
+
 [database]
 path = "{database}"
 """

@@ -71,8 +71,13 @@ class ApprovalMixin(StoreCore):
         defaults: GuildDefaults,
         now: datetime,
         parent_channel_id: int | None = None,
+        owner: str | None = None,
+        lease_until: datetime | None = None,
     ) -> JobRecord:
         """Accept a request under its server's settings, atomically; the stored job.
+
+        With ``owner``, the job is born leased to that process until ``lease_until``, so no
+        other process (or sweep) takes it before its owner has shown and started it.
 
         In one write transaction: the gates (paused, banned, channel — see
         :meth:`check_gates`, which also checks the blocklist and should run first), the
@@ -97,6 +102,12 @@ class ApprovalMixin(StoreCore):
                 stamp=stamp,
                 approvals=settings.approvals,
             )
+            if owner is not None and lease_until is not None and record.state is JobState.ACCEPTED:
+                await db.execute(
+                    "UPDATE jobs SET owner = ?, lease_until = ? WHERE id = ?",
+                    (owner, to_text(lease_until), record.id),
+                )
+                record = await self._require_job(db, record.id)
             if record.state is JobState.PENDING_APPROVAL:
                 await db.execute(
                     "INSERT INTO approvals (job_id, guild_id, requested_at) VALUES (?, ?, ?)",
@@ -200,8 +211,8 @@ class ApprovalMixin(StoreCore):
             if settings.paused:
                 raise GateClosed("paused")
             await db.execute(
-                "UPDATE jobs SET state = 'accepted', created_at = :now, updated_at = :now "
-                "WHERE id = :id AND state = 'pending_approval'",
+                "UPDATE jobs SET state = 'accepted', created_at = :now, updated_at = :now, "
+                "owner = NULL, lease_until = NULL WHERE id = :id AND state = 'pending_approval'",
                 {"now": stamp, "id": job_id},
             )
             await db.execute(

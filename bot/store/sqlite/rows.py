@@ -23,7 +23,7 @@ JOB_COLUMNS = (
     "id, guild_id, channel_id, member_id, prompt, image_url, last_frame_url, resolution, "
     "duration, credits, state, request_id, status_url, result_url, cancel_url, queue_position, "
     "status_message_id, result_message_id, video_url, error, period_key, created_at, "
-    "submitted_at, started_at, finished_at, updated_at"
+    "submitted_at, started_at, finished_at, updated_at, owner, lease_until, attempts, posting_at"
 )
 
 
@@ -73,4 +73,8 @@ def job_from_row(row: sqlite3.Row) -> JobRecord:
         started_at=from_opt_text(row["started_at"]),
         finished_at=from_opt_text(row["finished_at"]),
         updated_at=from_text(row["updated_at"]),
+        owner=row["owner"],
+        lease_until=from_opt_text(row["lease_until"]),
+        attempts=row["attempts"],
+        posting_at=from_opt_text(row["posting_at"]),
     )

@@ -17,6 +17,7 @@ from bot.errors import JobNotFound
 from bot.models import FAILURE_STATES, PROGRESS_STATES, JobRecord, JobState
 from bot.store.sqlite.approvals import ApprovalMixin
 from bot.store.sqlite.budgets import BudgetMixin
+from bot.store.sqlite.leases import LeaseMixin
 from bot.store.sqlite.moderation import ModerationMixin
 from bot.store.sqlite.reports import ReportMixin
 from bot.store.sqlite.rows import (
@@ -31,10 +32,13 @@ from bot.store.sqlite.schema import apply_migrations, load_migrations
 
 __all__ = ["SqliteStore"]
 
+# A write by a job's runner names its owner: a process that lost the lease changes nothing.
+OWNED = " AND (:owner IS NULL OR owner = :owner)"
+
 log = logging.getLogger(__name__)
 
 
-class SqliteStore(ApprovalMixin, BudgetMixin, ModerationMixin, ReportMixin):
+class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, ReportMixin):
     """Jobs, the usage ledger and each server's moderation settings in one SQLite file.
 
     One aiosqlite connection is shared by every coroutine. Each method holds an asyncio lock
@@ -167,7 +171,9 @@ class SqliteStore(ApprovalMixin, BudgetMixin, ModerationMixin, ReportMixin):
         async with self._lock:
             return await self._fetch_job(self._db, job_id)
 
-    async def mark_submitting(self, job_id: int, now: datetime) -> bool:
+    async def mark_submitting(
+        self, job_id: int, now: datetime, *, owner: str | None = None
+    ) -> bool:
         """ACCEPTED -> SUBMITTING, just before the one submit call.
 
         Returns False, changing nothing, when the job is no longer ACCEPTED (for example it
@@ -178,8 +184,8 @@ class SqliteStore(ApprovalMixin, BudgetMixin, ModerationMixin, ReportMixin):
                 db,
                 job_id,
                 "UPDATE jobs SET state = 'submitting', updated_at = :now "
-                "WHERE id = :id AND state = 'accepted'",
-                {"now": to_text(now)},
+                f"WHERE id = :id AND state = 'accepted'{OWNED}",
+                {"now": to_text(now), "owner": owner},
             )
 
     async def set_submission(
@@ -220,7 +226,13 @@ class SqliteStore(ApprovalMixin, BudgetMixin, ModerationMixin, ReportMixin):
         return job
 
     async def set_progress(
-        self, job_id: int, state: JobState, *, queue_position: int | None, now: datetime
+        self,
+        job_id: int,
+        state: JobState,
+        *,
+        queue_position: int | None,
+        now: datetime,
+        owner: str | None = None,
     ) -> bool:
         """Record QUEUED/RUNNING/DELIVERING and the queue position.
 
@@ -237,12 +249,13 @@ class SqliteStore(ApprovalMixin, BudgetMixin, ModerationMixin, ReportMixin):
                 job_id,
                 "UPDATE jobs SET state = :state, queue_position = :position, updated_at = :now, "
                 "started_at = CASE WHEN :started THEN COALESCE(started_at, :now) "
-                f"ELSE started_at END WHERE id = :id AND {OPEN}",
+                f"ELSE started_at END WHERE id = :id AND {OPEN}{OWNED}",
                 {
                     "state": state.value,
                     "position": queue_position,
                     "started": started,
                     "now": to_text(now),
+                    "owner": owner,
                 },
             )
 
@@ -268,7 +281,9 @@ class SqliteStore(ApprovalMixin, BudgetMixin, ModerationMixin, ReportMixin):
                 {"url": url, "now": to_text(now or datetime.now(UTC))},
             )
 
-    async def mark_unknown_submission(self, job_id: int, *, error: str, now: datetime) -> bool:
+    async def mark_unknown_submission(
+        self, job_id: int, *, error: str, now: datetime, owner: str | None = None
+    ) -> bool:
         """The submit call's outcome is unknown: UNKNOWN_SUBMISSION, credits stay reserved.
 
         Returns False, changing nothing, if the job is already terminal.
@@ -278,15 +293,20 @@ class SqliteStore(ApprovalMixin, BudgetMixin, ModerationMixin, ReportMixin):
                 db,
                 job_id,
                 "UPDATE jobs SET state = 'unknown_submission', error = :error, "
-                f"queue_position = NULL, updated_at = :now WHERE id = :id AND {OPEN}",
-                {"error": error, "now": to_text(now)},
+                f"queue_position = NULL, updated_at = :now WHERE id = :id AND {OPEN}{OWNED}",
+                {"error": error, "now": to_text(now), "owner": owner},
             )
         if changed:
             log.warning("job %d: submission outcome unknown: %s", job_id, error)
         return changed
 
     async def finish_delivered(
-        self, job_id: int, *, result_message_id: int | None, now: datetime
+        self,
+        job_id: int,
+        *,
+        result_message_id: int | None,
+        now: datetime,
+        owner: str | None = None,
     ) -> bool:
         """Job -> DELIVERED and its reservation -> committed, in one transaction.
 
@@ -299,9 +319,9 @@ class SqliteStore(ApprovalMixin, BudgetMixin, ModerationMixin, ReportMixin):
                 db,
                 job_id,
                 "UPDATE jobs SET state = 'delivered', result_message_id = :message_id, "
-                "queue_position = NULL, finished_at = :now, updated_at = :now "
-                f"WHERE id = :id AND {OPEN}",
-                {"message_id": result_message_id, "now": stamp},
+                "queue_position = NULL, finished_at = :now, updated_at = :now, owner = NULL, "
+                f"lease_until = NULL WHERE id = :id AND {OPEN}{OWNED}",
+                {"message_id": result_message_id, "now": stamp, "owner": owner},
             )
             if changed:
                 await db.execute(
@@ -314,7 +334,13 @@ class SqliteStore(ApprovalMixin, BudgetMixin, ModerationMixin, ReportMixin):
         return changed
 
     async def finish_failed(
-        self, job_id: int, state: JobState, *, error: str, now: datetime
+        self,
+        job_id: int,
+        state: JobState,
+        *,
+        error: str,
+        now: datetime,
+        owner: str | None = None,
     ) -> bool:
         """Job -> FAILED, CANCELLED or TIMED_OUT and its reservation released, in one transaction.
 
@@ -329,8 +355,9 @@ class SqliteStore(ApprovalMixin, BudgetMixin, ModerationMixin, ReportMixin):
                 db,
                 job_id,
                 "UPDATE jobs SET state = :state, error = :error, queue_position = NULL, "
-                f"finished_at = :now, updated_at = :now WHERE id = :id AND {OPEN}",
-                {"state": state.value, "error": error, "now": stamp},
+                "finished_at = :now, updated_at = :now, owner = NULL, lease_until = NULL "
+                f"WHERE id = :id AND {OPEN}{OWNED}",
+                {"state": state.value, "error": error, "now": stamp, "owner": owner},
             )
             if changed:
                 await db.execute(
