@@ -66,6 +66,8 @@ class FakeChannel:
         )
         self.upload_limit: int | None = None
         self.forbidden = False
+        # An error every send raises, as a dropped connection or a timeout would.
+        self.fail_sends_with: BaseException | None = None
 
     def by_id(self, message_id: int) -> Sent:
         return next(m for m in self.messages if m.id == message_id)
@@ -81,6 +83,8 @@ class FakeChannel:
     async def _send(self, content: str | None = None, **kwargs: Any) -> discord.Message:
         if self.forbidden:
             raise _http_error(discord.Forbidden, 403, 50013, "Missing Permissions")
+        if self.fail_sends_with is not None:
+            raise self.fail_sends_with
         file: discord.File | None = kwargs.get("file")
         files: list[discord.File] = [f for f in kwargs.get("files") or [] if f]
         data = None

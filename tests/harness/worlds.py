@@ -12,7 +12,7 @@ import discord
 import pytest
 
 from bot.app import EXTENSIONS, SeedanceBot
-from bot.config import Config, DiscordConfig, QuotaConfig, RunComfyConfig
+from bot.config import Config, DiscordConfig, JobsConfig, QuotaConfig, RunComfyConfig
 from bot.models import JobRecord, JobState
 from bot.store import Store, open_store
 from sandbox.runcomfy import RunComfyEmulator
@@ -84,19 +84,23 @@ def config_for(
     *,
     quota: QuotaConfig | None = None,
     max_concurrent_jobs: int = 20,
+    job_deadline: float = 20.0,
 ) -> Config:
-    """The cog world's config; ``@pytest.mark.settings(quota=..., max_concurrent_jobs=...)``."""
+    """The cog world's config: ``@pytest.mark.settings(quota=..., max_concurrent_jobs=...,
+    job_deadline=...)``."""
     return Config(
         discord=DiscordConfig(status_edit_interval=0.0),
         runcomfy=RunComfyConfig(
             base_url=rc.base_url,
             poll_interval=0.05,
-            job_deadline=20.0,
+            job_deadline=job_deadline,
             read_timeout=2.0,
             breaker_cooldown=0.0,
             max_concurrent_jobs=max_concurrent_jobs,
         ),
         quota=quota or QuotaConfig(),
+        # Short leases, so a job handed back after an error is taken again within the test.
+        jobs=JobsConfig(lease_seconds=1.0, shutdown_grace=1.0),
     )
 
 
@@ -125,6 +129,9 @@ async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
         async with bot:
             for extension in EXTENSIONS:
                 await bot.load_extension(extension)
+            # What setup_hook does after loading the cogs: resume, then keep sweeping.
+            assert bot.notifier_for is not None
+            await bot.runner.resume(bot.notifier_for)
             try:
                 yield World(
                     bot=bot,

@@ -1,0 +1,81 @@
+"""Every open job has a live owner: faults nobody foresaw, resumes and stops never strand a job.
+
+Driven through the real runner, store and RunComfy emulator; what is asserted is what the
+member sees and what they are charged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.models import JobState
+from tests.harness.discord_fakes import eventually, member_saw
+from tests.harness.worlds import World
+
+
+async def settled(world: World, job_id: int, *states: JobState) -> None:
+    async def done() -> bool:
+        job = await world.store.get_job(job_id)
+        return job is not None and job.state in states
+
+    await eventually(done, within=20)
+
+
+async def test_a_provider_answer_nobody_foresaw_never_strands_the_job(world: World) -> None:
+    # A queue position of 5,000 digits: Python refuses to read it as a number, an error that
+    # is not the provider client's own. Once, then the provider answers properly again.
+    world.rc.plan_next_job(queue_seconds=0.3, run_seconds=0.3)
+    world.rc.faults.add(route="result", kind="json", body=ABSURD, times=1)
+    await world.animate(world.alice)
+    job = await world.only_job()
+    await settled(world, job.id, JobState.DELIVERED)
+    usage = await world.bot.guild_admin.usage(world.channel.guild_id, world.alice.id)
+    assert (usage.member_used, usage.member_reserved) == (1, 0)
+    assert len(world.rc.submitted) == 1
+
+
+async def test_a_job_that_keeps_crashing_is_ended_plainly_and_refunded(world: World) -> None:
+    world.rc.plan_next_job(queue_seconds=30, run_seconds=0.3)
+    world.rc.faults.add(route="result", kind="json", body=ABSURD, times=50)
+    await world.animate(world.alice)
+    job = await world.only_job()
+    await settled(world, job.id, JobState.FAILED)
+    ended = await world.store.get_job(job.id)
+    assert ended is not None and ended.error is not None
+    assert "kept running into a problem" in ended.error
+    assert ended.request_id is not None and ended.request_id in ended.error
+    usage = await world.bot.guild_admin.usage(world.channel.guild_id, world.alice.id)
+    assert (usage.member_used, usage.member_reserved, usage.member_active_jobs) == (0, 0, 0)
+    assert len(world.rc.submitted) == 1
+
+
+async def test_a_status_message_that_times_out_releases_the_job(world: World) -> None:
+    world.channel.fail_sends_with = TimeoutError()
+    interaction = await world.animate(world.alice)
+    assert "Nothing was charged" in member_saw(interaction)[-1]
+    job = await world.only_job()
+    assert job.state is JobState.FAILED
+    usage = await world.bot.guild_admin.usage(world.channel.guild_id, world.alice.id)
+    assert (usage.member_used, usage.member_reserved) == (0, 0)
+    # Nothing runs it later either: the job is settled, not waiting for a sweep.
+    await asyncio.sleep(1.5)
+    assert world.rc.submitted == []
+
+
+@pytest.mark.settings(job_deadline=3.0)
+async def test_a_job_the_provider_finished_before_the_deadline_is_delivered(world: World) -> None:
+    # The provider finishes at once, but the bot cannot see it until past the deadline (two
+    # status calls hang past the read timeout): one last look finds the video.
+    world.rc.plan_next_job(queue_seconds=0.1, run_seconds=0.1)
+    world.rc.faults.add(route="result", kind="hang", seconds=5.0, times=2)
+    await world.animate(world.alice)
+    job = await world.only_job()
+    await settled(world, job.id, JobState.DELIVERED, JobState.TIMED_OUT)
+    done = await world.store.get_job(job.id)
+    assert done is not None and done.state is JobState.DELIVERED
+    assert len(world.rc.submitted) == 1
+
+
+ABSURD = {"status": "in_queue", "queue_position": "9" * 5000}

@@ -1,0 +1,21 @@
+"""A graceful stop (SIGTERM) hands every job back: the next start finishes them at once."""
+
+from __future__ import annotations
+
+from tests.harness.e2e import E2E
+
+SUBMIT = "/v1/models/bytedance/seedance-1-0/lite/image-to-video"
+
+
+async def test_a_stopped_bot_hands_its_jobs_to_the_next_start_without_waiting(e2e: E2E) -> None:
+    e2e.runcomfy.plan_next_job(queue_seconds=2.0, run_seconds=0.5)
+    await e2e.animate("a lantern drifting downstream")
+    await e2e.wait_queued()
+    # Stopped the way SIGTERM stops it; the default lease is 30 s, far longer than this test
+    # waits, so the job is only finished in time if the stop handed its lease back.
+    await e2e.stop_bot()
+    await e2e.start_bot()
+    video = await e2e.wait_video()
+    assert f"<@{e2e.emu.requester_id}>" in video["content"]
+    assert len(e2e.videos()) == 1
+    assert e2e.runcomfy.count("POST", SUBMIT) == 1
