@@ -83,8 +83,8 @@ class Sandbox:
 
     @property
     def url(self) -> str:
-        """The page a person opens."""
-        return self.discord.base_url + "/"
+        """The page a person opens, with this run's key (the page refuses any other)."""
+        return self.discord.page_url
 
     @property
     def config(self) -> Config:
