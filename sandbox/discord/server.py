@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .cdn import AttachmentStore, StoredFile
+from .cdn import AttachmentStore, StoredFile, served_headers
 from .clock import Clock
 from .commands import CommandRegistry
 from .driver import Driver
@@ -507,7 +507,4 @@ class DiscordEmulator(EmulatorReadings):
         )
         if stored is None:
             return web.Response(status=404, text="This content is no longer available.")
-        return web.Response(
-            body=stored.data,
-            headers={"Content-Type": stored.content_type or "application/octet-stream"},
-        )
+        return web.Response(body=stored.data, headers=served_headers(stored))

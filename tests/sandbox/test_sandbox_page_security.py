@@ -161,6 +161,39 @@ async def test_an_image_just_under_the_bots_30_mb_limit_still_goes_through_the_p
             assert "not registered" in (await response.json())["error"]
 
 
+@pytest.mark.parametrize(
+    ("filename", "declared", "data"),
+    [
+        ("page.html", "text/html", b"<!doctype html><script>alert(document.cookie)</script>"),
+        ("logo.svg", "image/svg+xml", b'<svg xmlns="http://www.w3.org/2000/svg" onload="x()"/>'),
+        ("fake.png", "image/png", b"<html><script>alert(1)</script></html>"),
+        ("notes.txt", None, b"<script>alert(1)</script>"),
+    ],
+)
+async def test_uploads_that_are_not_pictures_are_served_as_downloads(
+    filename: str, declared: str | None, data: bytes
+) -> None:
+    async with DiscordEmulator() as emu, aiohttp.ClientSession() as http:
+        attachment = await emu.upload_attachment(filename, data, declared)
+        async with http.get(attachment["url"]) as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"] == "application/octet-stream"
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+            assert response.headers["Content-Disposition"].startswith("attachment")
+            assert await response.read() == data
+
+
+async def test_uploaded_pictures_are_served_inline_with_their_real_type() -> None:
+    async with DiscordEmulator() as emu, aiohttp.ClientSession() as http:
+        # Declared as HTML by a hostile client, but the bytes are a PNG.
+        attachment = await emu.upload_attachment("cat.png", png_bytes(), "text/html")
+        async with http.get(attachment["url"]) as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"] == "image/png"
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+            assert "Content-Disposition" not in response.headers
+
+
 async def test_the_page_sends_a_content_security_policy() -> None:
     async with DiscordEmulator() as emu, page_session(emu) as http:
         for path in ("/", "/sandbox/info"):
