@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -205,3 +208,32 @@ async def test_the_page_sends_a_content_security_policy() -> None:
                 assert "frame-ancestors 'none'" in policy
                 assert response.headers["X-Content-Type-Options"] == "nosniff"
                 assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+@pytest.mark.parametrize(("host", "warned"), [("0.0.0.0", True), ("127.0.0.1", False)])
+async def test_seedance_bot_sandbox_prints_its_keyed_address_and_warns_off_loopback(
+    host: str, warned: bool
+) -> None:
+    command = [sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main())"]
+    args = ["sandbox", "--host", host, "--port", "0", "--log-level", "ERROR"]
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(process.communicate(), 30)
+    address = next(word for word in line.split() if word.startswith("http://"))
+    assert URL(address).query.get("key")
+    warning = err.decode()
+    if warned:
+        assert "anyone who can reach" in warning
+        assert "--host 127.0.0.1" in warning
+    else:
+        assert "anyone who can reach" not in warning
