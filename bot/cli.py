@@ -70,7 +70,21 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
     async def serve() -> None:
         async with Sandbox(settings) as sandbox:
-            print(f"seedance-bot sandbox: open {sandbox.url} in your browser (Ctrl-C stops it)")
+            # Flushed: the address is the one thing a person (or a script piping us) waits for.
+            print(
+                f"seedance-bot sandbox: open {sandbox.url} in your browser (Ctrl-C stops it)",
+                flush=True,
+            )
+            if not sandbox.loopback_only:
+                print(
+                    f"seedance-bot sandbox: warning: listening on {args.host}, not only on this "
+                    "machine: anyone who can reach it over the network and sees the address "
+                    "above (its key travels unencrypted over plain http) can drive the sandbox, "
+                    "acting as any of its people and reading every message. It spends nothing "
+                    "real (no Discord, no RunComfy), but --host 127.0.0.1 keeps it to yourself.",
+                    file=sys.stderr,
+                    flush=True,
+                )
             await run_bot(sandbox.config, sandbox.secrets)
 
     asyncio.run(serve())

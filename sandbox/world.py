@@ -22,6 +22,7 @@ from bot.config import (
     Secrets,
 )
 from sandbox.discord import DiscordEmulator
+from sandbox.discord.page_access import is_loopback_host
 from sandbox.runcomfy import RunComfyEmulator
 
 
@@ -83,8 +84,13 @@ class Sandbox:
 
     @property
     def url(self) -> str:
-        """The page a person opens."""
-        return self.discord.base_url + "/"
+        """The page a person opens, with this run's key (the page refuses any other)."""
+        return self.discord.page_url
+
+    @property
+    def loopback_only(self) -> bool:
+        """Whether only this machine can reach the page (otherwise anyone on the network can)."""
+        return is_loopback_host(self.settings.host)
 
     @property
     def config(self) -> Config:

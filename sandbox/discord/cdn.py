@@ -67,6 +67,41 @@ def _image_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
+def _sniffed_type(data: bytes) -> str | None:
+    """A picture or video type read from the bytes themselves, never from what was declared."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[4:8] == b"ftyp":
+        return "video/mp4"
+    if data.startswith(b"\x1a\x45\xdf\xa3"):
+        return "video/webm"
+    return None
+
+
+def served_headers(stored: StoredFile) -> dict[str, str]:
+    """How the CDN serves a file: safe for the sandbox page, which shares its origin.
+
+    A type declared by an uploader is kept in the attachment object (as Discord does) but
+    never served: an HTML or SVG upload served as such would run script on the page's origin.
+    Pictures and videos recognised by their bytes are served inline; everything else is an
+    opaque download.
+    """
+    sniffed = _sniffed_type(stored.data)
+    headers = {
+        "Content-Type": sniffed or "application/octet-stream",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if sniffed is None:
+        headers["Content-Disposition"] = f'attachment; filename="{stored.filename}"'
+    return headers
+
+
 class AttachmentStore:
     """Keeps attachment bytes and serves them under signed, expiring URLs."""
 

@@ -15,6 +15,7 @@ from aiohttp.web_request import FileField
 
 from .commands import command_summary
 from .errors import JSON, DiscordHTTPError, InvocationError
+from .page_access import PageAccess
 from .wire import json_response
 
 if TYPE_CHECKING:
@@ -45,22 +46,29 @@ def _bad_request(message: str) -> web.Response:
 
 
 class SandboxPage:
-    """Serves the page and the ``/sandbox/...`` API it uses."""
+    """Serves the page and the ``/sandbox/...`` API it uses, to the holder of the run's key."""
 
     def __init__(self, emulator: DiscordEmulator) -> None:
         self._emu = emulator
         self._sockets: set[web.WebSocketResponse] = set()
+        self.access = PageAccess(lambda: emulator.base_url)
+
+    @property
+    def url(self) -> str:
+        """The address to open: the page with the run's key."""
+        return self.access.url
 
     def add_routes(self, app: web.Application) -> None:
-        """Register the page, its assets and its API."""
-        app.router.add_get("/", self.index)
-        app.router.add_get("/static/{name}", self.static)
-        app.router.add_get("/sandbox/info", self.info)
-        app.router.add_get("/sandbox/commands", self.commands)
-        app.router.add_get("/sandbox/messages", self.messages)
-        app.router.add_post("/sandbox/invoke", self.invoke)
-        app.router.add_post("/sandbox/click", self.click)
-        app.router.add_get("/sandbox/events", self.events)
+        """Register the page, its assets and its API, each behind the key and origin checks."""
+        guard = self.access.guard
+        app.router.add_get("/", guard(self.index))
+        app.router.add_get("/static/{name}", guard(self.static))
+        app.router.add_get("/sandbox/info", guard(self.info))
+        app.router.add_get("/sandbox/commands", guard(self.commands))
+        app.router.add_get("/sandbox/messages", guard(self.messages))
+        app.router.add_post("/sandbox/invoke", guard(self.invoke))
+        app.router.add_post("/sandbox/click", guard(self.click))
+        app.router.add_get("/sandbox/events", guard(self.events))
         app.on_shutdown.append(self._close_sockets)
 
     async def _close_sockets(self, app: web.Application) -> None:
@@ -70,7 +78,12 @@ class SandboxPage:
     # the page ----------------------------------------------------------------------------
 
     async def index(self, request: web.Request) -> web.StreamResponse:
-        """The page itself."""
+        """The page itself; opened with the key, it trades the key for a cookie first."""
+        if "key" in request.query:
+            # Out of the address bar, history and screen shares from here on.
+            response = web.Response(status=303, headers={"Location": "/"})
+            self.access.remember(response)
+            return response
         return await self._file("index.html")
 
     async def static(self, request: web.Request) -> web.StreamResponse:

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .cdn import AttachmentStore, StoredFile
+from .cdn import AttachmentStore, StoredFile, served_headers
 from .clock import Clock
 from .commands import CommandRegistry
 from .driver import Driver
@@ -113,7 +113,7 @@ class DiscordEmulator(EmulatorReadings):
             store=self.store,
             gateway=self.gateway,
         )
-        self._serve_page = serve_page
+        self.page = SandboxPage(self) if serve_page else None
         self._runner: web.AppRunner | None = None
         self._base_url = ""
 
@@ -138,8 +138,8 @@ class DiscordEmulator(EmulatorReadings):
         app.router.add_get("/gateway/", self.gateway.handle)
         app.router.add_get(_CDN_PATH, self._serve_attachment)
         app.router.add_get("/media" + _CDN_PATH, self._serve_attachment)
-        if self._serve_page:
-            SandboxPage(self).add_routes(app)
+        if self.page is not None:
+            self.page.add_routes(app)
         rest.add_catch_all(app)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
@@ -186,6 +186,13 @@ class DiscordEmulator(EmulatorReadings):
         if not self._base_url:
             raise RuntimeError("the emulator has not been started")
         return self._base_url
+
+    @property
+    def page_url(self) -> str:
+        """The sandbox page's address, with this run's key (the page refuses any other)."""
+        if self.page is None:
+            raise RuntimeError("this emulator serves no page")
+        return self.page.url
 
     @property
     def api_base(self) -> str:
@@ -500,7 +507,4 @@ class DiscordEmulator(EmulatorReadings):
         )
         if stored is None:
             return web.Response(status=404, text="This content is no longer available.")
-        return web.Response(
-            body=stored.data,
-            headers={"Content-Type": stored.content_type or "application/octet-stream"},
-        )
+        return web.Response(body=stored.data, headers=served_headers(stored))

@@ -78,6 +78,13 @@ async def page(e2e: E2E, tmp_path: Path) -> AsyncIterator[Page]:
             tab = context.pages[0] if context.pages else await context.new_page()
             tab.set_default_timeout(TIMEOUT_MS)
             tab.on("pageerror", lambda exc: errors.append(str(exc)))
+            # The page's Content-Security-Policy must not block anything the page itself does.
+            tab.on(
+                "console",
+                lambda msg: (
+                    errors.append(msg.text) if "Content Security Policy" in msg.text else None
+                ),
+            )
             await tab.goto(e2e.sandbox.url)
             await tab.locator("#bot-status.online").wait_for()
             await tab.locator("#command-select option[value='animate']").wait_for(state="attached")

@@ -11,6 +11,7 @@ import aiohttp
 
 from sandbox.discord import DiscordEmulator
 from tests.harness.emulated_bot import png_bytes, running_bot
+from tests.sandbox.page_client import page_session
 
 
 async def get_json(http: aiohttp.ClientSession, url: str) -> Any:
@@ -30,7 +31,7 @@ def invoke_form(command: str, options: dict[str, Any], user_id: int, **files: by
 
 
 async def test_the_page_and_its_assets_are_served_without_external_urls() -> None:
-    async with DiscordEmulator() as emu, aiohttp.ClientSession() as http:
+    async with DiscordEmulator() as emu, page_session(emu) as http:
         async with http.get(emu.base_url + "/") as response:
             assert response.status == 200
             assert response.headers["Content-Type"].startswith("text/html")
@@ -51,7 +52,7 @@ async def test_the_page_and_its_assets_are_served_without_external_urls() -> Non
 
 
 async def test_composer_commands_come_from_what_the_bot_registered() -> None:
-    async with DiscordEmulator() as emu, running_bot(emu), aiohttp.ClientSession() as http:
+    async with DiscordEmulator() as emu, running_bot(emu), page_session(emu) as http:
         listing = await get_json(http, emu.base_url + "/sandbox/commands")
         commands = {c["name"]: c for c in listing["commands"]}
         assert set(commands) == {
@@ -67,7 +68,7 @@ async def test_composer_commands_come_from_what_the_bot_registered() -> None:
 
 
 async def test_running_animate_from_the_page_shows_the_bot_reply_live() -> None:
-    async with DiscordEmulator() as emu, running_bot(emu), aiohttp.ClientSession() as http:
+    async with DiscordEmulator() as emu, running_bot(emu), page_session(emu) as http:
         async with http.ws_connect(emu.base_url + "/sandbox/events") as events:
             form = invoke_form(
                 "animate", {"prompt": "a cat waves"}, emu.requester_id, image=png_bytes()
@@ -95,7 +96,7 @@ async def test_running_animate_from_the_page_shows_the_bot_reply_live() -> None:
 
 
 async def test_buttons_and_ephemeral_replies_depend_on_who_is_acting() -> None:
-    async with DiscordEmulator() as emu, running_bot(emu), aiohttp.ClientSession() as http:
+    async with DiscordEmulator() as emu, running_bot(emu), page_session(emu) as http:
         form = invoke_form("usage", {}, emu.member_id)
         async with http.post(emu.base_url + "/sandbox/invoke", data=form) as response:
             assert response.status == 200
@@ -119,7 +120,7 @@ async def test_buttons_and_ephemeral_replies_depend_on_who_is_acting() -> None:
 
 
 async def test_refusals_are_explained_to_the_person() -> None:
-    async with DiscordEmulator() as emu, aiohttp.ClientSession() as http:
+    async with DiscordEmulator() as emu, page_session(emu) as http:
         offline = invoke_form("usage", {}, emu.requester_id)
         async with http.post(emu.base_url + "/sandbox/invoke", data=offline) as response:
             assert response.status == 400
