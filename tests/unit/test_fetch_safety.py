@@ -24,6 +24,8 @@ from bot.media.download import (
     download_video,
     url_allowed,
 )
+from bot.runcomfy.client import RunComfyClient, Submission, VideoInput
+from bot.runcomfy.errors import ServerError, UnknownSubmissionError
 from tests.harness.videos import make_video
 
 MP4 = make_video(width=64, height=64, seconds=0.5, fps=4)
@@ -211,3 +213,43 @@ async def test_a_file_that_is_no_mp4_is_refused_and_nothing_kept(
     assert isinstance(caught.value, DownloadError)
     assert str(caught.value) == "the file the video service returned is not an MP4 video"
     assert leftovers(tmp_path) == []
+
+
+# -- provider answers ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def huge_api() -> AsyncIterator[str]:
+    """An API that answers every call with 8 MiB of JSON, streamed, with or without a length."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if "sized" in request.path:
+            resp.content_length = 2 + 8 * 2**20 + 2
+        await resp.prepare(request)
+        await resp.write(b'{"request_id": "r1", "status": "in_queue", "x": "')
+        for _ in range(8):
+            await resp.write(b"a" * 2**20)
+        await resp.write(b'"}')
+        return resp
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize("path", ["/chunked", "/sized"])
+async def test_an_oversized_api_answer_is_a_provider_error_not_a_memory_sink(
+    http: aiohttp.ClientSession, huge_api: str, path: str
+) -> None:
+    client = RunComfyClient(http, token="t0ken", base_url=huge_api + path)
+    sub = Submission("r1", f"{huge_api}{path}/s", f"{huge_api}{path}/r", f"{huge_api}{path}/c")
+    with pytest.raises(ServerError, match="larger than 1 MiB"):
+        await client.status(sub)
+    with pytest.raises(UnknownSubmissionError, match="larger than 1 MiB"):
+        await client.submit(VideoInput("a cat", "https://cdn/x.png", None, "480p", 5))
