@@ -19,6 +19,10 @@ MAX_PROMPT_CHARS = 1900
 MAX_REGEX_CHARS = 200
 REGEX_MAX_MEM = 4 << 20
 """Bytes RE2 may use for one compiled rule; a pattern whose automaton needs more is refused."""
+MAX_PROGRAM_SIZE = 1500
+"""RE2 instructions one rule may compile to. A search costs about this times the prompt's
+length at worst, so nested counted repeats like (a{1,30}){1,30} (1,864) are refused; ordinary
+rules take a few dozen, a Unicode class like \\p{L} about a thousand."""
 
 # Syntax RE2 refuses, spotted in the moderator's text so the refusal can say why. These are
 # our own patterns, scanned once over at most MAX_REGEX_CHARS characters.
@@ -88,6 +92,10 @@ def validate_regex(pattern: str) -> None:
     if "\x00" in pattern:
         raise ValueError("A blocked pattern cannot contain a NUL character.")
     compiled = compile_regex(pattern)
+    if compiled.programsize > MAX_PROGRAM_SIZE:
+        raise ValueError(
+            "This pattern is too large: its repetitions expand too far. Use smaller counts."
+        )
     if compiled.search("") is not None:
         raise ValueError("The pattern matches an empty text, so it would refuse every prompt.")
 

@@ -190,6 +190,7 @@ def test_backtracking_shapes_are_accepted_and_run_on_re2(pattern: str) -> None:
         (r"a++b", "possessive"),
         (r"(?>ab)c", "atomic groups"),
         (r"(\w{1000}){1000}", "too large|not a valid"),
+        (r"(a{1,30}){1,30}x", "too large: its repetitions expand too far"),
         (r"(a|a)*", "empty text"),
         (r"[", "not a valid regular expression"),
         (r"a{2,1}", "not a valid regular expression"),
