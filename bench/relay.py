@@ -76,8 +76,11 @@ class DiscordTarget:
 
 
 def write_random(path: Path, size: int) -> None:
+    """``size`` random bytes behind an ISO-BMFF ftyp box, as download_video requires of an MP4."""
+    head = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
     with path.open("wb") as fh:
-        left = size
+        fh.write(head)
+        left = size - len(head)
         while left:
             block = min(left, 4 * MIB)
             fh.write(os.urandom(block))

@@ -5,13 +5,17 @@ Secrets never live here: the tokens come from the environment only (see `Secrets
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+from yarl import URL
 
 from bot.models import GuildDefaults
 from bot.quota import DEFAULT_COSTS, Period
@@ -19,6 +23,10 @@ from bot.quota import DEFAULT_COSTS, Period
 RESOLUTIONS = ("480p", "720p", "1080p")
 DURATIONS = (5, 10)
 DEFAULT_BASE_URL = "https://model-api.runcomfy.net"
+DEFAULT_OUTPUT_HOSTS = ("*.runcomfy.net",)
+"""Hosts finished videos may be fetched from: RunComfy's CDN hosts (files.runcomfy.net,
+playgrounds-storage-public.runcomfy.net, serverless-api-storage.runcomfy.net, as its CLI lists
+them) and the API host all live under runcomfy.net. ``*.`` means the domain and its subdomains."""
 CONFIG_ENV = "SEEDANCE_BOT_CONFIG"
 DISCORD_TOKEN_ENV = "DISCORD_TOKEN"
 RUNCOMFY_TOKEN_ENV = "RUNCOMFY_API_TOKEN"
@@ -48,6 +56,7 @@ class RunComfyConfig:
     breaker_failures: int = 5
     breaker_cooldown: float = 30.0
     max_concurrent_jobs: int = 20
+    output_hosts: tuple[str, ...] = DEFAULT_OUTPUT_HOSTS
 
 
 @dataclass(frozen=True)
@@ -217,18 +226,63 @@ def _choice(choices: tuple[Any, ...]) -> Callable[[str, Any], Any]:
     return convert
 
 
-def _url(where: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.startswith(
-        ("http://", "https://", "ws://", "wss://")
-    ):
-        raise ConfigError(f"{where} must be an http(s) or ws(s) URL")
-    return value.rstrip("/")
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback address (IPv4-mapped IPv6 included); never a look-alike name."""
+    name = host.lower().rstrip(".").strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
-def _optional_url(where: str, value: Any) -> str | None:
-    if value == "":
-        return None
-    return _url(where, value)
+def _url_of(secure: str, plain: str) -> Callable[[str, Any], str]:
+    """A URL with scheme ``secure``, or ``plain`` on a loopback host only (tests, sandbox)."""
+
+    def convert(where: str, value: Any) -> str:
+        kind = "http(s)" if secure == "https" else "ws(s)"
+        try:
+            url = URL(value) if isinstance(value, str) else None
+        except ValueError:
+            url = None
+        if url is None or url.scheme not in (secure, plain) or not url.host:
+            raise ConfigError(f"{where} must be an {kind} URL")
+        if url.scheme == plain and not is_loopback_host(url.host):
+            raise ConfigError(
+                f"{where} may use plain {plain} only on a loopback host; use {secure}://"
+            )
+        return str(value).rstrip("/")
+
+    return convert
+
+
+def _optional(convert: Callable[[str, Any], str]) -> Callable[[str, Any], str | None]:
+    def optional(where: str, value: Any) -> str | None:
+        return None if value == "" else convert(where, value)
+
+    return optional
+
+
+_http_url = _url_of("https", "http")
+_ws_url = _url_of("wss", "ws")
+_HOST_NAME = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+
+
+def _hosts(where: str, value: Any) -> tuple[str, ...]:
+    hosts = []
+    for item in value if isinstance(value, list) else [None]:
+        name = item.strip().lower().rstrip(".") if isinstance(item, str) else ""
+        if not _HOST_NAME.fullmatch(name):
+            raise ConfigError(
+                f'{where} must be a list of host names like ["files.runcomfy.net", '
+                f'"*.runcomfy.net"]'
+            )
+        hosts.append(name)
+    return tuple(hosts)
 
 
 def _snowflake(where: str, value: Any) -> int | None:
@@ -277,8 +331,8 @@ def parse_config(data: Mapping[str, Any]) -> Config:
     discord = DiscordConfig(
         dev_guild_id=d.get("dev_guild_id", None, _snowflake),
         status_edit_interval=d.get("status_edit_interval", 5.0, _seconds(0.0)),
-        api_base_url=d.get("api_base_url", None, _optional_url),
-        gateway_url=d.get("gateway_url", None, _optional_url),
+        api_base_url=d.get("api_base_url", None, _optional(_http_url)),
+        gateway_url=d.get("gateway_url", None, _optional(_ws_url)),
     )
 
     r = _Section(
@@ -294,10 +348,11 @@ def parse_config(data: Mapping[str, Any]) -> Config:
             "breaker_failures",
             "breaker_cooldown",
             "max_concurrent_jobs",
+            "output_hosts",
         },
     )
     runcomfy = RunComfyConfig(
-        base_url=r.get("base_url", DEFAULT_BASE_URL, _url),
+        base_url=r.get("base_url", DEFAULT_BASE_URL, _http_url),
         connect_timeout=r.get("connect_timeout", 10.0, _seconds(0.1)),
         read_timeout=r.get("read_timeout", 30.0, _seconds(0.1)),
         job_deadline=r.get("job_deadline", 1800.0, _seconds(1.0)),
@@ -306,6 +361,7 @@ def parse_config(data: Mapping[str, Any]) -> Config:
         breaker_failures=r.get("breaker_failures", 5, _int(1)),
         breaker_cooldown=r.get("breaker_cooldown", 30.0, _seconds(0.0)),
         max_concurrent_jobs=r.get("max_concurrent_jobs", 20, _int(1)),
+        output_hosts=r.get("output_hosts", DEFAULT_OUTPUT_HOSTS, _hosts),
     )
 
     db = _Section(data, "database", {"path"})

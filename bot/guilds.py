@@ -158,7 +158,7 @@ class GuildAdmin:
         """Add a word or a regex; raises ``ValueError`` (moderator-facing) when it may not be.
 
         A word is normalised like the prompts it is matched against; a regex must compile
-        and be proven unable to stall the bot before it is stored.
+        with RE2 (linear-time, so it cannot stall the bot) or is refused with the reason.
         """
         if kind == "word":
             pattern = normalize_word(pattern)

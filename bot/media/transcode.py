@@ -82,6 +82,11 @@ class _Plan:
     keep_audio: bool
 
 
+# The file came from the provider: read it as the MP4 it must be (never let FFmpeg pick a
+# demuxer from the content, such as a playlist that fetches URLs) and open nothing but it.
+_INPUT_OPTIONS = {"protocol_whitelist": "file"}
+
+
 def probe(path: Path) -> VideoInfo:
     """Size, length, frame rate and codec of the first video stream in ``path``."""
     return _inspect(path).info
@@ -166,7 +171,7 @@ async def fit_video_async(src: Path, dest: Path, *, limit_bytes: int, max_attemp
 
 def _inspect(path: Path) -> _Source:
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), format="mp4", options=_INPUT_OPTIONS) as container:
             return _read_source(path, container)
     except av.FFmpegError as exc:
         log.warning("Could not read %s as a video: %s", path, exc)
@@ -252,7 +257,7 @@ def _plan(source: _Source, video_bit_rate: int, *, keep_audio: bool) -> _Plan:
 def _encode(src: Path, part: Path, source: _Source, plan: _Plan) -> None:
     try:
         with (
-            av.open(str(src)) as inp,
+            av.open(str(src), format="mp4", options=_INPUT_OPTIONS) as inp,
             av.open(str(part), mode="w", format="mp4", options={"movflags": "+faststart"}) as out,
         ):
             _transcode(inp, out, source, plan)

@@ -1,8 +1,11 @@
-"""The prompt blocklist: rules, the normal form prompts are matched in, and matching.
+"""The prompt blocklist: rules, the normal forms prompts are matched in, and matching.
 
-A rule is a word (or phrase) or a regular expression, always matched case-insensitively
-against the prompt after Unicode normalisation. Regexes are vetted when they are added
-(:mod:`bot.moderation.regexes`); matching runs in a worker thread within a time budget.
+A rule is a word (or phrase) or a regular expression, always matched case-insensitively.
+Every rule is tried against two forms of the prompt: the *folded* form (NFKC, invisible
+format characters and combining marks removed) and its *skeleton* (Unicode's UTS #39
+confusables mapping on top, so a Cyrillic and a Latin "a" are one letter). Regexes are
+matched by RE2 (:mod:`bot.moderation.regexes`), whose searches are linear in the prompt;
+word rules are our own escaped patterns on ``re``.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ import logging
 import re
 import time
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from confusable_homoglyphs import confusables
 
 from bot.models import BlockRule, RuleKind
-from bot.moderation.regexes import MAX_PROMPT_CHARS, validate_regex
+from bot.moderation.regexes import MAX_PROMPT_CHARS, compile_regex, validate_regex
 
 log = logging.getLogger(__name__)
 
@@ -24,25 +30,94 @@ MAX_WORD_CHARS = 100
 MAX_BLOCK_RULES = 200
 """Rules per server; every rule is run on every prompt."""
 MAX_REGEX_RULES = 50
-"""Of which regexes: a word costs one linear scan, a regex up to a tenth of a second."""
+"""Of which regexes: each is an RE2 scan of the prompt's two forms."""
 
 
 BLOCKLIST_BUDGET = 2.0
 """Seconds one prompt may spend in the blocklist before it is refused unchecked."""
+
+_MAX_SKELETON_CHARS = 4 * MAX_PROMPT_CHARS
+# A few prototypes are several letters ("m" is "rn"), so a skeleton can be longer.
+_DIRECTION_MARKS = str.maketrans("", "", "\u200e\u200f")
 
 
 class BlocklistTimeout(TimeoutError):
     """The blocklist check ran out of time before every rule was tried."""
 
 
-def normalize_prompt(prompt: str) -> str:
-    """The text rules are matched against: NFKC-folded, invisible format characters removed.
+def _prototypes(data: Mapping[str, Any]) -> dict[int, str]:
+    """UTS #39's confusable -> prototype map, from confusable-homoglyphs' copy of Unicode's data.
 
-    NFKC turns look-alikes such as full-width letters into plain ones, and dropping format
-    characters (zero-width spaces and joiners) stops "nu\\u200bde" slipping past a word rule.
+    The package stores each line of confusables.txt both ways, so the map is a forest of
+    stars: a prototype is linked to all its look-alikes, a look-alike only to its prototype.
+    A look-alike and a prototype that only have each other cannot be told apart from the data;
+    either serves as long as the choice is the same everywhere (ASCII first, then the lower
+    code point).
     """
-    folded = unicodedata.normalize("NFKC", prompt)
-    return "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
+    links: dict[str, set[str]] = {}
+    for key, entries in data.items():
+        links.setdefault(key.translate(_DIRECTION_MARKS), set()).update(
+            entry["c"].translate(_DIRECTION_MARKS) for entry in entries
+        )
+    table: dict[int, str] = {}
+    for char, linked in links.items():
+        if len(char) != 1 or len(linked) != 1:
+            continue  # a prototype (or a multi-letter sequence, never a look-alike)
+        (other,) = linked
+        is_prototype = len(links.get(other, ())) > 1 or len(other) != 1
+        if is_prototype or (not other.isascii(), ord(other)) < (not char.isascii(), ord(char)):
+            table[ord(char)] = other
+    return table
+
+
+@functools.cache
+def _prototype_table() -> dict[int, str]:
+    return _prototypes(confusables.confusables_data)
+
+
+def _fold_once(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    decomposed = unicodedata.normalize("NFD", text)
+    bare = "".join(ch for ch in decomposed if unicodedata.category(ch) not in ("Mn", "Me"))
+    return unicodedata.normalize("NFC", bare)
+
+
+def _fixpoint(step: Any, text: str) -> str:
+    # Each step can expose one more thing to fold (NFKC of a stripped letter, a prototype
+    # that is itself a compatibility form); a few rounds reach the fixed point.
+    for _ in range(6):
+        folded: str = step(text)
+        if folded == text:
+            break
+        text = folded
+    return text
+
+
+def normalize_prompt(prompt: str) -> str:
+    """The folded form: NFKC, format characters (zero-width, bidi) and combining marks removed.
+
+    NFKC turns full-width and other compatibility letters into plain ones, dropping format
+    characters stops "nu\\u200bde" slipping past a word rule, and dropping combining marks
+    (after NFD) turns "d\\u0336r\\u0336a\\u0336g\\u0336o\\u0336n\\u0336" and "drágon" into "dragon".
+    Idempotent.
+    """
+    return _fixpoint(_fold_once, prompt)
+
+
+def skeleton(text: str) -> str:
+    """The UTS #39 skeleton of the folded, case-folded text: look-alike letters become one.
+
+    Idempotent; ``skeleton(a) == skeleton(b)`` when ``a`` and ``b`` differ only in look-alike
+    letters ("dragon" spelled with a Cyrillic "a", and "dragon"), case, invisible characters
+    or marks.
+    """
+    table = _prototype_table()
+
+    def step(current: str) -> str:
+        return normalize_prompt(normalize_prompt(current).casefold().translate(table).casefold())
+
+    return _fixpoint(step, text)
 
 
 def normalize_word(word: str) -> str:
@@ -63,24 +138,42 @@ def normalize_word(word: str) -> str:
 def _word_regex(word: str) -> str:
     # Whole words only: "ass" must not refuse "class". Look-arounds instead of \b so a word
     # that starts or ends with punctuation ("c++") still has a boundary; any run of
-    # whitespace matches a space inside a phrase.
+    # whitespace matches a space inside a phrase. Every part is an escaped literal, so the
+    # search is linear; it stays on `re` because RE2 has no look-around and only ASCII \b.
     body = r"\s+".join(re.escape(part) for part in word.split())
     return rf"(?<!\w){body}(?!\w)"
 
 
+class _Matcher:
+    """One rule, ready to search a prompt's folded form and its skeleton."""
+
+    def __init__(self, folded: Any, skeletal: Any) -> None:
+        self._folded = folded
+        self._skeletal = skeletal
+
+    def hits(self, folded: str, skeletal: str) -> bool:
+        return (
+            self._folded.search(folded) is not None or self._skeletal.search(skeletal) is not None
+        )
+
+
 @functools.lru_cache(maxsize=2048)
-def _compiled(kind: RuleKind, pattern: str) -> re.Pattern[str] | None:
-    """The compiled matcher of a rule, or None (logged once) for a regex that is not safe."""
+def _compiled(kind: RuleKind, pattern: str) -> _Matcher | None:
+    """The matcher of a rule, or None (logged once) for a stored regex RE2 cannot take."""
     if kind == "word":
-        return re.compile(_word_regex(pattern), re.IGNORECASE)
+        return _Matcher(
+            re.compile(_word_regex(normalize_word(pattern)), re.IGNORECASE),
+            re.compile(_word_regex(skeleton(pattern)), re.IGNORECASE),
+        )
     try:
         validate_regex(pattern)
     except ValueError as exc:
-        # Rules are validated when added; this only happens if a newer, stricter bot reads an
-        # older database. Running an unsafe pattern is worse than not running it.
+        # Rules are vetted when added; a database written by an older bot may hold a
+        # pattern RE2 refuses (a look-ahead, say). It is skipped, not run on `re`.
         log.warning("blocklist regex %r is skipped: %s", pattern, exc)
         return None
-    return re.compile(pattern, re.IGNORECASE)
+    matcher = compile_regex(pattern)
+    return _Matcher(matcher, matcher)
 
 
 def check_prompt_blocked(
@@ -89,17 +182,19 @@ def check_prompt_blocked(
     """The first rule (in the given order) that matches ``prompt``, or None.
 
     Words match whole words, case-insensitively; regexes match anywhere, case-insensitively.
-    Both see the prompt normalised by :func:`normalize_prompt` and cut to
-    :data:`MAX_PROMPT_CHARS` characters, the longest prompt a job can have. With a
+    Both see the prompt folded by :func:`normalize_prompt` and cut to
+    :data:`MAX_PROMPT_CHARS` characters (the longest prompt a job can have), and its
+    :func:`skeleton`; a hit in either refuses it. With a
     ``deadline`` (on :func:`time.monotonic`'s clock), raises :class:`BlocklistTimeout` when
     it passes before every rule was tried.
     """
-    text = normalize_prompt(prompt)[:MAX_PROMPT_CHARS]
+    folded = normalize_prompt(prompt)[:MAX_PROMPT_CHARS]
+    skeletal = skeleton(folded)[:_MAX_SKELETON_CHARS]
     for rule in rules:
         if deadline is not None and time.monotonic() > deadline:
             raise BlocklistTimeout(f"blocklist check stopped before {rule.describe()}")
         matcher = _compiled(rule.kind, rule.pattern)
-        if matcher is not None and matcher.search(text) is not None:
+        if matcher is not None and matcher.hits(folded, skeletal):
             return rule
     return None
 
@@ -110,7 +205,7 @@ async def find_blocked_rule(
     """:func:`check_prompt_blocked` in a worker thread, within ``budget`` seconds.
 
     The thread keeps the event loop free; the budget bounds the whole check to the budget
-    plus one rule (every rule is proven fast when added, but a server may have many).
+    plus one rule, and one rule is one linear scan (RE2 for regexes).
     Raises :class:`BlocklistTimeout` when the budget runs out.
     """
     deadline = time.monotonic() + budget

@@ -57,6 +57,10 @@ _STATUS_ERRORS: dict[int, type[ApiError]] = {
 }
 # Provider text ends up in logs and exception messages; keep it short.
 _MAX_TEXT = 300
+MAX_ANSWER_BYTES = 1 << 20
+"""The largest API answer read: RunComfy's are a few hundred bytes, so anything near this is
+garbage, and reading it whole could exhaust memory."""
+_TOO_LARGE = "RunComfy's answer was larger than 1 MiB"
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,7 @@ class _Answer:
     body: Any
     text: str
     parsed: bool
+    too_large: bool = False
 
 
 class RunComfyClient:
@@ -357,7 +362,7 @@ class RunComfyClient:
                 allow_redirects=False,
                 raise_for_status=False,
             ) as resp:
-                raw = await resp.read()
+                raw = await _read_capped(resp, MAX_ANSWER_BYTES)
                 status, resp_headers = resp.status, resp.headers
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise TransportError(
@@ -372,6 +377,10 @@ class RunComfyClient:
                 request_id=request_id,
             ) from exc
         log.debug("RunComfy %s %s -> %s", method, URL(url).path, status)
+        if raw is None:
+            log.warning("RunComfy %s %s answered more than %d bytes", method, URL(url).path,
+                        MAX_ANSWER_BYTES)  # fmt: skip
+            return _Answer(status, resp_headers, None, _TOO_LARGE, parsed=False, too_large=True)
         text = self._scrub(raw.decode("utf-8", errors="replace"))
         try:
             body = self._scrub(json.loads(text)) if text.strip() else None
@@ -384,6 +393,10 @@ class RunComfyClient:
 
     def _raise_for_status(self, answer: _Answer, *, request_id: str | None) -> None:
         """Raise the typed error an answer stands for; return quietly for a usable success."""
+        if answer.too_large:
+            self._raise(
+                ServerError, answer, _TOO_LARGE, code=None, detail=None, request_id=request_id
+            )
         body = answer.body if isinstance(answer.body, Mapping) else {}
         has_code, code = _error_code(body.get("error_code"))
         if 200 <= answer.status < 300 and not has_code:
@@ -440,6 +453,20 @@ class RunComfyClient:
         if isinstance(value, list | tuple):
             return [self._scrub(v) for v in value]
         return value
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it is known to be longer than ``limit`` bytes."""
+    if resp.content_length is not None and resp.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _valid_id(body: Any) -> str | None:

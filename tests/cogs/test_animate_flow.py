@@ -139,7 +139,7 @@ async def test_a_provider_failure_releases_the_credits_and_says_why(world: World
 
 
 async def test_a_video_over_the_upload_limit_is_posted_as_a_link(world: World) -> None:
-    world.rc.plan_next_job(video_bytes=b"\0" * 4096)
+    world.rc.plan_next_job(video_bytes=b"\0\0\0\x18ftypisom" + b"\0" * 4084)  # an MP4's head
     interaction = world.interaction(world.alice, filesize_limit=1024)
     await invoke(world.bot.tree, interaction, "animate", image=world.image(), prompt="big one")
     job = await world.wait_for((await world.only_job()).id, JobState.DELIVERED)

@@ -117,3 +117,69 @@ def test_secrets_come_from_the_environment_and_never_show() -> None:
     assert secrets.missing() == ["RUNCOMFY_API_TOKEN"]
     assert "disc-secret" not in repr(secrets)
     assert Secrets.from_env({}).missing() == ["DISCORD_TOKEN", "RUNCOMFY_API_TOKEN"]
+
+
+# -- plain http/ws only on loopback (hostile config values) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"runcomfy": {"base_url": "http://model-api.runcomfy.net"}},
+            "[runcomfy] base_url may use plain http only on a loopback host",
+        ),
+        (
+            {"runcomfy": {"base_url": "http://10.0.0.5:8000"}},
+            "[runcomfy] base_url may use plain http only on a loopback host",
+        ),
+        (
+            {"discord": {"api_base_url": "http://discord.example/api/v10"}},
+            "[discord] api_base_url may use plain http only on a loopback host",
+        ),
+        (
+            {"discord": {"gateway_url": "ws://gateway.example"}},
+            "[discord] gateway_url may use plain ws only on a loopback host",
+        ),
+        (
+            {"discord": {"gateway_url": "ws://localhost.evil.example"}},
+            "[discord] gateway_url may use plain ws only on a loopback host",
+        ),
+        (
+            {"discord": {"gateway_url": "https://gateway.example"}},
+            "[discord] gateway_url must be a",
+        ),
+        ({"runcomfy": {"base_url": "wss://model-api.runcomfy.net"}}, "[runcomfy] base_url must be"),
+        ({"discord": {"api_base_url": "https://"}}, "[discord] api_base_url must be an http(s)"),
+        ({"runcomfy": {"output_hosts": "files.runcomfy.net"}}, "[runcomfy] output_hosts must be"),
+        (
+            {"runcomfy": {"output_hosts": ["https://files.runcomfy.net/"]}},
+            "[runcomfy] output_hosts must be",
+        ),
+    ],
+)
+def test_cleartext_urls_off_loopback_stop_the_bot(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+
+
+def test_plain_http_and_ws_on_loopback_are_accepted() -> None:
+    cfg = parse_config(
+        {
+            "runcomfy": {"base_url": "http://[::1]:8080"},
+            "discord": {
+                "api_base_url": "http://localhost:9000/api/v10",
+                "gateway_url": "ws://127.0.0.2:9001/gateway",
+            },
+        }
+    )
+    assert cfg.runcomfy.base_url == "http://[::1]:8080"
+    assert cfg.discord.gateway_url == "ws://127.0.0.2:9001/gateway"
+
+
+def test_output_hosts_default_to_runcomfy_and_can_be_set() -> None:
+    assert Config().runcomfy.output_hosts == ("*.runcomfy.net",)
+    cfg = parse_config({"runcomfy": {"output_hosts": ["Files.RunComfy.net.", "*.cdn.example"]}})
+    assert cfg.runcomfy.output_hosts == ("files.runcomfy.net", "*.cdn.example")

@@ -18,7 +18,8 @@ from bot.media.download import (
     url_allowed,
 )
 
-VIDEO = bytes(range(256)) * 400  # 102,400 bytes
+# An ISO-BMFF ftyp box first, as every MP4 starts; then filler: 102,400 bytes in all.
+VIDEO = (b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(range(256)) * 400)[:102_400]
 CAP = 50_000
 
 

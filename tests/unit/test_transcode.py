@@ -247,3 +247,17 @@ def test_nonsense_arguments_are_refused(
 ) -> None:
     with pytest.raises(ValueError):
         fit_video(silent, tmp_path / "video.mp4", limit_bytes=limit, max_attempts=attempts)
+
+
+def test_a_file_that_is_no_mp4_is_not_demuxed_as_something_else(tmp_path: Path) -> None:
+    # A GIF (or a playlist, or any other container) named .mp4 is refused, not read with
+    # whatever demuxer its content suggests.
+    fake = tmp_path / "video.mp4"
+    frames = [Image.new("RGB", (64, 64), (n * 40, 0, 0)) for n in range(5)]
+    frames[0].save(fake, format="GIF", save_all=True, append_images=frames[1:], duration=100)
+    with pytest.raises(TranscodeError, match="could not be read"):
+        probe(fake)
+    playlist = tmp_path / "list.mp4"
+    playlist.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nhttp://10.0.0.7/a.ts\n")
+    with pytest.raises(TranscodeError, match="could not be read"):
+        probe(playlist)
