@@ -454,6 +454,7 @@ class JobMachine:
                     url,
                     path,
                     base_url=self._config.runcomfy.base_url,
+                    output_hosts=self._config.runcomfy.output_hosts,
                     max_bytes=self._config.runcomfy.max_video_bytes,
                 )
                 delivery = Delivery(video_url=url, file=path, size=size)
