@@ -182,8 +182,12 @@ class JobRunner:
                 mine = set(self._running)
                 kept = await self._store.renew_leases(self.identity, mine, until=self.lease_until())
                 for job_id in mine - kept:
-                    if job_id in self._running:
-                        log.warning("job %d: lease lost to another process; stopping here", job_id)
+                    job = await self._store.get_job(job_id)
+                    # Not renewed because it just ended is fine; taken by another owner is not.
+                    taken = job is not None and not job.state.is_terminal
+                    if taken and job_id in self._running:
+                        assert job is not None
+                        log.warning("job %d: lease lost to %s; stopping here", job_id, job.owner)
                         await self._stop_task(job_id)
             except Exception:
                 log.exception("renewing job leases failed")

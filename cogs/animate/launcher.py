@@ -27,6 +27,7 @@ from cogs.animate.notifier import (
     ChannelNotifier,
     FrameCopy,
 )
+from cogs.animate.pacer import ChannelPacer
 
 if TYPE_CHECKING:
     from bot.app import SeedanceBot
@@ -91,6 +92,14 @@ class Launcher:
     def __init__(self, bot: SeedanceBot, tasks: TaskSet) -> None:
         self.bot = bot
         self.tasks = tasks
+        self._pacers: dict[int, ChannelPacer] = {}
+
+    def pacer(self, channel_id: int) -> ChannelPacer:
+        """The channel's one message budget, shared by every job shown there."""
+        pacer = self._pacers.get(channel_id)
+        if pacer is None:
+            pacer = self._pacers[channel_id] = ChannelPacer(self.tasks)
+        return pacer
 
     def notifier(self, job: JobRecord, *, upload_limit: int | None = None) -> ChannelNotifier:
         """The notifier of a job already stored (resumed, approved, or shown again)."""
@@ -102,7 +111,7 @@ class Launcher:
             channel_id=job.channel_id,
             status_message_id=job.status_message_id,
             upload_limit=upload_limit,
-            tasks=self.tasks,
+            pacer=self.pacer(job.channel_id),
         )
 
     async def launch(
@@ -126,7 +135,7 @@ class Launcher:
             channel_id=job.channel_id,
             status_message_id=None,
             upload_limit=interaction.filesize_limit,
-            tasks=self.tasks,
+            pacer=self.pacer(job.channel_id),
             role_ids=tuple(request.role_ids),
         )
         try:

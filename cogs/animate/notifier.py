@@ -7,6 +7,7 @@ nothing else (the moderators hear through the desk).
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import logging
 from collections.abc import AsyncIterator
@@ -19,9 +20,9 @@ import discord
 from bot.jobs.notify import Delivery
 from bot.media.transcode import TranscodeError, fit_video_in_turn
 from bot.models import JobRecord, JobState
-from bot.tasks import TaskSet
 from cogs._render import clip, message_link, requester_only, settings_line
 from cogs.animate.buttons import delivered_view
+from cogs.animate.pacer import ChannelPacer
 from cogs.animate.status import render_status, status_embed
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+OLD_MESSAGE_EDIT_LIMIT = 30046
+"""Discord's code for "too many edits to messages older than one hour"."""
 CONTENT_LIMIT = 2000
 EMBED_TEXT_LIMIT = 4096
 UPLOAD_ATTEMPTS = 3
@@ -72,11 +75,11 @@ class ChannelNotifier:
         channel_id: int,
         status_message_id: int | None,
         upload_limit: int,
-        tasks: TaskSet,
+        pacer: ChannelPacer,
         role_ids: tuple[int, ...] = (),
     ) -> None:
         self._bot = bot
-        self._tasks = tasks
+        self._pacer = pacer
         self._channel_id = channel_id
         self._message_id = status_message_id
         self._upload_limit = upload_limit
@@ -84,8 +87,6 @@ class ChannelNotifier:
         self._lock = asyncio.Lock()
         self._last_edit = float("-inf")
         self._last_shown: dict[str, object] | None = None
-        self._latest: JobRecord | None = None
-        self._pending: asyncio.Task[None] | None = None
         self._thumbnail: str | None = None
         self._told_privately = False
         self._role_ids = role_ids
@@ -112,12 +113,15 @@ class ChannelNotifier:
         files = [discord.File(io.BytesIO(c.data), filename=c.filename) for c in kept]
         if files:
             embed.set_thumbnail(url=f"attachment://{kept[0].filename}")
-        message = await self._channel().send(
-            content,
-            embed=embed,
-            files=files or discord.utils.MISSING,
-            view=view or discord.utils.MISSING,
-            allowed_mentions=discord.AllowedMentions.none(),
+        message: discord.Message = await self._pacer.run(
+            ("post", job.id),
+            lambda: self._channel().send(
+                content,
+                embed=embed,
+                files=files or discord.utils.MISSING,
+                view=view or discord.utils.MISSING,
+                allowed_mentions=discord.AllowedMentions.none(),
+            ),
         )
         self._message_id = message.id
         if message.attachments:
@@ -146,32 +150,16 @@ class ChannelNotifier:
     # -- JobNotifier -----------------------------------------------------------------------
 
     async def job_changed(self, job: JobRecord) -> None:
-        loop = asyncio.get_running_loop()
-        if job.state.is_terminal or job.state is JobState.UNKNOWN_SUBMISSION:
-            if self._pending is not None:
-                self._pending.cancel()
-                self._pending = None
-            await self._edit(job)
-            return
-        wait = self._last_edit + self._interval - loop.time()
-        if wait <= 0:
-            await self._edit(job)
-            return
-        # Too soon after the last edit: show the newest state once the interval has passed.
-        self._latest = job
-        if self._pending is None:
-            self._pending = self._tasks.create(self._edit_later(wait), name="status-edit")
+        """Queue the job's newest state for its status message and return at once.
 
-    async def _edit_later(self, wait: float) -> None:
-        await asyncio.sleep(wait)
-        self._pending = None
-        job, self._latest = self._latest, None
-        if job is None:
-            return
-        try:
-            await self._edit(job)
-        except Exception:
-            log.exception("job %d: delayed status edit failed", job.id)
+        A final state goes first and is tried until it shows; progress edits share the
+        channel's budget and wait for the job's own interval.
+        """
+        urgent = job.state.is_terminal or job.state is JobState.UNKNOWN_SUBMISSION
+        not_before = 0.0 if urgent else self._last_edit + self._interval
+        self._pacer.submit(
+            ("status", job.id), lambda: self._edit(job), urgent=urgent, not_before=not_before
+        )
 
     async def _edit(self, job: JobRecord) -> None:
         async with self._lock:
@@ -194,7 +182,14 @@ class ChannelNotifier:
                 log.warning("job %d: no permission to edit the status message: %s", job.id, exc)
                 await self._tell_privately(job, embed)
             except discord.HTTPException as exc:
-                log.warning("job %d: status edit failed: %s", job.id, exc)
+                if exc.code == OLD_MESSAGE_EDIT_LIMIT:
+                    # Discord caps edits to messages older than an hour: show it anew.
+                    log.info("job %d: status message too old to edit; posting a new one", job.id)
+                    await self._replace(job, message, content, embed, view)
+                    return
+                # Shown again on the next change; a final state is tried again by the pacer.
+                self._last_shown = None
+                raise
 
     async def _tell_privately(self, job: JobRecord, embed: discord.Embed) -> None:
         """The channel is closed to the bot: tell the member the outcome by DM, once."""
@@ -212,6 +207,20 @@ class ChannelNotifier:
             await user.send(text, embed=embed, allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as exc:
             log.warning("job %d: could not DM member %d either: %s", job.id, job.member_id, exc)
+
+    async def _replace(
+        self,
+        job: JobRecord,
+        old: discord.PartialMessage,
+        content: str,
+        embed: discord.Embed,
+        view: discord.ui.View | None,
+    ) -> None:
+        await self._repost(job, content, embed, view)
+        try:
+            await old.delete()
+        except discord.HTTPException as exc:
+            log.info("job %d: the old status message stays: %s", job.id, exc)
 
     async def _repost(
         self, job: JobRecord, content: str, embed: discord.Embed, view: discord.ui.View | None
@@ -253,14 +262,18 @@ class ChannelNotifier:
             async for path, note in self._upload_ladder(job, delivery.file, delivery.size):
                 for attempt in range(UPLOAD_ATTEMPTS):
                     try:
-                        message = await channel.send(
-                            head + note,
-                            embed=embed,
-                            file=discord.File(path, filename=f"seedance-{job.id}.mp4"),
-                            view=delivered_view(job.id),
-                            allowed_mentions=mentions,
+                        message = await self._pacer.run(
+                            ("post", job.id),
+                            functools.partial(
+                                channel.send,
+                                head + note,
+                                embed=embed,
+                                file=discord.File(path, filename=f"seedance-{job.id}.mp4"),
+                                view=delivered_view(job.id),
+                                allowed_mentions=mentions,
+                            ),
                         )
-                        return message.id
+                        return int(message.id)
                     except discord.HTTPException as exc:
                         if exc.status == 413 or exc.code == ENTITY_TOO_LARGE:
                             log.info("job %d: upload of %s refused as too large", job.id, path.name)
@@ -279,10 +292,17 @@ class ChannelNotifier:
         else:
             content = head
             embed.description = clip(f"{embed.description}\n\n{link}", EMBED_TEXT_LIMIT)
-        message = await channel.send(
-            content, embed=embed, view=delivered_view(job.id), allowed_mentions=mentions
+        message = await self._pacer.run(
+            ("post", job.id),
+            functools.partial(
+                channel.send,
+                content,
+                embed=embed,
+                view=delivered_view(job.id),
+                allowed_mentions=mentions,
+            ),
         )
-        return message.id
+        return int(message.id)
 
     async def find_delivery(self, job: JobRecord) -> int | None:
         """The video's post, if an earlier attempt made it: the channel's messages after the

@@ -63,6 +63,11 @@ class World:
         assert len(jobs) == 1
         return jobs[0]
 
+    def edits_shown(self) -> bool:
+        """Every status edit and post the bot queued has been made."""
+        cog: Any = self.bot.get_cog("AnimateCog")
+        return all(pacer.idle for pacer in cog.launcher._pacers.values())
+
     async def wait_for(self, job_id: int, *states: JobState) -> JobRecord:
         found: list[JobRecord] = []
 
@@ -70,9 +75,10 @@ class World:
             job = await self.store.get_job(job_id)
             assert job is not None
             found[:] = [job]
-            # A finished job is settled once its runner has also shown the outcome.
+            # A finished job is settled once its runner is done and its channel's edits shown.
             return job.state in states and (
-                not job.state.is_terminal or self.bot.runner.active_jobs == 0
+                not job.state.is_terminal
+                or (self.bot.runner.active_jobs == 0 and self.edits_shown())
             )
 
         await eventually(reached)

@@ -1,0 +1,138 @@
+"""One channel's message budget, shared by every job shown there.
+
+Discord limits message creates and edits per channel; the number is not documented, and the
+commonly observed one is 5 per 5 seconds (the emulator in `sandbox/` enforces the same). A
+`ChannelPacer` spends that budget so the bot never meets the limit:
+
+- each job's pending edit is coalesced to its newest state (an older one is simply dropped);
+- urgent work (a job's final state, a video post, a repost) goes before progress edits;
+- a progress edit waits for its job's own minimum interval too (`status_edit_interval`);
+- nothing waits in the job runner: `submit` returns at once, and a failed urgent edit is
+  tried again with backoff until it shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.tasks import TaskSet
+
+log = logging.getLogger(__name__)
+
+CHANNEL_RATE = 5
+"""Creates and edits per channel per window (commonly observed; Discord does not document it)."""
+CHANNEL_WINDOW = 5.0
+URGENT_ATTEMPTS = 6
+"""How often an urgent edit (a final state) is tried before it is given up and logged."""
+
+Action = Callable[[], Awaitable[Any]]
+
+
+@dataclass
+class _Work:
+    key: object
+    urgent: bool
+    action: Action
+    not_before: float
+    attempts: int = 0
+    done: asyncio.Future[Any] | None = field(default=None, repr=False)
+
+
+class ChannelPacer:
+    """Paces one channel's posts and edits; one worker task while there is work."""
+
+    def __init__(
+        self, tasks: TaskSet, *, rate: int = CHANNEL_RATE, window: float = CHANNEL_WINDOW
+    ) -> None:
+        self._tasks = tasks
+        self._rate = rate
+        self._window = window
+        self._sent: collections.deque[float] = collections.deque(maxlen=rate)
+        self._pending: dict[object, _Work] = {}
+        self._wake = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+
+    def submit(self, key: object, action: Action, *, urgent: bool, not_before: float = 0.0) -> None:
+        """Queue ``action`` under ``key``, replacing whatever ``key`` had queued; return at once.
+
+        An urgent action is never replaced by a non-urgent one.
+        """
+        queued = self._pending.get(key)
+        if queued is not None and queued.urgent and not urgent:
+            return
+        self._pending[key] = _Work(key, urgent, action, not_before)
+        self._kick()
+
+    async def run(self, key: object, action: Action) -> Any:
+        """Run ``action`` urgently within the budget and return its result (a video post)."""
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[key] = _Work(key, True, action, 0.0, done=done)
+        self._kick()
+        return await done
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing under way."""
+        return not self._pending and (self._worker is None or self._worker.done())
+
+    def _kick(self) -> None:
+        self._wake.set()
+        if self._worker is None or self._worker.done():
+            self._worker = self._tasks.create(self._drain(), name="channel-pacer")
+
+    def _next(self, now: float) -> tuple[_Work | None, float]:
+        """The work to do next, or how long to wait for some to become due."""
+        due = [w for w in self._pending.values() if w.not_before <= now]
+        if due:
+            # Urgent first, then the job waiting longest.
+            return min(due, key=lambda w: (not w.urgent, w.not_before)), 0.0
+        soonest = min(w.not_before for w in self._pending.values())
+        return None, soonest - now
+
+    def _budget_wait(self, now: float) -> float:
+        if len(self._sent) < self._rate:
+            return 0.0
+        return max(0.0, self._sent[0] + self._window - now)
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            self._wake.clear()
+            work, wait = self._next(loop.time())
+            wait = max(wait, self._budget_wait(loop.time()))
+            if work is None or wait > 0:
+                # Sleep until something is due, the budget frees up, or new work arrives.
+                try:
+                    async with asyncio.timeout(wait if wait > 0 else None):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
+                continue
+            if self._pending.get(work.key) is work:
+                del self._pending[work.key]
+            self._sent.append(loop.time())
+            await self._do(work, loop)
+
+    async def _do(self, work: _Work, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            result = await work.action()
+        except Exception as exc:
+            if work.done is not None:
+                work.done.set_exception(exc)
+                return
+            work.attempts += 1
+            if work.urgent and work.attempts < URGENT_ATTEMPTS and work.key not in self._pending:
+                backoff = min(30.0, 2.0**work.attempts)
+                log.warning("channel edit failed (%r); trying again in %.0f s", exc, backoff)
+                work.not_before = loop.time() + backoff
+                self._pending[work.key] = work
+            else:
+                log.warning("channel edit failed and was given up: %r", exc)
+            return
+        if work.done is not None and not work.done.done():
+            work.done.set_result(result)
