@@ -1,8 +1,9 @@
 """One channel's message budget, shared by every job shown there.
 
-Discord limits message creates and edits per channel; the number is not documented, and the
-commonly observed one is 5 per 5 seconds (the emulator in `sandbox/` enforces the same). A
-`ChannelPacer` spends that budget so the bot never meets the limit:
+Discord limits message creates and edits per channel, each in its own bucket; the number is
+not documented, and the commonly observed one is 5 per 5 seconds for each (the emulator in
+`sandbox/` enforces the same). A `ChannelPacer` spends those budgets so the bot never meets
+the limit:
 
 - each job's pending edit is coalesced to its newest state (an older one is simply dropped);
 - urgent work (a job's final state, a video post, a repost) goes before progress edits;
@@ -39,6 +40,8 @@ class _Work:
     urgent: bool
     action: Action
     not_before: float
+    kind: str = "edit"
+    """Which of the channel's buckets it spends: "post" (create) or "edit"."""
     attempts: int = 0
     done: asyncio.Future[Any] | None = field(default=None, repr=False)
 
@@ -52,7 +55,9 @@ class ChannelPacer:
         self._tasks = tasks
         self._rate = rate
         self._window = window
-        self._sent: collections.deque[float] = collections.deque(maxlen=rate)
+        self._sent: dict[str, collections.deque[float]] = {
+            kind: collections.deque(maxlen=rate) for kind in ("post", "edit")
+        }
         self._pending: dict[object, _Work] = {}
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
@@ -71,7 +76,7 @@ class ChannelPacer:
     async def run(self, key: object, action: Action) -> Any:
         """Run ``action`` urgently within the budget and return its result (a video post)."""
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[key] = _Work(key, True, action, 0.0, done=done)
+        self._pending[key] = _Work(key, True, action, 0.0, kind="post", done=done)
         self._kick()
         return await done
 
@@ -86,36 +91,43 @@ class ChannelPacer:
             self._worker = self._tasks.create(self._drain(), name="channel-pacer")
 
     def _next(self, now: float) -> tuple[_Work | None, float]:
-        """The work to do next, or how long to wait for some to become due."""
-        due = [w for w in self._pending.values() if w.not_before <= now]
-        if due:
+        """The work to do next, or how long to wait for some to become due and affordable."""
+        ready = [
+            w
+            for w in self._pending.values()
+            if w.not_before <= now and self._budget_wait(w.kind, now) == 0
+        ]
+        if ready:
             # Urgent first, then the job waiting longest.
-            return min(due, key=lambda w: (not w.urgent, w.not_before)), 0.0
-        soonest = min(w.not_before for w in self._pending.values())
-        return None, soonest - now
+            return min(ready, key=lambda w: (not w.urgent, w.not_before)), 0.0
+        soonest = min(
+            max(w.not_before - now, self._budget_wait(w.kind, now))
+            for w in self._pending.values()
+        )
+        return None, soonest
 
-    def _budget_wait(self, now: float) -> float:
-        if len(self._sent) < self._rate:
+    def _budget_wait(self, kind: str, now: float) -> float:
+        sent = self._sent[kind]
+        if len(sent) < self._rate:
             return 0.0
-        return max(0.0, self._sent[0] + self._window - now)
+        return max(0.0, sent[0] + self._window - now)
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         while self._pending:
             self._wake.clear()
             work, wait = self._next(loop.time())
-            wait = max(wait, self._budget_wait(loop.time()))
-            if work is None or wait > 0:
+            if work is None:
                 # Sleep until something is due, the budget frees up, or new work arrives.
                 try:
-                    async with asyncio.timeout(wait if wait > 0 else None):
+                    async with asyncio.timeout(max(wait, 0.001)):
                         await self._wake.wait()
                 except TimeoutError:
                     pass
                 continue
             if self._pending.get(work.key) is work:
                 del self._pending[work.key]
-            self._sent.append(loop.time())
+            self._sent[work.kind].append(loop.time())
             await self._do(work, loop)
 
     async def _do(self, work: _Work, loop: asyncio.AbstractEventLoop) -> None:
