@@ -72,6 +72,7 @@ class SeedanceBot(commands.Bot):
             base_url=config.runcomfy.base_url,
             connect_timeout=config.runcomfy.connect_timeout,
             read_timeout=config.runcomfy.read_timeout,
+            submit_timeout=config.runcomfy.submit_timeout,
             on_outcome=self.breaker.observe,
         )
         defaults = config.quota.guild_defaults()

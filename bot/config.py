@@ -50,6 +50,7 @@ class RunComfyConfig:
     base_url: str = DEFAULT_BASE_URL
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
+    submit_timeout: float = 90.0
     job_deadline: float = 1800.0
     poll_interval: float = 5.0
     max_video_bytes: int = 200_000_000
@@ -342,6 +343,7 @@ def parse_config(data: Mapping[str, Any]) -> Config:
             "base_url",
             "connect_timeout",
             "read_timeout",
+            "submit_timeout",
             "job_deadline",
             "poll_interval",
             "max_video_bytes",
@@ -355,6 +357,7 @@ def parse_config(data: Mapping[str, Any]) -> Config:
         base_url=r.get("base_url", DEFAULT_BASE_URL, _http_url),
         connect_timeout=r.get("connect_timeout", 10.0, _seconds(0.1)),
         read_timeout=r.get("read_timeout", 30.0, _seconds(0.1)),
+        submit_timeout=r.get("submit_timeout", 90.0, _seconds(0.1)),
         job_deadline=r.get("job_deadline", 1800.0, _seconds(1.0)),
         poll_interval=r.get("poll_interval", 5.0, _seconds(0.05)),
         max_video_bytes=r.get("max_video_bytes", 200_000_000, _int(1)),

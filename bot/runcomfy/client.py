@@ -124,6 +124,7 @@ class RunComfyClient:
         base_url: str,
         connect_timeout: float = 10.0,
         read_timeout: float = 30.0,
+        submit_timeout: float = 90.0,
         submit_429_retries: int = 3,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         retry_base: float = 1.0,
@@ -140,6 +141,13 @@ class RunComfyClient:
             total=connect_timeout + read_timeout,
             sock_connect=connect_timeout,
             sock_read=read_timeout,
+        )
+        # The paid submit gets longer: RunComfy's own clients give it 60-90 s, and a submit cut
+        # short by our timeout is an unknown submission that may still run and be charged.
+        self._submit_timeout = aiohttp.ClientTimeout(
+            total=connect_timeout + submit_timeout,
+            sock_connect=connect_timeout,
+            sock_read=submit_timeout,
         )
         self._submit_429_retries = submit_429_retries
         self._sleep = sleep
@@ -213,7 +221,7 @@ class RunComfyClient:
         attempt = 0
         while True:
             try:
-                answer = await self._send("POST", url, payload=payload)
+                answer = await self._send("POST", url, payload=payload, limits=self._submit_timeout)
             except TransportError as exc:
                 if not exc.sent:
                     raise
@@ -349,6 +357,7 @@ class RunComfyClient:
         *,
         payload: Mapping[str, Any] | None = None,
         request_id: str | None = None,
+        limits: aiohttp.ClientTimeout | None = None,
     ) -> _Answer:
         """Make one call and read the whole answer; connection trouble becomes TransportError."""
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
@@ -358,7 +367,7 @@ class RunComfyClient:
                 url,
                 json=payload,
                 headers=headers,
-                timeout=self._timeout,
+                timeout=limits or self._timeout,
                 allow_redirects=False,
                 raise_for_status=False,
             ) as resp:

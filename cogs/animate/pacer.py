@@ -101,8 +101,7 @@ class ChannelPacer:
             # Urgent first, then the job waiting longest.
             return min(ready, key=lambda w: (not w.urgent, w.not_before)), 0.0
         soonest = min(
-            max(w.not_before - now, self._budget_wait(w.kind, now))
-            for w in self._pending.values()
+            max(w.not_before - now, self._budget_wait(w.kind, now)) for w in self._pending.values()
         )
         return None, soonest
 

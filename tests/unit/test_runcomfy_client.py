@@ -97,7 +97,12 @@ def client(http: aiohttp.ClientSession, emu: RunComfyEmulator, sleeps: Sleeps) -
 def make_client(
     http: aiohttp.ClientSession, base_url: str, sleep: Sleeps, **kwargs: Any
 ) -> RunComfyClient:
-    options: dict[str, Any] = {"connect_timeout": 2.0, "read_timeout": 0.5, **kwargs}
+    options: dict[str, Any] = {
+        "connect_timeout": 2.0,
+        "read_timeout": 0.5,
+        "submit_timeout": 0.5,
+        **kwargs,
+    }
     return RunComfyClient(http, token=TOKEN, base_url=base_url, sleep=sleep, **options)
 
 
