@@ -8,13 +8,13 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, NoReturn
 
 import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from bot.runcomfy.calls import CancelOutcome, Submission, VideoInput
 from bot.runcomfy.errors import (
     ApiError,
     AuthError,
@@ -32,6 +32,8 @@ from bot.runcomfy.retry import parse_retry_after, retry_delay, should_retry
 from bot.runcomfy.states import REQUEST_ID_RE, ProviderState, parse_state
 
 log = logging.getLogger(__name__)
+
+__all__ = ["CancelOutcome", "RunComfyClient", "Submission", "VideoInput"]
 
 MODEL_ID = "bytedance/seedance-1-0/lite/image-to-video"
 MODEL_PATH = f"/v1/models/{MODEL_ID}"
@@ -61,46 +63,6 @@ MAX_ANSWER_BYTES = 1 << 20
 """The largest API answer read: RunComfy's are a few hundred bytes, so anything near this is
 garbage, and reading it whole could exhaust memory."""
 _TOO_LARGE = "RunComfy's answer was larger than 1 MiB"
-
-
-@dataclass(frozen=True)
-class VideoInput:
-    """One image-to-video request, in the model's input schema terms."""
-
-    prompt: str
-    first_frame_image_url: str
-    last_frame_image_url: str | None
-    resolution: str
-    duration: int
-
-    def to_payload(self) -> dict[str, Any]:
-        """The JSON body of the submit call."""
-        payload: dict[str, Any] = {
-            "prompt": self.prompt,
-            "first_frame_image_url": self.first_frame_image_url,
-            "resolution": self.resolution,
-            "duration": self.duration,
-        }
-        if self.last_frame_image_url is not None:
-            payload["last_frame_image_url"] = self.last_frame_image_url
-        return payload
-
-
-@dataclass(frozen=True)
-class Submission:
-    """A job RunComfy accepted, with the URLs to follow it."""
-
-    request_id: str
-    status_url: str
-    result_url: str
-    cancel_url: str
-
-
-class CancelOutcome(StrEnum):
-    """What a cancel achieved; NOT_CANCELLABLE means the job may still run and be charged."""
-
-    CANCELLED = "cancelled"
-    NOT_CANCELLABLE = "not_cancellable"
 
 
 @dataclass(frozen=True)

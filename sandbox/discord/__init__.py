@@ -4,9 +4,9 @@ from .errors import DiscordHTTPError, InvocationError
 from .events import EmulatorEvent, Subscription
 from .interactions import InteractionFailed, InteractionHandle, RejectedCall
 from .permissions import Permission
+from .request_log import RequestRecord
 from .server import DiscordEmulator
 from .state import Cast
-from .wire import RequestRecord
 
 __all__ = [
     "Cast",

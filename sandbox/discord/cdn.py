@@ -8,12 +8,15 @@ import io
 import mimetypes
 import re
 import secrets
+import time
 from dataclasses import dataclass
 
+from aiohttp import web
 from PIL import Image
 
 from .clock import Clock
 from .errors import JSON
+from .request_log import RequestLog, RequestRecord
 from .snowflake import SnowflakeGenerator
 
 _UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
@@ -204,3 +207,29 @@ class AttachmentStore:
         except ValueError:
             return None
         return stored
+
+
+async def serve_attachment(
+    store: AttachmentStore, request_log: RequestLog, request: web.Request
+) -> web.StreamResponse:
+    """``GET /attachments/{channel_id}/{attachment_id}/{filename}``: a stored file, if its
+    signature is still good."""
+    stored: StoredFile | None = store.resolve(
+        int(request.match_info["channel_id"]),
+        int(request.match_info["attachment_id"]),
+        request.match_info["filename"],
+        dict(request.query),
+    )
+    request_log.add(
+        RequestRecord(
+            request.method,
+            "/attachments/{channel_id}/{attachment_id}/{filename}",
+            request.path,
+            200 if stored else 404,
+            None,
+            time.time(),
+        )
+    )
+    if stored is None:
+        return web.Response(status=404, text="This content is no longer available.")
+    return web.Response(body=stored.data, headers=served_headers(stored))

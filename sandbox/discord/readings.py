@@ -8,9 +8,9 @@ from collections.abc import Callable
 from .errors import JSON
 from .events import EventHub, Subscription
 from .ratelimits import RateLimiter, RateLimitHit
+from .request_log import RequestLog, RequestRecord
 from .service import DiscordService
 from .state import World
-from .wire import RequestLog, RequestRecord
 
 
 class EmulatorReadings:

@@ -18,16 +18,9 @@ from .errors import (
 )
 from .interactions import InteractionRecord
 from .ratelimits import RateLimiter
+from .request_log import RequestLog, RequestRecord
 from .service import DiscordService
-from .wire import (
-    UNKNOWN_APPLICATION,
-    Handler,
-    RequestLog,
-    RequestRecord,
-    error_response,
-    json_response,
-    snowflake_param,
-)
+from .wire import UNKNOWN_APPLICATION, Handler, error_response, json_response, snowflake_param
 
 log = logging.getLogger(__name__)
 

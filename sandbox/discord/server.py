@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import time
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
-from .cdn import AttachmentStore, StoredFile, served_headers
+from .cdn import AttachmentStore, serve_attachment
 from .clock import Clock
 from .commands import CommandRegistry
 from .driver import Driver
@@ -28,11 +28,11 @@ from .permissions import Permission, combine
 from .ratelimits import RateLimiter
 from .readings import EmulatorReadings
 from .relay import Relay
+from .request_log import RequestLog
 from .rest import RestApi
 from .service import DiscordService, Limits
 from .snowflake import SnowflakeGenerator
 from .state import Cast, World
-from .wire import RequestLog, RequestRecord
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +136,9 @@ class DiscordEmulator(EmulatorReadings):
         rest.add_routes(app)
         app.router.add_get("/gateway", self.gateway.handle)
         app.router.add_get("/gateway/", self.gateway.handle)
-        app.router.add_get(_CDN_PATH, self._serve_attachment)
-        app.router.add_get("/media" + _CDN_PATH, self._serve_attachment)
+        serve = functools.partial(serve_attachment, self.store, self.request_log)
+        app.router.add_get(_CDN_PATH, serve)
+        app.router.add_get("/media" + _CDN_PATH, serve)
         if self.page is not None:
             self.page.add_routes(app)
         rest.add_catch_all(app)
@@ -485,26 +486,3 @@ class DiscordEmulator(EmulatorReadings):
         if member is not None:
             return member.display_name
         return self.world.user(user_id).display_name
-
-    # CDN ---------------------------------------------------------------------------------
-
-    async def _serve_attachment(self, request: web.Request) -> web.StreamResponse:
-        stored: StoredFile | None = self.store.resolve(
-            int(request.match_info["channel_id"]),
-            int(request.match_info["attachment_id"]),
-            request.match_info["filename"],
-            dict(request.query),
-        )
-        self.request_log.add(
-            RequestRecord(
-                request.method,
-                "/attachments/{channel_id}/{attachment_id}/{filename}",
-                request.path,
-                200 if stored else 404,
-                None,
-                time.time(),
-            )
-        )
-        if stored is None:
-            return web.Response(status=404, text="This content is no longer available.")
-        return web.Response(body=stored.data, headers=served_headers(stored))

@@ -6,7 +6,6 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -51,40 +50,6 @@ def error_response(error: DiscordHTTPError) -> web.Response:
 def flag(request: web.Request, name: str) -> bool:
     """A boolean query parameter (``1``/``true``)."""
     return request.query.get(name, "").lower() in ("1", "true")
-
-
-@dataclass
-class RequestRecord:
-    """One request the emulator answered."""
-
-    method: str
-    route: str
-    path: str
-    status: int
-    code: int | None
-    at: float
-
-
-@dataclass
-class RequestLog:
-    """Every request, and those to routes the emulator does not know."""
-
-    records: list[RequestRecord] = field(default_factory=list)
-    unknown: list[RequestRecord] = field(default_factory=list)
-    crashes: list[str] = field(default_factory=list)
-
-    def add(self, record: RequestRecord) -> None:
-        """Record a request."""
-        self.records.append(record)
-
-    def count(self, method: str | None = None, route: str | None = None) -> int:
-        """How many requests matched a method and/or a route template."""
-        return sum(
-            1
-            for r in self.records
-            if (method is None or r.method == method.upper())
-            and (route is None or r.route == route)
-        )
 
 
 async def read_body(request: web.Request) -> tuple[JSON, list[Upload]]:

@@ -31,8 +31,9 @@ from sandbox.runcomfy.jobs import (
     RecordedRequest,
     check_image,
     fetch_image,
+    job_output,
 )
-from sandbox.runcomfy.responses import Handler, drop, error, json_errors
+from sandbox.runcomfy.responses import Handler, drop, error, json_errors, listen, misbehave
 from sandbox.video import render_clip
 
 log = logging.getLogger(__name__)
@@ -159,8 +160,8 @@ class RunComfyEmulator:
     async def start(self) -> None:
         """Listen on host:port (port 0 picks a free one) and set ``base_url``; the CDN
         listens on another free port of the same host and sets ``cdn_url``."""
-        self._runner, self.base_url = await _listen(self.app, self.host, self.port)
-        self._cdn_runner, self.cdn_url = await _listen(self.cdn_app, self.host, 0)
+        self._runner, self.base_url = await listen(self.app, self.host, self.port)
+        self._cdn_runner, self.cdn_url = await listen(self.cdn_app, self.host, 0)
         log.info("RunComfy emulator on %s, its file CDN on %s", self.base_url, self.cdn_url)
 
     async def close(self) -> None:
@@ -256,19 +257,7 @@ class RunComfyEmulator:
 
     async def _apply_fault(self, fault: Fault, request: web.Request) -> web.StreamResponse | None:
         log.info("Emulator fault %s on %s %s", fault.kind, request.method, request.path)
-        if fault.kind == "hang":
-            try:
-                await asyncio.wait_for(self._closing.wait(), fault.seconds)
-            except TimeoutError:
-                return None
-            return drop(request)
-        if fault.kind == "drop":
-            return drop(request)
-        if fault.kind == "json":
-            return web.json_response(fault.body, status=fault.status, headers=fault.headers)
-        if fault.kind == "error_code":
-            return error(200, fault.error_code, fault.message, headers=fault.headers)
-        return error(fault.status, fault.error_code, fault.message, headers=fault.headers)
+        return await misbehave(fault, request, self._closing)
 
     # -- API -----------------------------------------------------------------------------
 
@@ -344,7 +333,7 @@ class RunComfyEmulator:
         if job.status == "in_queue":
             body["queue_position"] = self._queue_position(job)
         if job.status == "completed":
-            body["output"] = self._output(job)
+            body["output"] = job_output(job, self.cdn_url)
             if request.query.get("include_cost", "").lower() == "true":
                 body["cost"] = round(
                     cost_usd(job.payload.get("resolution", "480p"), job.payload["duration"]), 4
@@ -502,23 +491,3 @@ class RunComfyEmulator:
         if job.queue_seconds <= 0 or remaining <= 0:
             return 1
         return max(1, math.ceil(remaining / job.queue_seconds * self.queue_depth))
-
-    def _output(self, job: EmulatedJob) -> dict[str, Any]:
-        if not self.cdn_url:
-            raise RuntimeError("no CDN: start() the emulator or serve cdn_app and set cdn_url")
-        url = f"{self.cdn_url}/files/{job.request_id}.mp4"
-        if job.plan.outcome == "missing_video":
-            return {}
-        if job.plan.outcome == "videos_list":
-            return {"videos": [url]}
-        return {"video": url}
-
-
-async def _listen(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str]:
-    """Serve ``app`` on host:port; the runner and the URL it answers on."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    bound_host, bound_port = runner.addresses[0][:2]
-    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    return runner, f"http://{shown}:{bound_port}"

@@ -101,3 +101,15 @@ async def check_image(data: bytes, field_name: str) -> None:
 def fetch_error(field_name: str, message: str) -> dict[str, Any]:
     """The error a job fails with when one of its frames is unusable."""
     return {"code": "invalid_input", "field": f"{field_name}_image_url", "message": message}
+
+
+def job_output(job: EmulatedJob, cdn_url: str | None) -> dict[str, Any]:
+    """The ``output`` of a completed job: its video on the CDN, as its plan says."""
+    if not cdn_url:
+        raise RuntimeError("no CDN: start() the emulator or serve cdn_app and set cdn_url")
+    url = f"{cdn_url}/files/{job.request_id}.mp4"
+    if job.plan.outcome == "missing_video":
+        return {}
+    if job.plan.outcome == "videos_list":
+        return {"videos": [url]}
+    return {"video": url}

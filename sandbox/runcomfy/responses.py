@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
+
+from sandbox.runcomfy.faults import Fault
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -76,3 +79,33 @@ def drop(request: web.Request) -> web.Response:
         request.transport.close()
     # Nothing reaches the client: the transport is already closed.
     return web.Response(status=204)
+
+
+async def misbehave(
+    fault: Fault, request: web.Request, closing: asyncio.Event
+) -> web.StreamResponse | None:
+    """Answer as a scripted fault says; None when the request should then be handled normally
+    (a hang that ran its time)."""
+    if fault.kind == "hang":
+        try:
+            await asyncio.wait_for(closing.wait(), fault.seconds)
+        except TimeoutError:
+            return None
+        return drop(request)
+    if fault.kind == "drop":
+        return drop(request)
+    if fault.kind == "json":
+        return web.json_response(fault.body, status=fault.status, headers=fault.headers)
+    if fault.kind == "error_code":
+        return error(200, fault.error_code, fault.message, headers=fault.headers)
+    return error(fault.status, fault.error_code, fault.message, headers=fault.headers)
+
+
+async def listen(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str]:
+    """Serve ``app`` on host:port; the runner and the URL it answers on."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    bound_host, bound_port = runner.addresses[0][:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    return runner, f"http://{shown}:{bound_port}"
