@@ -12,6 +12,7 @@ import io
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 OLD_MESSAGE_EDIT_LIMIT = 30046
 """Discord's code for "too many edits to messages older than one hour"."""
+OLD_MESSAGE_AGE = timedelta(minutes=55)
+"""Past this, a status message is posted anew rather than edited (a margin below the hour)."""
 CONTENT_LIMIT = 2000
 EMBED_TEXT_LIMIT = 4096
 UPLOAD_ATTEMPTS = 3
@@ -173,6 +176,11 @@ class ChannelNotifier:
                 await self._repost(job, content, embed, view)
                 return
             message = self._channel().get_partial_message(self._message_id)
+            age = discord.utils.utcnow() - discord.utils.snowflake_time(self._message_id)
+            if age > OLD_MESSAGE_AGE:
+                # Discord caps edits to messages over an hour old: show the job anew instead.
+                await self._replace(job, message, content, embed, view)
+                return
             try:
                 await message.edit(content=content, embed=embed, view=view)
             except discord.NotFound:

@@ -59,8 +59,9 @@ class ChannelPacer:
             kind: collections.deque(maxlen=rate) for kind in ("post", "edit")
         }
         self._pending: dict[object, _Work] = {}
-        self._wake = asyncio.Event()
-        self._worker: asyncio.Task[None] | None = None
+        self._wake = {kind: asyncio.Event() for kind in ("post", "edit")}
+        # One worker per bucket: a slow edit (Discord holding it back) never delays a post.
+        self._workers: dict[str, asyncio.Task[None]] = {}
 
     def submit(self, key: object, action: Action, *, urgent: bool, not_before: float = 0.0) -> None:
         """Queue ``action`` under ``key``, replacing whatever ``key`` had queued; return at once.
@@ -71,39 +72,38 @@ class ChannelPacer:
         if queued is not None and queued.urgent and not urgent:
             return
         self._pending[key] = _Work(key, urgent, action, not_before)
-        self._kick()
+        self._kick("edit")
 
     async def run(self, key: object, action: Action) -> Any:
         """Run ``action`` urgently within the budget and return its result (a video post)."""
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[key] = _Work(key, True, action, 0.0, kind="post", done=done)
-        self._kick()
+        self._kick("post")
         return await done
 
     @property
     def idle(self) -> bool:
         """Nothing queued and nothing under way."""
-        return not self._pending and (self._worker is None or self._worker.done())
+        return not self._pending and all(w.done() for w in self._workers.values())
 
-    def _kick(self) -> None:
-        self._wake.set()
-        if self._worker is None or self._worker.done():
-            self._worker = self._tasks.create(self._drain(), name="channel-pacer")
+    def _kick(self, kind: str) -> None:
+        self._wake[kind].set()
+        worker = self._workers.get(kind)
+        if worker is None or worker.done():
+            self._workers[kind] = self._tasks.create(self._drain(kind), name=f"channel-{kind}s")
 
-    def _next(self, now: float) -> tuple[_Work | None, float]:
-        """The work to do next, or how long to wait for some to become due and affordable."""
-        ready = [
-            w
-            for w in self._pending.values()
-            if w.not_before <= now and self._budget_wait(w.kind, now) == 0
-        ]
-        if ready:
+    def _next(self, kind: str, now: float) -> tuple[_Work | None, float | None]:
+        """The work of this bucket to do next, or how long until some is due and affordable
+        (None: there is none)."""
+        queued = [w for w in self._pending.values() if w.kind == kind]
+        if not queued:
+            return None, None
+        budget = self._budget_wait(kind, now)
+        ready = [w for w in queued if w.not_before <= now]
+        if ready and budget == 0:
             # Urgent first, then the job waiting longest.
             return min(ready, key=lambda w: (not w.urgent, w.not_before)), 0.0
-        soonest = min(
-            max(w.not_before - now, self._budget_wait(w.kind, now)) for w in self._pending.values()
-        )
-        return None, soonest
+        return None, max(budget, min(w.not_before for w in queued) - now)
 
     def _budget_wait(self, kind: str, now: float) -> float:
         sent = self._sent[kind]
@@ -111,16 +111,19 @@ class ChannelPacer:
             return 0.0
         return max(0.0, sent[0] + self._window - now)
 
-    async def _drain(self) -> None:
+    async def _drain(self, kind: str) -> None:
         loop = asyncio.get_running_loop()
-        while self._pending:
-            self._wake.clear()
-            work, wait = self._next(loop.time())
+        wake = self._wake[kind]
+        while True:
+            wake.clear()
+            work, wait = self._next(kind, loop.time())
+            if wait is None:
+                return
             if work is None:
                 # Sleep until something is due, the budget frees up, or new work arrives.
                 try:
                     async with asyncio.timeout(max(wait, 0.001)):
-                        await self._wake.wait()
+                        await wake.wait()
                 except TimeoutError:
                     pass
                 continue
