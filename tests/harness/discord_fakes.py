@@ -16,11 +16,14 @@ from unittest.mock import create_autospec
 import discord
 from discord import app_commands
 
-_ids = itertools.count(1_200_000_000_000_000_000)
+_ids = itertools.count(1)
+
+
 
 
 def snowflake() -> int:
-    return next(_ids)
+    """A new id made as Discord makes them: the time now, then a counter."""
+    return discord.utils.time_snowflake(discord.utils.utcnow()) + next(_ids) % (1 << 22)
 
 
 @dataclass
