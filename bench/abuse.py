@@ -1,4 +1,10 @@
-"""Abuse: hostile blocklist rules against the longest prompts, and what the event loop feels.
+"""Abuse: a member flooding /animate without credits, and hostile blocklist rules.
+
+(a) The real bot (its own process, against the local Discord and RunComfy emulators, as in
+`bench.ack`) while one member with too few credits sends /animate after /animate, each with
+a 29.9 MB first frame and a 29.9 MB last frame: the bytes the bot fetches from the emulated
+CDN for them (target 0: credits are checked before any download), and meanwhile the
+acknowledgement latency of another member's /animate (target p99 < 100 ms).
 
 (b) 50 of the worst regex rules we could write (nested and overlapping quantifiers over
 classes a backtracking engine chokes on, Greek and Cyrillic ranges outside any sample,
@@ -7,9 +13,6 @@ make them work hardest. Matching runs exactly as in production: `find_blocked_ru
 prompt folded and skeletonised, every rule tried, in a worker thread) while a ticker task on
 the event loop records how late it wakes every millisecond; the longest lateness is the
 stall every other server would feel. A second row adds 150 word rules (a full blocklist).
-
-(a), a member with no credits flooding /animate, belongs to the admission work and is not
-measured here.
 """
 
 from __future__ import annotations
@@ -19,9 +22,13 @@ import random
 import time
 
 from bench.common import Check, LagSampler, Report, Table, ms, percentile
+from bench.world import open_world, until
+from bot.config import QuotaConfig
 from bot.models import BlockRule
 from bot.moderation.blocklist import find_blocked_rule, normalize_word
 from bot.moderation.regexes import MAX_PROMPT_CHARS, validate_regex
+from sandbox.discord import InteractionHandle
+from sandbox.world import SandboxSettings
 
 TITLE = "Abuse"
 DEFAULT_RUNS = 5
@@ -110,7 +117,136 @@ async def _run(
     return times, max(sampler.samples, default=0.0), first
 
 
+# -- (a) the flood ------------------------------------------------------------------------------
+
+FLOOD_BYTES = 29_900_000
+"""Just under the 30 MB rule: Discord's metadata alone cannot refuse it."""
+# The flooder asks for 1080p 10 s (10 credits) with a cap of 5; everyone else asks for 480p 5 s.
+FLOOD_QUOTA = QuotaConfig(
+    member_credits=5,
+    server_credits=1_000_000,
+    member_concurrent_jobs=1000,
+    server_concurrent_jobs=1000,
+)
+
+
+def _flood_frame() -> bytes:
+    """29.9 MB that start like a PNG: only a download could tell it is not one."""
+    return b"\x89PNG\r\n\x1a\n" + bytes(FLOOD_BYTES - 8)
+
+
+async def _flood(requests: int, rate: float, probe_every: float) -> tuple[int, int, list[float]]:
+    """(bytes fetched for the flood, flood requests acknowledged, probe acks in seconds)."""
+    settings = SandboxSettings(
+        port=0,
+        queue_seconds=0.0,
+        run_seconds=0.05,
+        video_size=(32, 32),
+        fps=4,
+        poll_interval=0.05,
+        status_edit_interval=0.2,
+        quota=FLOOD_QUOTA,
+    )
+    async with open_world(settings, channels=2, max_concurrent_jobs=20) as world:
+        emu = world.discord
+        flooder = world.members[0]
+        channel = world.channels[0]
+        frame = _flood_frame()
+        flood_paths: set[str] = set()
+        loop = asyncio.get_running_loop()
+
+        async def flood() -> list[InteractionHandle]:
+            handles = []
+            started = loop.time()
+            for index in range(requests):
+                image = await emu.upload_attachment(
+                    "big.png", frame, "image/png", channel_id=channel
+                )
+                last = await emu.upload_attachment(
+                    "end.png", frame, "image/png", channel_id=channel
+                )
+                flood_paths.update(_cdn_paths(image) | _cdn_paths(last))
+                handles.append(
+                    await emu.invoke_command(
+                        "animate",
+                        {
+                            "image": image,
+                            "last_frame": last,
+                            "prompt": f"flood {index}",
+                            "resolution": "1080p",
+                            "duration": 10,
+                        },
+                        user_id=flooder,
+                        channel_id=channel,
+                    )
+                )
+                await asyncio.sleep(max(0.0, started + (index + 1) / rate - loop.time()))
+            return handles
+
+        async def probe(stop: asyncio.Event) -> list[InteractionHandle]:
+            handles = []
+            index = 0
+            while not stop.is_set():
+                handles.append(await world.animate(2 * index + 1, prompt=f"probe {index}"))
+                index += 1
+                await asyncio.sleep(probe_every)
+            return handles
+
+        stop = asyncio.Event()
+        probing = asyncio.create_task(probe(stop))
+        flooded = await flood()
+        stop.set()
+        probes = await probing
+        await until(
+            lambda: all(world.ack_seconds(h) is not None for h in [*flooded, *probes]), timeout=30
+        )
+        # Let any download the bot started finish before counting.
+        await asyncio.sleep(1.0)
+        fetched = sum(
+            FLOOD_BYTES
+            for record in emu.request_log.records
+            if record.method == "GET" and record.path in flood_paths and record.status == 200
+        )
+        acked = sum(1 for h in flooded if world.ack_seconds(h) is not None)
+        probe_acks = [a for h in probes if (a := world.ack_seconds(h)) is not None]
+        return fetched, acked, probe_acks
+
+
+def _cdn_paths(attachment: dict[str, object]) -> set[str]:
+    """The paths the bot could fetch an attachment from (its URL and its proxy URL)."""
+    urls = [str(attachment[key]) for key in ("url", "proxy_url") if key in attachment]
+    return {"/" + url.split("://", 1)[1].split("/", 1)[1].split("?", 1)[0] for url in urls}
+
+
+def measure_flood(quick: bool) -> Report:
+    requests, rate = (10, 10.0) if quick else (100, 20.0)
+    fetched, acked, probes = asyncio.run(_flood(requests, rate, 0.1))
+    table = Table(
+        "(a) A member over their cap floods /animate with 2 x 29.9 MB frames",
+        ["measure", "value"],
+        [
+            ["flood requests (at most 20 a second)", requests],
+            ["flood requests acknowledged", acked],
+            ["bytes the bot fetched for them", fetched],
+            ["other member's /animate meanwhile", len(probes)],
+            ["other member's ack p50 (ms)", ms(percentile(probes, 50))],
+            ["other member's ack p99 (ms)", ms(percentile(probes, 99))],
+        ],
+        "The flooder asks for 1080p 10 s (10 credits) with a cap of 5, so every request is "
+        "refused for credits; the other member's 480p 5 s jobs are accepted and run. Ack: "
+        "interaction created at the emulated Discord -> the bot's defer received.",
+    )
+    checks = [
+        Check("bytes downloaded for the flood", float(fetched), "==", 0.0, "B"),
+        Check(
+            "other member's ack p99 during the flood", ms(percentile(probes, 99)), "<", 100.0, "ms"
+        ),
+    ]
+    return Report([table], checks)
+
+
 def measure(quick: bool, seed: int) -> Report:
+    flood = measure_flood(quick)
     repeat = 2 if quick else 10
     prompts = hostile_prompts(seed)
     regexes = worst_rules()
@@ -137,4 +273,4 @@ def measure(quick: bool, seed: int) -> Report:
         Check("longest event-loop stall, 50 worst regexes", ms(regex_stall), "<", 10.0, "ms"),
         Check("longest event-loop stall, full blocklist", ms(full_stall), "<", 10.0, "ms"),
     ]
-    return Report([table, summary], checks)
+    return Report([*flood.tables, table, summary], [*flood.checks, *checks])

@@ -100,9 +100,16 @@ async def until(check: Any, *, timeout: float, every: float = 0.05) -> bool:  # 
 
 @asynccontextmanager
 async def open_world(
-    settings: SandboxSettings, *, channels: int, max_concurrent_jobs: int
+    settings: SandboxSettings,
+    *,
+    channels: int,
+    max_concurrent_jobs: int,
+    cooldown_seconds: float = 0.0,
 ) -> AsyncIterator[World]:
-    """A started sandbox with `channels` text channels and the bot connected to it."""
+    """A started sandbox with `channels` text channels and the bot connected to it.
+
+    No /animate cooldown unless asked: the benchmarks send one member's requests back to back.
+    """
     async with Sandbox(settings) as sandbox:
         emu = sandbox.discord
         world_state = emu.world
@@ -121,6 +128,7 @@ async def open_world(
         config = dataclasses.replace(
             config,
             runcomfy=dataclasses.replace(config.runcomfy, max_concurrent_jobs=max_concurrent_jobs),
+            animate=dataclasses.replace(config.animate, cooldown_seconds=cooldown_seconds),
         )
         bot = BotProcess(config, sandbox.secrets)
         bot.start()

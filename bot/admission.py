@@ -14,12 +14,12 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.errors import GateClosed, UserFacingError
+from bot.errors import GateClosed, QuotaExceeded, UserFacingError
 from bot.jobs.breaker import CircuitBreaker, ProviderUnavailable
-from bot.models import GuildDefaults, JobRecord, NewJob
+from bot.models import GuildDefaults, JobRecord, NewJob, QuotaRefusal
 from bot.moderation.blocklist import BLOCKLIST_BUDGET, BlocklistTimeout, find_blocked_rule
 from bot.moderation.gates import RequestRefused, closed_gate
-from bot.quota import CostTable, job_cost
+from bot.quota import CostTable, CreditTotals, Limits, job_cost, quota_verdict
 from bot.runcomfy.errors import RunComfyError
 from bot.store.protocol import Store
 
@@ -110,6 +110,62 @@ class Admission:
             raise RequestRefused("unchecked") from None
         if rule is not None:
             raise RequestRefused("blocked", rule=rule)
+
+    async def precheck(self, request: Request) -> None:
+        """The credits and job caps as stored now: a read, no reservation.
+
+        Run before any image is fetched, so a member with no credits or a full job cap costs
+        the bot no download. Raises :class:`~bot.errors.QuotaExceeded` for what
+        :meth:`accept` would refuse anyway; :meth:`accept` still decides, atomically.
+        """
+        job = request.job
+        cost = self.cost(job.resolution, job.duration)
+        usage = await self._store.member_usage(
+            job.guild_id,
+            job.member_id,
+            role_ids=request.role_ids,
+            defaults=self._defaults,
+            now=self._clock(),
+        )
+        settings = await self._store.guild_settings(job.guild_id, self._defaults)
+        totals = CreditTotals(
+            member_used=usage.member_used,
+            member_reserved=usage.member_reserved,
+            member_approved=usage.member_approved,
+            member_pending=usage.member_pending,
+            server_used=usage.server_used,
+            server_reserved=usage.server_reserved,
+        )
+        limits = Limits(
+            member_credits=usage.member_limit,
+            server_credits=usage.server_limit,
+            member_concurrent=settings.member_concurrent,
+            server_concurrent=settings.server_concurrent,
+        )
+        verdict = quota_verdict(
+            cost=cost,
+            limits=limits,
+            totals=totals,
+            active_member=usage.member_active_jobs,
+            active_server=usage.server_active_jobs,
+            approvals=settings.approvals,
+        )
+        if verdict == "accept" or verdict == "pending":
+            return
+        raise QuotaExceeded(
+            QuotaRefusal(
+                reason=verdict,
+                cost=cost,
+                member_used=totals.member_held,
+                member_limit=limits.member_credits,
+                server_used=totals.server_held,
+                server_limit=limits.server_credits,
+                active_member=usage.member_active_jobs,
+                active_server=usage.server_active_jobs,
+                resets_at=usage.resets_at,
+                period=usage.period,
+            )
+        )
 
     async def accept(self, request: Request) -> JobRecord:
         """Reserve the credits and write the job, atomically, under the server's settings.

@@ -77,6 +77,9 @@ class QuotaConfig:
     member_concurrent_jobs: int = 1
     server_concurrent_jobs: int = 5
     cost: Mapping[str, Mapping[int, int]] = field(default_factory=_default_costs)
+    approval_hours: float = 20.0
+    """How long a request over a member's cap waits for a moderator before it expires: below
+    the 24 hours Discord's attachment URLs live, so an approved job can still fetch its image."""
 
     def guild_defaults(self) -> GuildDefaults:
         """A server's budgets until its moderators change them."""
@@ -93,6 +96,8 @@ class QuotaConfig:
 class AnimateConfig:
     default_resolution: str = "480p"
     default_duration: int = 5
+    cooldown_seconds: float = 3.0
+    """How long a member waits between two /animate requests that reach the image check."""
 
 
 @dataclass(frozen=True)
@@ -215,6 +220,15 @@ def _seconds(minimum: float) -> Callable[[str, Any], float]:
         return float(value)
 
     return convert
+
+
+def _hours_below_a_day(where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 24:
+        raise ConfigError(
+            f"{where} must be a number of hours above 0 and below 24 (Discord's attachment "
+            f"links expire after a day), got {value!r}"
+        )
+    return float(value)
 
 
 def _choice(choices: tuple[Any, ...]) -> Callable[[str, Any], Any]:
@@ -380,6 +394,7 @@ def parse_config(data: Mapping[str, Any]) -> Config:
             "member_concurrent_jobs",
             "server_concurrent_jobs",
             "cost",
+            "approval_hours",
         },
     )
     quota = QuotaConfig(
@@ -389,12 +404,14 @@ def parse_config(data: Mapping[str, Any]) -> Config:
         member_concurrent_jobs=q.get("member_concurrent_jobs", 1, _int(1)),
         server_concurrent_jobs=q.get("server_concurrent_jobs", 5, _int(1)),
         cost=q.get("cost", _default_costs(), _costs),
+        approval_hours=q.get("approval_hours", 20.0, _hours_below_a_day),
     )
 
-    a = _Section(data, "animate", {"default_resolution", "default_duration"})
+    a = _Section(data, "animate", {"default_resolution", "default_duration", "cooldown_seconds"})
     animate = AnimateConfig(
         default_resolution=a.get("default_resolution", "480p", _choice(RESOLUTIONS)),
         default_duration=a.get("default_duration", 5, _choice(DURATIONS)),
+        cooldown_seconds=a.get("cooldown_seconds", 3.0, _seconds(0.0)),
     )
 
     j = _Section(data, "jobs", {"lease_seconds", "shutdown_grace", "max_attempts"})

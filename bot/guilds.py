@@ -8,7 +8,7 @@ vetted before they reach the store, and the blocklist's size is capped.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.errors import GateClosed
 from bot.models import (
@@ -180,12 +180,28 @@ class GuildAdmin:
 
     # -- approvals -------------------------------------------------------------------------
 
+    async def approval(self, job_id: int) -> ApprovalRequest | None:
+        """The request for ``job_id`` if it ever went to the moderators."""
+        return await self._store.get_approval(job_id)
+
     async def approve(self, guild_id: int, job_id: int, *, by: int) -> ApprovalRequest:
-        """Let an over-cap request run on the pool; the caller starts the job afterwards."""
+        """Let an over-cap request run on the pool; the caller starts the job afterwards.
+
+        Admitted anew: its credits move to the pool of the period it runs in, and the
+        server's job cap holds. Raises :class:`~bot.errors.QuotaExceeded` (the request keeps
+        waiting) when that pool or cap is full.
+        """
         try:
-            return await self._store.approve_request(guild_id, job_id, by=by, now=self._clock())
+            return await self._store.approve_request(
+                guild_id, job_id, by=by, now=self._clock(), defaults=self.defaults
+            )
         except GateClosed as closed:
             raise RequestRefused.from_gate(closed) from None
+
+    async def expire_approvals(self, max_age: timedelta) -> list[ApprovalRequest]:
+        """End every request that waited longer than ``max_age``; the ones ended."""
+        now = self._clock()
+        return await self._store.expire_approvals(older_than=now - max_age, now=now)
 
     async def deny(
         self, guild_id: int, job_id: int, *, by: int, reason: str | None

@@ -6,6 +6,8 @@ from `STATES`, so a state is never called two different things.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -75,6 +77,45 @@ def credits(n: int) -> str:
 
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+"""Characters that reorder the text around them: a prompt could make the bot's words lie."""
+
+# Every character Discord's markdown gives a meaning to anywhere in a line; a backslash makes
+# each one literal (the reader does not see the backslash).
+_MARKUP = re.compile(r"([\\*_~|`>#\-\[\]()<])")
+_LIST_NUMBER = re.compile(r"(?m)^(\s*\d+)\.")
+
+
+def without_controls(text: str) -> str:
+    """``text`` without bidi controls and other control characters (newlines and tabs stay)."""
+    return "".join(
+        ch
+        for ch in text
+        if ch not in BIDI_CONTROLS and (ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    )
+
+
+def shown_text(text: str, limit: int) -> str:
+    """Text a member wrote (a prompt), to show in a message or an embed: markdown, masked
+    links, headings and mentions render as the characters typed; at most ``limit`` chars."""
+    escaped = _MARKUP.sub(r"\\\1", without_controls(text))
+    escaped = discord.utils.escape_mentions(_LIST_NUMBER.sub(r"\1\\.", escaped))
+    if len(escaped) <= limit:
+        return escaped
+    cut = escaped[: limit - 1]
+    # An odd run of backslashes at the cut would escape the ellipsis and leave one dangling.
+    if (len(cut) - len(cut.rstrip("\\"))) % 2:
+        cut = cut[:-1]
+    return cut + "…"
+
+
+def shown_line(text: str, limit: int) -> str:
+    """:func:`shown_text` on one line: a newline cannot break out of a quote or a list."""
+    return shown_text(" ".join(text.split()), limit)
 
 
 def message_link(guild_id: int, channel_id: int, message_id: int) -> str:

@@ -9,7 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.models import JobRecord, JobState
-from cogs._render import STATES, clip, credits, message_link, ts
+from cogs._render import STATES, clip, credits, message_link, shown_line, ts
 
 if TYPE_CHECKING:
     from bot.app import SeedanceBot
@@ -27,7 +27,7 @@ def job_line(job: JobRecord) -> str:
         where = f" · [status]({link})"
     return (
         f"**{STATES[job.state].label}** {ts(job.created_at)} · {job.resolution} {job.duration} s · "
-        f"{charged}{where}\n> {clip(job.prompt, 80)}"
+        f"{charged}{where}\n> {shown_line(job.prompt, 120)}"
     )
 
 

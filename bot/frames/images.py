@@ -4,6 +4,10 @@ A cheap signature sniff gives specific reasons for formats Pillow must not handl
 HEIC/HEIF, AVIF, JPEG XL, video), then Pillow reads the header, and the pixels are decoded
 (in a worker thread, a few at a time) only when the header dimensions already pass the
 table, which keeps decompression bombs from ever being decoded.
+
+The "few at a time" is an asyncio semaphore per event loop, taken before a worker thread is
+used, so waiting images never hold executor threads; and a member waits at most
+`DECODE_SECONDS` for an answer.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import asyncio
 import io
 import logging
 import re
-import threading
+import weakref
 from typing import Final
 
 from PIL import Image, ImageFile, TiffImagePlugin, UnidentifiedImageError
@@ -36,7 +40,21 @@ from bot.frames.rules import (
 
 log = logging.getLogger(__name__)
 
-_DECODE_SLOTS: Final = threading.BoundedSemaphore(MAX_CONCURRENT_DECODES)
+DECODE_SECONDS: float = 10.0
+"""How long one image may take to read before the member is told it took too long."""
+
+_DECODE_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _decode_slots() -> asyncio.Semaphore:
+    """This event loop's decode slots (a semaphore belongs to one loop)."""
+    loop = asyncio.get_running_loop()
+    slots = _DECODE_SLOTS.get(loop)
+    if slots is None:
+        slots = _DECODE_SLOTS[loop] = asyncio.Semaphore(MAX_CONCURRENT_DECODES)
+    return slots
 
 
 # --------------------------------------------------------------------------------------------
@@ -252,13 +270,40 @@ def _inspect_opened(label: str, data: bytes, img: ImageFile.ImageFile) -> ImageF
     if pillow_format in JPEG_FAMILY:
         # Decoding at 1/8 scale reads and checks every byte of the stream with 1/64 the memory.
         img.draft(None, (max(1, raw_width // 8), max(1, raw_height // 8)))
-    with _DECODE_SLOTS:
-        img.load()
+    img.load()
     if pillow_format == "PNG":
         orientation = _orientation(img)  # an eXIf chunk after the pixels is known only now
     return facts(orientation)
 
 
+def _too_slow(label: str) -> ImageRejected:
+    return _reject(
+        "decode_time",
+        f"{label}: the image took too long to read (over {DECODE_SECONDS:g} s). "
+        "Save it again as an ordinary JPEG or PNG and try again.",
+    )
+
+
 async def inspect_image_async(label: str, data: bytes) -> ImageFacts:
-    """`inspect_image` in a worker thread, so decoding never blocks the event loop."""
-    return await asyncio.to_thread(inspect_image, label, data)
+    """`inspect_image` in a worker thread, a few at a time, answered within `DECODE_SECONDS`.
+
+    A thread cannot be stopped: one that overruns keeps its slot until it really ends, so
+    slow images never pile up more decodes than the slots allow.
+    """
+    slots = _decode_slots()
+    await slots.acquire()
+    work = asyncio.ensure_future(asyncio.to_thread(inspect_image, label, data))
+    work.add_done_callback(lambda _: slots.release())
+    try:
+        async with asyncio.timeout(DECODE_SECONDS):
+            return await asyncio.shield(work)
+    except TimeoutError:
+        log.warning("%s: decoding %d bytes took over %g s", label, len(data), DECODE_SECONDS)
+        work.add_done_callback(_drop_result)
+        raise _too_slow(label) from None
+
+
+def _drop_result(work: asyncio.Future[ImageFacts]) -> None:
+    """Retrieve an abandoned decode's outcome, so asyncio does not log it as never read."""
+    if not work.cancelled():
+        work.exception()

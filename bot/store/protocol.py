@@ -175,9 +175,16 @@ class ApprovalRepository(Protocol):
     """Reserving a request under its server's settings, and the approval queue."""
 
     async def approve_request(
-        self, guild_id: int, job_id: int, *, by: int, now: datetime | None = None
+        self,
+        guild_id: int,
+        job_id: int,
+        *,
+        by: int,
+        now: datetime | None = None,
+        defaults: GuildDefaults | None = None,
     ) -> ApprovalRequest:
-        """Let a waiting request run: ACCEPTED, its credits on the pool only."""
+        """Let a waiting request run: ACCEPTED, its credits on the pool of the current period
+        only, within the server's job cap (else QuotaExceeded, and it keeps waiting)."""
         ...
 
     async def deny_request(

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any, Self, cast
 
 import discord
 
+from bot.errors import UserFacingError
 from bot.jobs.notify import CancelResult
-from cogs._tree import reply_ephemeral
+from bot.models import JobRecord
+from cogs._tree import UNEXPECTED, reply_ephemeral
 
 if TYPE_CHECKING:
     from bot.app import SeedanceBot
@@ -33,8 +35,19 @@ CANCEL_TEXT = {
 }
 
 
+MAX_JOB_ID = 2**63 - 1
+"""The largest id a job can have (SQLite's and PostgreSQL's 64-bit integers)."""
+
+GONE = "This video job no longer exists here, or this button does not belong to this message."
+
+
 class JobButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"$^"):
-    """A button whose custom id is `<prefix>:<action>:<job id>`; subclasses set the look."""
+    """A button whose custom id is `<prefix>:<action>:<job id>`; subclasses set the look.
+
+    A click is answered whatever it carries: the job must exist, belong to the clicked
+    server and (where the job knows its message) sit on the clicked message; otherwise the
+    clicker is told plainly. Subclasses act in :meth:`act`.
+    """
 
     prefix = "job"
     action = ""
@@ -61,7 +74,51 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], temp
         match: re.Match[str],
         /,
     ) -> Self:
-        return cls(int(match["job_id"]))
+        digits = match["job_id"]
+        # An id no job can have (custom ids are client-made) becomes 0: answered as gone.
+        job_id = int(digits) if len(digits) <= 19 and int(digits) <= MAX_JOB_ID else 0
+        return cls(job_id)
+
+    async def message_of(self, bot: SeedanceBot, job: JobRecord) -> int | None:
+        """The message this button belongs on, when the job knows it."""
+        return None
+
+    async def bound_job(self, interaction: discord.Interaction[Any]) -> JobRecord | None:
+        """The job, if it exists in the clicked server and the button sits where it belongs."""
+        if not 0 < self.job_id <= MAX_JOB_ID or interaction.guild_id is None:
+            return None
+        bot = cast("SeedanceBot", interaction.client)
+        job = await bot.runner.job(self.job_id)
+        if job is None or job.guild_id != interaction.guild_id:
+            return None
+        expected = await self.message_of(bot, job)
+        clicked = interaction.message
+        if clicked is not None and expected is not None and clicked.id != expected:
+            return None
+        return job
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            job = await self.bound_job(interaction)
+            if job is None:
+                log.info(
+                    "member %d clicked %s for job %d: not this server's or message's",
+                    interaction.user.id,
+                    self.action,
+                    self.job_id,
+                )
+                await reply_ephemeral(interaction, GONE)
+                return
+            await self.act(interaction, job)
+        except UserFacingError as exc:
+            await reply_ephemeral(interaction, exc.message)
+        except Exception:
+            log.exception("job %d: the %s button failed", self.job_id, self.action)
+            await reply_ephemeral(interaction, UNEXPECTED)
+
+    async def act(self, interaction: discord.Interaction[Any], job: JobRecord) -> None:
+        """What the click does, once the job is known to be this server's and message's."""
+        raise NotImplementedError
 
 
 class CancelButton(JobButton, template=r"job:cancel:(?P<job_id>[0-9]+)"):
@@ -69,11 +126,14 @@ class CancelButton(JobButton, template=r"job:cancel:(?P<job_id>[0-9]+)"):
 
     action, label, style, emoji = "cancel", "Cancel", discord.ButtonStyle.danger, "✖️"
 
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+    async def message_of(self, bot: SeedanceBot, job: JobRecord) -> int | None:
+        return job.status_message_id
+
+    async def act(self, interaction: discord.Interaction[Any], job: JobRecord) -> None:
         bot = cast("SeedanceBot", interaction.client)
         await interaction.response.defer(ephemeral=True, thinking=True)
         result = await bot.runner.cancel(
-            self.job_id,
+            job.id,
             actor_id=interaction.user.id,
             is_moderator=interaction.permissions.manage_guild,
         )
@@ -85,10 +145,13 @@ class RetryButton(JobButton, template=r"job:retry:(?P<job_id>[0-9]+)"):
 
     action, label, emoji = "retry", "Retry", "🔁"
 
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+    async def message_of(self, bot: SeedanceBot, job: JobRecord) -> int | None:
+        return job.result_message_id
+
+    async def act(self, interaction: discord.Interaction[Any], job: JobRecord) -> None:
         # Acknowledge at once; the /animate cog hears `on_job_retry` and answers privately.
         await interaction.response.defer(ephemeral=True, thinking=True)
-        interaction.client.dispatch("job_retry", interaction, self.job_id)
+        interaction.client.dispatch("job_retry", interaction, job.id)
 
 
 class DeleteButton(JobButton, template=r"job:delete:(?P<job_id>[0-9]+)"):
@@ -96,11 +159,11 @@ class DeleteButton(JobButton, template=r"job:delete:(?P<job_id>[0-9]+)"):
 
     action, label, emoji = "delete", "Delete", "🗑️"
 
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        bot = cast("SeedanceBot", interaction.client)
-        job = await bot.runner.job(self.job_id)
-        owner = job.member_id if job else None
-        if interaction.user.id != owner and not interaction.permissions.manage_guild:
+    async def message_of(self, bot: SeedanceBot, job: JobRecord) -> int | None:
+        return job.result_message_id
+
+    async def act(self, interaction: discord.Interaction[Any], job: JobRecord) -> None:
+        if interaction.user.id != job.member_id and not interaction.permissions.manage_guild:
             await reply_ephemeral(
                 interaction,
                 "Only the member who asked for this video, or a moderator, can delete it.",
@@ -113,7 +176,7 @@ class DeleteButton(JobButton, template=r"job:delete:(?P<job_id>[0-9]+)"):
         try:
             await interaction.message.delete()
         except discord.NotFound:
-            log.info("job %d: the video message was already deleted", self.job_id)
+            log.info("job %d: the video message was already deleted", job.id)
         except discord.HTTPException:
             await reply_ephemeral(interaction, "I could not delete that message.")
             return

@@ -1,15 +1,19 @@
 """The Launcher: turns a checked request into a job on the channel, for /animate and Retry alike.
 
-Screen (breaker, gates, blocklist) → frame rules → reserve → status message → start, or ask
-the moderators when the request is over the member's cap. Anything that fails after the
-reservation releases it and tells the member nothing was charged.
+Cheap checks first: screen (breaker, gates, blocklist) → credits and job caps as stored (a
+read) → the member's cooldown; only then the images are fetched for the frame rules →
+reserve → status message → start, or ask the moderators when the request is over the
+member's cap. Anything that fails after the reservation releases it and tells the member
+nothing was charged.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -19,7 +23,7 @@ from bot.admission import Request
 from bot.errors import QuotaExceeded, UserFacingError
 from bot.models import JobRecord, JobState, NewJob
 from bot.tasks import TaskSet
-from cogs._render import message_link, refusal_message
+from cogs._render import PERIOD_WORD, credits, message_link, refusal_message, ts
 from cogs.animate.notifier import (
     DEFAULT_UPLOAD_LIMIT,
     FIRST_FRAME,
@@ -86,12 +90,39 @@ def parent_channel(interaction: discord.Interaction[Any]) -> int | None:
     return getattr(interaction.channel, "parent_id", None)
 
 
+class Cooldown:
+    """When each member (per server) may next make the bot fetch images for them."""
+
+    MEMORY = 10_000
+    """Members remembered before the ones whose wait is over are let go."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._until: dict[tuple[int, int], float] = {}
+
+    def take(self, guild_id: int, member_id: int) -> float:
+        """0 and the cooldown starts, or the seconds the member still has to wait."""
+        if self.seconds <= 0:
+            return 0.0
+        now = self._clock()
+        key = (guild_id, member_id)
+        left = self._until.get(key, now) - now
+        if left > 0:
+            return left
+        if len(self._until) >= self.MEMORY:
+            self._until = {k: t for k, t in self._until.items() if t > now}
+        self._until[key] = now + self.seconds
+        return 0.0
+
+
 class Launcher:
     """Starts jobs from interactions; owned by the /animate cog, shared with Retry."""
 
     def __init__(self, bot: SeedanceBot, tasks: TaskSet) -> None:
         self.bot = bot
         self.tasks = tasks
+        self.cooldown = Cooldown(bot.config.animate.cooldown_seconds)
         self._pacers: dict[int, ChannelPacer] = {}
 
     def pacer(self, channel_id: int) -> ChannelPacer:
@@ -124,6 +155,17 @@ class Launcher:
             parent_channel_id=parent_channel(interaction),
         )
         await self.bot.admission.screen(request)
+        try:
+            await self.bot.admission.precheck(request)
+        except QuotaExceeded as exc:
+            raise UserFacingError(refusal_message(exc.refusal)) from None
+        wait = self.cooldown.take(new.guild_id, new.member_id)
+        if wait > 0:
+            when = datetime.now(UTC) + timedelta(seconds=wait + 1)
+            raise UserFacingError(
+                f"One video request at a time, please: you can try again {ts(when)}. "
+                "Nothing was charged."
+            )
         copies = await self._check_frames(new.prompt, images)
         try:
             job = await self.bot.admission.accept(request)
@@ -159,7 +201,13 @@ class Launcher:
             ]
         else:
             await self.bot.runner.start(job, notifier)
-            lines = [f"Your video is on its way: {link}"]
+            # The requester's credits are theirs to see: here, never on the public status.
+            usage = await self.bot.guild_admin.usage(job.guild_id, job.member_id, request.role_ids)
+            left = (
+                f"{usage.member_left} of {credits(usage.member_limit)} left "
+                f"{PERIOD_WORD[usage.period]}"
+            )
+            lines = [f"Your video is on its way: {link} · {left}"]
         note = frames.last_frame_note(new.resolution, new.last_frame_url is not None)
         if note:
             lines.append(note)

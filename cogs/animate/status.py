@@ -7,7 +7,7 @@ from datetime import datetime
 import discord
 
 from bot.models import JobRecord, JobState, Usage
-from cogs._render import STATES, clip, quota_line, settings_line, ts
+from cogs._render import STATES, clip, settings_line, shown_text, ts, without_controls
 from cogs.animate.buttons import cancel_view
 
 CANCELLABLE = (JobState.QUEUED, JobState.ACCEPTED, JobState.PENDING_APPROVAL)
@@ -20,17 +20,23 @@ def status_content(job: JobRecord) -> str:
 def status_embed(
     job: JobRecord,
     *,
-    usage: Usage | None,
+    usage: Usage | None = None,
     expected_finish: datetime | None,
     result_jump_url: str | None = None,
     slot_position: int | None = None,
 ) -> discord.Embed:
+    """The public status of a job: cost and settings, never the requester's credits left.
+
+    ``usage`` is not shown (only moderators may see another member's credits; the requester
+    reads theirs in the private acknowledgement) and is accepted for the notifier's sake.
+    """
+    del usage
     look = STATES[job.state]
     title = look.headline
     if job.state is JobState.ACCEPTED and slot_position is not None:
         title = "🕒 Waiting for a free slot"
     embed = discord.Embed(
-        title=title, colour=look.colour, description=f">>> {clip(job.prompt, 600)}"
+        title=title, colour=look.colour, description=f">>> {shown_text(job.prompt, 1200)}"
     )
     embed.add_field(name="Requested by", value=f"<@{job.member_id}>", inline=True)
     embed.add_field(name="Settings", value=settings_line(job), inline=True)
@@ -55,16 +61,14 @@ def status_embed(
     if job.state is JobState.DELIVERED and result_jump_url:
         embed.add_field(name="Video", value=f"[Jump to the video]({result_jump_url})", inline=False)
     if job.error and job.state is not JobState.DELIVERED:
-        embed.add_field(name="What happened", value=clip(job.error, 1024), inline=False)
+        embed.add_field(name="What happened", value=shown_text(job.error, 1024), inline=False)
     if job.last_frame_url and job.resolution == "1080p" and not job.state.is_terminal:
         embed.add_field(name="Note", value="The last frame has no effect at 1080p.", inline=False)
-    if usage is not None:
-        embed.add_field(name="Your quota", value=quota_line(usage), inline=False)
     embed.set_thumbnail(url=job.image_url)
     footer = f"Job {job.id}"
     if job.request_id:
         footer += f" · request {job.request_id}"
-    embed.set_footer(text=clip(footer, 2048))
+    embed.set_footer(text=clip(without_controls(footer), 2048))
     return embed
 
 

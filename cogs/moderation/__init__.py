@@ -14,8 +14,9 @@ if TYPE_CHECKING:
 
 async def setup(bot: SeedanceBot) -> None:
     bot.add_dynamic_items(ApproveButton, DenyButton)
-    bot.runner.desk = ModLogDesk(bot)
-    await bot.add_cog(AdminCog(bot))
+    desk = ModLogDesk(bot)
+    bot.runner.desk = desk
+    await bot.add_cog(AdminCog(bot, desk))
 
 
 async def teardown(bot: SeedanceBot) -> None:

@@ -22,6 +22,7 @@ from bot.models import (
     MAX_CREDITS,
 )
 from bot.quota import Period
+from bot.tasks import TaskSet
 from cogs._render import credits as n_credits
 from cogs._tree import reply_ephemeral
 from cogs.moderation.common import (
@@ -32,6 +33,7 @@ from cogs.moderation.common import (
     check_range,
     refused_as,
 )
+from cogs.moderation.desk import ModLogDesk
 from cogs.moderation.embeds import (
     audit_line,
     bans_embed,
@@ -43,6 +45,7 @@ from cogs.moderation.embeds import (
     rule_line,
     user_mention,
 )
+from cogs.moderation.expiry import ApprovalExpiry
 from cogs.moderation.places import PlacesCommands
 
 if TYPE_CHECKING:
@@ -65,8 +68,16 @@ class AdminCog(
         name="blocklist", description="Words and patterns refused in prompts."
     )
 
-    def __init__(self, bot: SeedanceBot) -> None:
+    def __init__(self, bot: SeedanceBot, desk: ModLogDesk) -> None:
         self.bot = bot
+        self.tasks = TaskSet()
+        self.expiry = ApprovalExpiry(bot, desk)
+
+    async def cog_load(self) -> None:
+        self.tasks.create(self.expiry.run(), name="approval-expiry")
+
+    async def cog_unload(self) -> None:
+        await self.tasks.cancel_all()
 
     async def interaction_check(self, interaction: Interaction, /) -> bool:
         """Manage Server, whatever the server set as the command's default permissions."""

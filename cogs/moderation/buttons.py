@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import discord
 
-from bot.errors import JobNotFound, UserFacingError
-from cogs._render import requester_only
+from bot.errors import JobNotFound, QuotaExceeded
+from bot.jobs.notify import CancelResult
+from bot.models import JobRecord, JobState, QuotaRefusal
+from cogs._render import PERIOD_WORD, credits, requester_only
 from cogs._tree import reply_ephemeral
 from cogs.animate.buttons import JobButton
 
@@ -18,27 +20,44 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def decide(interaction: discord.Interaction[Any], job_id: int, *, approve: bool) -> str:
+def approval_refusal(refusal: QuotaRefusal) -> str:
+    """Why an approval cannot run now; the request keeps waiting."""
+    if refusal.reason == "server_concurrent":
+        return (
+            f"This server already has {refusal.active_server} video(s) in progress, the most "
+            "allowed at once. The request is still waiting: approve it again when one finishes."
+        )
+    left = max(0, refusal.server_limit - refusal.server_used)
+    return (
+        f"The server's pool has {credits(left)} left {PERIOD_WORD[refusal.period]}, not enough "
+        f"for this video ({credits(refusal.cost)}). The request is still waiting."
+    )
+
+
+async def decide(interaction: discord.Interaction[Any], job: JobRecord, *, approve: bool) -> str:
     """A moderator's Approve / Deny on an over-cap request; returns what they are told."""
     bot = cast("SeedanceBot", interaction.client)
     assert interaction.guild_id is not None
     if bot.notifier_for is None:
         return "Videos are not available right now."
     moderator = interaction.user.id
-    try:
-        if approve:
-            request = await bot.guild_admin.approve(interaction.guild_id, job_id, by=moderator)
-        else:
-            request = await bot.guild_admin.deny(
-                interaction.guild_id,
-                job_id,
-                by=moderator,
-                reason="A moderator declined this request.",
-            )
-    except JobNotFound:
-        return "This request no longer exists."
-    if not request.changed:
+    if job.state is not JobState.PENDING_APPROVAL:
         return "This request was already decided, or withdrawn."
+    if approve:
+        try:
+            request = await bot.guild_admin.approve(interaction.guild_id, job.id, by=moderator)
+        except JobNotFound:
+            return "This request no longer exists."
+        except QuotaExceeded as exc:
+            return approval_refusal(exc.refusal)
+        if not request.changed:
+            return "This request was already decided, or withdrawn."
+        job = request.job
+    else:
+        # Through the runner, which also stops watching the request for its status message.
+        result = await bot.runner.cancel(job.id, actor_id=moderator, is_moderator=True)
+        if result is not CancelResult.CANCELLED:
+            return "This request was already decided, or withdrawn."
     verdict = "Approved" if approve else "Denied"
     if interaction.message is not None:
         try:
@@ -48,20 +67,17 @@ async def decide(interaction: discord.Interaction[Any], job_id: int, *, approve:
                 allowed_mentions=discord.AllowedMentions.none(),
             )
         except discord.HTTPException as exc:
-            log.info("job %d: could not mark the approval message: %s", job_id, exc)
-    job = request.job
-    notifier = bot.notifier_for(job)
+            log.info("job %d: could not mark the approval message: %s", job.id, exc)
     if approve:
-        await bot.runner.start(job, notifier)
+        await bot.runner.start(job, bot.notifier_for(job))
         return "Approved: the video is being made on the server's pool."
-    await notifier.job_changed(job)
     try:
         await bot.get_partial_messageable(job.channel_id).send(
             f"<@{job.member_id}> a moderator declined your video request. Nothing was charged.",
             allowed_mentions=requester_only(job.member_id),
         )
     except discord.HTTPException as exc:
-        log.info("job %d: could not tell the member about the denial: %s", job_id, exc)
+        log.info("job %d: could not tell the member about the denial: %s", job.id, exc)
     return "Denied: the member was told and nothing was charged."
 
 
@@ -71,16 +87,16 @@ class _Decision(JobButton, template=r"$^"):
     prefix = "approval"
     approve = True
 
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        if not interaction.permissions.manage_guild or interaction.guild_id is None:
+    async def message_of(self, bot: SeedanceBot, job: JobRecord) -> int | None:
+        request = await bot.guild_admin.approval(job.id)
+        return request.approval.message_id if request is not None else None
+
+    async def act(self, interaction: discord.Interaction[Any], job: JobRecord) -> None:
+        if not interaction.permissions.manage_guild:
             await reply_ephemeral(interaction, "Only moderators (Manage Server) can decide this.")
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            text = await decide(interaction, self.job_id, approve=self.approve)
-        except UserFacingError as exc:
-            text = exc.message
-        await reply_ephemeral(interaction, text)
+        await reply_ephemeral(interaction, await decide(interaction, job, approve=self.approve))
 
 
 class ApproveButton(_Decision, template=r"approval:approve:(?P<job_id>[0-9]+)"):

@@ -9,14 +9,18 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot.jobs.breaker import Trip, Trouble
-from bot.models import JobRecord, JobState
-from cogs._render import STATES, clip, credits, message_link
+from bot.models import ApprovalRequest, JobRecord, JobState
+from cogs._render import STATES, clip, credits, message_link, shown_text, without_controls
 from cogs.moderation.buttons import approval_view
 
 if TYPE_CHECKING:
     from bot.app import SeedanceBot
 
 log = logging.getLogger(__name__)
+
+
+def shown_prompt(job: JobRecord) -> str:
+    return shown_text(job.prompt, 1800)
 
 
 def job_entry(job: JobRecord) -> discord.Embed:
@@ -26,7 +30,7 @@ def job_entry(job: JobRecord) -> discord.Embed:
     embed = discord.Embed(
         title=f"Job {job.id} · {look.short}",
         colour=look.colour,
-        description=f"<@{job.member_id}> in <#{job.channel_id}>\n>>> {clip(job.prompt, 900)}",
+        description=f"<@{job.member_id}> in <#{job.channel_id}>\n>>> {shown_prompt(job)}",
     )
     embed.add_field(
         name="Settings",
@@ -37,10 +41,10 @@ def job_entry(job: JobRecord) -> discord.Embed:
         link = message_link(job.guild_id, job.channel_id, job.result_message_id)
         embed.add_field(name="Video", value=f"[open]({link})")
     if job.error and job.state is not JobState.DELIVERED:
-        embed.add_field(name="Why", value=clip(job.error, 1024), inline=False)
+        embed.add_field(name="Why", value=shown_text(job.error, 1024), inline=False)
     embed.set_thumbnail(url=job.image_url)
     if job.request_id:
-        embed.set_footer(text=f"request {job.request_id}")
+        embed.set_footer(text=clip(without_controls(f"request {job.request_id}"), 2048))
     return embed
 
 
@@ -48,7 +52,7 @@ def approval_entry(job: JobRecord, *, reason: str) -> discord.Embed:
     embed = discord.Embed(
         title=f"Approval needed · job {job.id}",
         colour=discord.Colour.orange(),
-        description=f"<@{job.member_id}> in <#{job.channel_id}>\n>>> {clip(job.prompt, 900)}",
+        description=f"<@{job.member_id}> in <#{job.channel_id}>\n>>> {shown_prompt(job)}",
     )
     embed.add_field(name="Settings", value=f"{job.resolution} · {job.duration} s")
     embed.add_field(name="Cost", value=f"{credits(job.credits)} from the server pool")
@@ -94,6 +98,20 @@ class ModLogDesk:
             )
             return None
         return message.id
+
+    async def approval_ended(self, request: ApprovalRequest, text: str) -> None:
+        """Mark a request's mod-log message with what became of it, without its buttons."""
+        message_id = request.approval.message_id
+        channel_id = await self.channel_id(request.job.guild_id)
+        if message_id is None or channel_id is None:
+            return
+        message = self.bot.get_partial_messageable(channel_id).get_partial_message(message_id)
+        try:
+            await message.edit(
+                content=text, view=None, allowed_mentions=discord.AllowedMentions.none()
+            )
+        except discord.HTTPException as exc:
+            log.info("job %d: could not mark the approval message: %s", request.job.id, exc)
 
     async def provider_trouble(self, trip: Trip) -> None:
         text = (

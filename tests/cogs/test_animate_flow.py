@@ -76,7 +76,8 @@ async def test_the_status_message_shows_the_queue_and_a_cancel_button(world: Wor
     assert embed is not None
     fields = {f.name: f.value for f in embed.fields}
     assert "in line" in (fields.get("Queue") or "")
-    assert "left today" in (fields.get("Your quota") or "")
+    # The requester's credits left are private (their acknowledgement), never on the status.
+    assert "Your quota" not in fields
     [kept] = world.channel.attachments[status.id]
     assert embed.thumbnail.url == kept.url  # the first frame, kept on the status message
 

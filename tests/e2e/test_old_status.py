@@ -15,8 +15,9 @@ async def test_an_hour_old_status_message_still_shows_the_video_ready(e2e: E2E) 
     await e2e.wait_video()
     # Discord holds edits to old messages back (about 3 per 20 s): the final state still shows.
     final = await e2e.emu.wait_for_message(
-        lambda m: str(m.get("content") or "").startswith("Video for")
-        and "Video ready" in embed_titles(m),
+        lambda m: (
+            str(m.get("content") or "").startswith("Video for") and "Video ready" in embed_titles(m)
+        ),
         60,
         channel_id=e2e.emu.channel_id,
     )

@@ -19,8 +19,6 @@ from discord import app_commands
 _ids = itertools.count(1)
 
 
-
-
 def snowflake() -> int:
     """A new id made as Discord makes them: the time now, then a counter."""
     return discord.utils.time_snowflake(discord.utils.utcnow()) + next(_ids) % (1 << 22)

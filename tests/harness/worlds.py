@@ -12,7 +12,14 @@ import discord
 import pytest
 
 from bot.app import EXTENSIONS, SeedanceBot
-from bot.config import Config, DiscordConfig, JobsConfig, QuotaConfig, RunComfyConfig
+from bot.config import (
+    AnimateConfig,
+    Config,
+    DiscordConfig,
+    JobsConfig,
+    QuotaConfig,
+    RunComfyConfig,
+)
 from bot.models import JobRecord, JobState
 from bot.store import Store, open_store
 from sandbox.runcomfy import RunComfyEmulator
@@ -91,9 +98,10 @@ def config_for(
     quota: QuotaConfig | None = None,
     max_concurrent_jobs: int = 20,
     job_deadline: float = 20.0,
+    cooldown_seconds: float = 0.0,
 ) -> Config:
     """The cog world's config: ``@pytest.mark.settings(quota=..., max_concurrent_jobs=...,
-    job_deadline=...)``."""
+    job_deadline=..., cooldown_seconds=...)``; no /animate cooldown unless a test asks."""
     return Config(
         discord=DiscordConfig(status_edit_interval=0.0),
         runcomfy=RunComfyConfig(
@@ -105,6 +113,7 @@ def config_for(
             max_concurrent_jobs=max_concurrent_jobs,
         ),
         quota=quota or QuotaConfig(),
+        animate=AnimateConfig(cooldown_seconds=cooldown_seconds),
         # Short leases, so a job handed back after an error is taken again within the test.
         jobs=JobsConfig(lease_seconds=1.0, shutdown_grace=1.0),
     )

@@ -517,8 +517,11 @@ async def test_waiting_requests_count_for_their_member_not_the_server(store: Sto
     assert (await refused(store, cost=1)).refusal.reason == "member_concurrent"
     # The unanswered request does not hold up the rest of the server.
     assert (await ask(store, member=OTHER, cost=1)).state is JobState.ACCEPTED
-    # A moderator's approval goes ahead even though the server cap is now reached.
-    assert (await store.approve_request(GUILD, pending.id, by=MOD)).job.state is JobState.ACCEPTED
+    # An approval is admitted anew: with the server's cap reached it waits (and stays waiting).
+    with pytest.raises(QuotaExceeded) as refusal:
+        await store.approve_request(GUILD, pending.id, by=MOD)
+    assert refusal.value.refusal.reason == "server_concurrent"
+    assert (await store.get_job(pending.id)).state is JobState.PENDING_APPROVAL  # type: ignore[union-attr]
 
 
 async def test_no_approvals_while_paused_or_from_another_server(store: Store) -> None:

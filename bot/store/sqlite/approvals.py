@@ -17,18 +17,21 @@ from typing import Any
 
 import aiosqlite
 
-from bot.errors import GateClosed, JobNotFound
+from bot.errors import GateClosed, JobNotFound, QuotaExceeded
 from bot.models import (
     Approval,
     ApprovalDecision,
     ApprovalRequest,
     GuildDefaults,
+    GuildSettings,
     JobRecord,
     JobState,
     NewJob,
+    QuotaRefusal,
+    RefusalReason,
 )
 from bot.store.sqlite.guild_sql import StoreCore, audit, check_gates_in, granted_in, load_settings
-from bot.store.sqlite.ledger import admit
+from bot.store.sqlite.ledger import active_counts, admit, server_totals
 from bot.store.sqlite.rows import JOB_COLUMNS, from_opt_text, from_text, job_from_row, to_text
 
 __all__ = ["ApprovalMixin"]
@@ -57,6 +60,50 @@ def _approval_from_row(row: Any) -> Approval:
         reason=row["reason"],
         decided_at=from_opt_text(row["decided_at"]),
     )
+
+
+async def _readmit(
+    db: aiosqlite.Connection, job: JobRecord, settings: GuildSettings, now: datetime
+) -> None:
+    """The approval-time checks: the server's job cap, and the current period's pool.
+
+    A waiting request counts for its member but not for the server, so the server's cap is
+    checked only now. Its credits were held in the pool of the period it was asked in; in a
+    later period they move to the current one (the period the video is made and paid in).
+    """
+    window = settings.window(now)
+    limits = settings.limits(())
+    _, active_server = await active_counts(db, job.guild_id, job.member_id)
+    moved = job.period_key != window.key
+    used, reserved = await server_totals(db, job.guild_id, window)
+    reason: RefusalReason | None = None
+    if active_server >= limits.server_concurrent:
+        reason = "server_concurrent"
+    elif moved and used + reserved + job.credits > limits.server_credits:
+        reason = "server_credits"
+    if reason is not None:
+        raise QuotaExceeded(
+            QuotaRefusal(
+                reason=reason,
+                cost=job.credits,
+                member_used=0,
+                member_limit=limits.member_credits,
+                server_used=used + reserved,
+                server_limit=limits.server_credits,
+                active_member=0,
+                active_server=active_server,
+                resets_at=window.end,
+                period=window.period,
+            )
+        )
+    if moved:
+        stamp = to_text(now)
+        await db.execute(
+            "UPDATE usage_ledger SET created_at = ?, period_key = ? "
+            "WHERE job_id = ? AND state = 'reserved'",
+            (stamp, window.key, job.id),
+        )
+        await db.execute("UPDATE jobs SET period_key = ? WHERE id = ?", (window.key, job.id))
 
 
 class ApprovalMixin(StoreCore):
@@ -192,9 +239,19 @@ class ApprovalMixin(StoreCore):
         return job, approval
 
     async def approve_request(
-        self, guild_id: int, job_id: int, *, by: int, now: datetime | None = None
+        self,
+        guild_id: int,
+        job_id: int,
+        *,
+        by: int,
+        now: datetime | None = None,
+        defaults: GuildDefaults | None = None,
     ) -> ApprovalRequest:
         """Let a waiting request run: ACCEPTED, its credits on the pool only.
+
+        Admitted anew under the server's settings now: the server's job cap must have room,
+        and a request made in an earlier period moves its credits to the current period's
+        pool, which must hold them. Else :class:`QuotaExceeded`, and it keeps waiting.
 
         The job's clock (``created_at``, which the runner's deadline counts from) restarts
         now; the request time stays in the approval. ``changed`` is False, and nothing
@@ -207,9 +264,10 @@ class ApprovalMixin(StoreCore):
             job, approval = await self._load_request(db, guild_id, job_id)
             if approval.decision is not None or job.state is not JobState.PENDING_APPROVAL:
                 return ApprovalRequest(job, approval, changed=False)
-            settings = await load_settings(db, guild_id, GuildDefaults())
+            settings = await load_settings(db, guild_id, defaults or GuildDefaults())
             if settings.paused:
                 raise GateClosed("paused")
+            await _readmit(db, job, settings, when)
             await db.execute(
                 "UPDATE jobs SET state = 'accepted', created_at = :now, updated_at = :now, "
                 "owner = NULL, lease_until = NULL WHERE id = :id AND state = 'pending_approval'",
