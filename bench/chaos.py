@@ -47,6 +47,8 @@ from aiohttp import web
 from bench.common import Check, Report, Table, percentile
 from bench.world import frame_png, until
 from sandbox.discord import InvocationError
+from sandbox.discord.snowflake import SnowflakeGenerator
+from sandbox.discord.state import TEXT_CHANNEL, Channel
 from sandbox.runcomfy.responses import drop
 from sandbox.world import Sandbox, SandboxSettings
 
@@ -57,6 +59,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TERMINAL = ("delivered", "failed", "cancelled", "timed_out")
 BUSY_TIMEOUT = 10.0  # the store's SQLite busy timeout (bot.store.sqlite.store)
 FULL_DISK_BYTES = 4096
+CHANNELS = 20
+_CHANNEL_IDS = SnowflakeGenerator(worker_id=30)
 
 
 @dataclass(frozen=True)
@@ -474,6 +478,7 @@ class Chaos:
     terms: int = 0
     animates: int = 0
     refused: int = 0
+    channels: list[int] = field(default_factory=list)
 
     async def kills_and_restarts(self) -> None:
         while self.running:
@@ -533,7 +538,7 @@ class Chaos:
     async def arrivals(self, frame: bytes) -> None:
         emu = self.sandbox.discord
         members = [emu.requester_id, emu.member_id, emu.moderator_id, emu.owner_id]
-        channels = [emu.channel_id, emu.other_channel_id]
+        channels = self.channels
         while job_count(self.database) < self.shape.jobs:
             index = self.animates
             self.animates += 1
@@ -554,6 +559,20 @@ class Chaos:
             except InvocationError:  # the bot is offline: Discord refuses the command
                 self.refused += 1
             await asyncio.sleep(1 / self.shape.rate)
+
+
+def add_channels(sandbox: Sandbox, count: int) -> list[int]:
+    """`count` text channels, so that Discord's per-channel limit (5 messages per 5 s) is not
+    what paces the jobs (each has a status message, its edits and a delivery post)."""
+    emu = sandbox.discord
+    ids = [emu.channel_id, emu.other_channel_id]
+    for index in range(count - len(ids)):
+        channel = Channel(
+            _CHANNEL_IDS.next(), TEXT_CHANNEL, f"chaos-{index}", emu.guild_id, position=index + 2
+        )
+        emu.world.channels[channel.id] = channel
+        ids.append(channel.id)
+    return ids
 
 
 def delivery_posts(sandbox: Sandbox) -> Counter[int]:
@@ -596,6 +615,7 @@ async def _measure(shape: Shape, seed: int) -> Report:
             config.write_text(config_text(sandbox, proxy, database, shape))
             bot = BotRunner(sandbox, config, log)
             chaos = Chaos(shape, sandbox, proxy, bot, database, rng, injected)
+            chaos.channels = add_channels(sandbox, CHANNELS)
             watcher = asyncio.create_task(chaos.watch_orphans())
             try:
                 await bot.start()
