@@ -1,7 +1,8 @@
 """Every benchmark still runs: `python -m bench <name> --quick --json` exits 0 with figures.
 
 The benchmarks themselves are not tests (their targets are findings, reported in
-BENCHMARKS.md); this only keeps them working. All six run at once as subprocesses.
+BENCHMARKS.md); this only keeps them working (chaos included: its quick run is 20 jobs,
+about 30 s). All of them run at once as subprocesses.
 """
 
 from __future__ import annotations
