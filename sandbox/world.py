@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Self
 
 from bot.config import (
+    AnimateConfig,
     Config,
     DatabaseConfig,
     DiscordConfig,
@@ -46,6 +47,8 @@ class SandboxSettings:
     poll_interval: float = 1.0
     job_deadline: float = 600.0
     quota: QuotaConfig = field(default_factory=QuotaConfig)
+    cooldown_seconds: float = 3.0
+    """The bot's pause between one member's /animate requests (`[animate] cooldown_seconds`)."""
     database: Path | None = None
     rate_limits: bool = True
 
@@ -115,6 +118,7 @@ class Sandbox:
             ),
             database=DatabaseConfig(path=database),
             quota=s.quota,
+            animate=AnimateConfig(cooldown_seconds=s.cooldown_seconds),
         )
 
     async def start(self) -> None:

@@ -76,7 +76,8 @@ def describe_provider_error(exc: RunComfyError) -> str:
     if isinstance(exc, NotFoundError):
         return "The video service no longer knows this job."
     if isinstance(exc, UnknownStateError):
-        return f"The video service reported a state the bot does not understand ({exc.state!r})."
+        # The raw state goes to the log with the request id, never to members.
+        return "The video service reported a state the bot does not understand."
     if isinstance(exc, ApiError):
         return "The video service had a problem with this job."
     return "The video service could not be reached."
@@ -479,6 +480,11 @@ class JobMachine:
                     message_id = await notifier.deliver(current, delivery) if notifier else None
             except Exception:
                 log.exception("job %d: delivery failed", job.id)
+                # Discord may have made the post and only its answer was lost: look first.
+                found = await self._find_post(current, notifier)
+                if found is not None:
+                    await self._delivered(job.id, found, notifier)
+                    return
                 await self.end(
                     job.id,
                     JobState.FAILED,
@@ -487,6 +493,15 @@ class JobMachine:
                 )
                 return
         await self._delivered(job.id, message_id, notifier)
+
+    async def _find_post(self, job: JobRecord, notifier: JobNotifier | None) -> int | None:
+        if notifier is None:
+            return None
+        try:
+            return await notifier.find_delivery(job)
+        except Exception:
+            log.exception("job %d: could not look for its post", job.id)
+            return None
 
     async def _delivered(
         self, job_id: int, message_id: int | None, notifier: JobNotifier | None

@@ -200,6 +200,12 @@ class JobRunner:
             except Exception:
                 log.exception("sweeping for abandoned jobs failed")
 
+    def forget(self, job_id: int) -> None:
+        """Stop showing a job this process watches but does not run (an expired request)."""
+        if job_id not in self._running:
+            self._notifiers.pop(job_id, None)
+            self._shown_positions.pop(job_id, None)
+
     def _forget(self, job_id: int, _task: asyncio.Task[None]) -> None:
         self._running.pop(job_id, None)
         self._notifiers.pop(job_id, None)

@@ -178,7 +178,6 @@ class Launcher:
             status_message_id=None,
             upload_limit=interaction.filesize_limit,
             pacer=self.pacer(job.channel_id),
-            role_ids=tuple(request.role_ids),
         )
         try:
             status = await notifier.post_status(job, copies)

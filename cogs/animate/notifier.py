@@ -21,7 +21,7 @@ import discord
 from bot.jobs.notify import Delivery
 from bot.media.transcode import TranscodeError, fit_video_in_turn
 from bot.models import JobRecord, JobState
-from cogs._render import clip, message_link, requester_only, settings_line
+from cogs._render import clip, message_link, requester_only, settings_line, shown_text
 from cogs.animate.buttons import delivered_view
 from cogs.animate.pacer import ChannelPacer
 from cogs.animate.status import render_status, status_embed
@@ -57,7 +57,7 @@ class FrameCopy:
 def delivery_embed(job: JobRecord) -> discord.Embed:
     """What the video was made from: the prompt as plain text, and the settings."""
     embed = discord.Embed(
-        description=clip(discord.utils.escape_markdown(job.prompt), 3000),
+        description=shown_text(job.prompt, 3000),
         colour=discord.Colour.green(),
     )
     embed.set_footer(text=settings_line(job))
@@ -79,7 +79,6 @@ class ChannelNotifier:
         status_message_id: int | None,
         upload_limit: int,
         pacer: ChannelPacer,
-        role_ids: tuple[int, ...] = (),
     ) -> None:
         self._bot = bot
         self._pacer = pacer
@@ -92,7 +91,6 @@ class ChannelNotifier:
         self._last_shown: dict[str, object] | None = None
         self._thumbnail: str | None = None
         self._told_privately = False
-        self._role_ids = role_ids
 
     @property
     def status_message_id(self) -> int | None:
@@ -135,13 +133,11 @@ class ChannelNotifier:
 
     async def _embed(self, job: JobRecord) -> discord.Embed:
         runner = self._bot.runner
-        usage = await self._bot.guild_admin.usage(job.guild_id, job.member_id, self._role_ids)
         jump = None
         if job.result_message_id:
             jump = message_link(job.guild_id, job.channel_id, job.result_message_id)
         embed = status_embed(
             job,
-            usage=usage,
             expected_finish=await runner.expected_finish(job),
             result_jump_url=jump,
             slot_position=runner.slot_position(job.id),

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import discord
 
-from bot.models import JobRecord, JobState, Usage
+from bot.models import JobRecord, JobState
 from cogs._render import STATES, clip, settings_line, shown_text, ts, without_controls
 from cogs.animate.buttons import cancel_view
 
@@ -20,17 +20,13 @@ def status_content(job: JobRecord) -> str:
 def status_embed(
     job: JobRecord,
     *,
-    usage: Usage | None = None,
     expected_finish: datetime | None,
     result_jump_url: str | None = None,
     slot_position: int | None = None,
 ) -> discord.Embed:
-    """The public status of a job: cost and settings, never the requester's credits left.
-
-    ``usage`` is not shown (only moderators may see another member's credits; the requester
-    reads theirs in the private acknowledgement) and is accepted for the notifier's sake.
-    """
-    del usage
+    """The public status of a job: cost and settings, never the requester's credits left
+    (only moderators may see another member's credits; the requester reads theirs in the
+    private acknowledgement)."""
     look = STATES[job.state]
     title = look.headline
     if job.state is JobState.ACCEPTED and slot_position is not None:

@@ -61,6 +61,7 @@ class ApprovalExpiry:
 
     async def _tell(self, request: ApprovalRequest) -> None:
         job = request.job
+        self.bot.runner.forget(job.id)
         hours = f"{self.max_age.total_seconds() / 3600:g}"
         await self.desk.approval_ended(
             request, f"⌛ Expired: no moderator answered within {hours} h. Nothing was charged."

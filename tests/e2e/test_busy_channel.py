@@ -14,7 +14,9 @@ BUSY = QuotaConfig(
 )
 
 
-@pytest.mark.settings(quota=BUSY, queue_seconds=1.0, run_seconds=1.0, status_edit_interval=0.5)
+@pytest.mark.settings(
+    quota=BUSY, cooldown_seconds=0.0, queue_seconds=1.0, run_seconds=1.0, status_edit_interval=0.5
+)
 async def test_ten_jobs_at_once_in_one_channel_all_end_right_without_a_429(e2e: E2E) -> None:
     emu = e2e.emu
     assert emu.rate_limits, "this test is about a Discord that enforces its limits"
