@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Self, cast
 
 import discord
@@ -116,9 +117,9 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], temp
             log.exception("job %d: the %s button failed", self.job_id, self.action)
             await reply_ephemeral(interaction, UNEXPECTED)
 
-    async def act(self, interaction: discord.Interaction[Any], job: JobRecord) -> None:
-        """What the click does, once the job is known to be this server's and message's."""
-        raise NotImplementedError
+    act: Callable[[discord.Interaction[Any], JobRecord], Awaitable[None]]
+    """What the click does, once the job is known to be this server's and message's (each
+    button class defines it)."""
 
 
 class CancelButton(JobButton, template=r"job:cancel:(?P<job_id>[0-9]+)"):
