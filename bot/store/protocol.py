@@ -130,10 +130,6 @@ class JobRepository(Protocol):
         """Remember the provider's output URL, so a restart can deliver without asking again."""
         ...
 
-    async def unfinished_jobs(self) -> list[JobRecord]:
-        """Every job the runner must resume after a restart, oldest first."""
-        ...
-
 
 class LeaseRepository(Protocol):
     """Who drives each open job: leases claimed atomically and renewed by their owner."""

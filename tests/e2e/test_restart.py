@@ -21,7 +21,7 @@ from bot.store import open_store
 from sandbox.world import Sandbox, SandboxSettings
 from tests.harness.discord_fakes import eventually
 from tests.harness.images import make_image
-from tests.harness.store_calls import usage_in
+from tests.harness.store_calls import unfinished_jobs, usage_in
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBMIT = "/v1/models/bytedance/seedance-1-0/lite/image-to-video"
@@ -101,7 +101,7 @@ class Harness:
     async def job_state(self) -> tuple[JobState, int, int]:
         """The one job's state and the member's (used, reserved) credits, read from the file."""
         async with open_store(self.database) as store:
-            [job] = await store.unfinished_jobs() or await store.recent_jobs(
+            [job] = await unfinished_jobs(store) or await store.recent_jobs(
                 self.sandbox.discord.guild_id, self.sandbox.discord.requester_id, limit=5
             )
             config = Config(quota=QuotaConfig())

@@ -7,7 +7,7 @@ window" says it here, as the product would, through the server's settings.
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime
+from datetime import UTC, datetime
 
 from bot.admission import Admission, Request
 from bot.guilds import GuildAdmin
@@ -117,3 +117,8 @@ async def add_block_rule(
     clock = (lambda: now) if now is not None else utcnow
     admin = GuildAdmin(store=store, defaults=GuildDefaults(), clock=clock)
     return await admin.add_block_rule(guild_id, kind, pattern, by=by)
+
+
+async def unfinished_jobs(store: Store) -> list[JobRecord]:
+    """Every job a restart would take and run, oldest first (once every lease ran out)."""
+    return await store.claimable_jobs(datetime(9999, 1, 1, tzinfo=UTC))

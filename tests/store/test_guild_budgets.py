@@ -18,7 +18,7 @@ from bot.models import FAILURE_STATES, GuildDefaults, JobRecord, JobState, NewJo
 from bot.quota import Period, period_window
 from bot.store import Store, open_store
 from bot.store.sqlite.schema import apply_migrations, load_migrations
-from tests.harness.store_calls import check_gates, effective_limits
+from tests.harness.store_calls import check_gates, effective_limits, unfinished_jobs
 
 GUILD = 1000
 OTHER_GUILD = 2000
@@ -455,7 +455,7 @@ async def test_over_the_cap_goes_to_the_moderators_holding_pool_credits(store: S
     assert (usage.member_used, usage.member_reserved, usage.member_pending) == (0, 3, 5)
     assert (usage.server_reserved, usage.server_left) == (8, 92)
     # Waiting requests are not run by the job runner, but are listed for the mod-log buttons.
-    assert [j.id for j in await store.unfinished_jobs()] == [job.id - 1]
+    assert [j.id for j in await unfinished_jobs(store)] == [job.id - 1]
     [waiting] = await store.pending_approvals()
     assert waiting.job == job
     assert (waiting.approval.decision, waiting.approval.requested_at) == (None, NOW)
@@ -475,7 +475,7 @@ async def test_approval_runs_against_the_pool_not_the_member_cap(store: Store) -
     assert approved.job.state is JobState.ACCEPTED
     assert approved.job.created_at == later  # the runner's deadline counts from approval
     assert (approved.approval.decision, approved.approval.decided_by) == ("approved", MOD)
-    assert await store.unfinished_jobs() != []
+    assert await unfinished_jobs(store) != []
     assert await store.finish_delivered(job.id, result_message_id=1, now=later)
 
     usage = await store.member_usage(GUILD, MEMBER, role_ids=(), defaults=DEFAULTS, now=later)
@@ -620,7 +620,7 @@ async def test_upgrade_from_version_1_keeps_jobs_charges_and_ids(db_path: Path) 
         assert await store.schema_version() == load_migrations()[-1].version
         usage = await store.member_usage(GUILD, MEMBER, role_ids=(), defaults=DEFAULTS, now=NOW)
         assert (usage.member_used, usage.member_reserved, usage.member_active_jobs) == (2, 2, 1)
-        assert [j.id for j in await store.unfinished_jobs()] == [2]
+        assert [j.id for j in await unfinished_jobs(store)] == [2]
         assert (await ask(store)).id == 4
 
 

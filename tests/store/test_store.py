@@ -19,7 +19,7 @@ from bot.models import FAILURE_STATES, JobRecord, JobState, NewJob
 from bot.quota import Limits, Period, PeriodWindow, period_window
 from bot.store import Store, open_store
 from bot.store.sqlite.schema import load_migrations, split_statements
-from tests.harness.store_calls import reserve_job, usage_in
+from tests.harness.store_calls import reserve_job, unfinished_jobs, usage_in
 
 GUILD = 1000
 OTHER_GUILD = 2000
@@ -247,7 +247,7 @@ async def test_reserve_then_deliver_commits_the_charge(store: Store, db_path: Pa
     assert (usage.server_used, usage.server_reserved, usage.server_left) == (4, 0, 96)
     assert usage.member_active_jobs == 0
     assert ledger(db_path) == [(job.id, GUILD, MEMBER, 4, "committed", "2026-11-20")]
-    assert await store.unfinished_jobs() == []
+    assert await unfinished_jobs(store) == []
 
 
 @pytest.mark.parametrize("state", sorted(FAILURE_STATES))
@@ -333,7 +333,7 @@ async def test_unknown_submission_holds_credits_until_resolved(store: Store) -> 
     assert unknown is not None
     assert unknown.state is JobState.UNKNOWN_SUBMISSION
     assert not unknown.state.is_terminal
-    assert await store.unfinished_jobs() == [unknown]
+    assert await unfinished_jobs(store) == [unknown]
     usage = await usage_in(store, GUILD, MEMBER, limits=LIMITS, window=TODAY)
     assert (usage.member_reserved, usage.member_active_jobs) == (3, 1)
 
@@ -386,7 +386,7 @@ async def test_every_open_state_counts_and_resumes(store: Store) -> None:
     await store.finish_failed(ids[8], JobState.CANCELLED, error="x", now=NOW)
     await store.finish_failed(ids[9], JobState.TIMED_OUT, error="x", now=NOW)
 
-    unfinished = await store.unfinished_jobs()
+    unfinished = await unfinished_jobs(store)
     assert [job.id for job in unfinished] == ids[:6]
     assert [job.state for job in unfinished] == [
         JobState.ACCEPTED,

@@ -23,7 +23,6 @@ from bot.store.sqlite.reports import ReportMixin
 from bot.store.sqlite.rows import (
     JOB_COLUMNS,
     OPEN,
-    RUNNABLE_STATES,
     from_text,
     job_from_row,
     to_text,
@@ -370,21 +369,6 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
         return changed
 
     # -- queries ---------------------------------------------------------------------------
-
-    async def unfinished_jobs(self) -> list[JobRecord]:
-        """Every job the runner must resume after a restart, oldest first.
-
-        That is every job that is not terminal, except requests still waiting for a
-        moderator (see :meth:`pending_approvals`): nothing runs them until one approves.
-        """
-        async with (
-            self._lock,
-            self._db.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ({RUNNABLE_STATES}) ORDER BY id"
-            ) as cur,
-        ):
-            rows = await cur.fetchall()
-        return [job_from_row(row) for row in rows]
 
     async def recent_jobs(
         self, guild_id: int, member_id: int, *, limit: int = 10
