@@ -120,12 +120,13 @@ class Admission:
         """
         job = request.job
         cost = self.cost(job.resolution, job.duration)
+        now = self._clock()
         usage = await self._store.member_usage(
             job.guild_id,
             job.member_id,
             role_ids=request.role_ids,
             defaults=self._defaults,
-            now=self._clock(),
+            now=now,
         )
         settings = await self._store.guild_settings(job.guild_id, self._defaults)
         totals = CreditTotals(
@@ -153,17 +154,14 @@ class Admission:
         if verdict == "accept" or verdict == "pending":
             return
         raise QuotaExceeded(
-            QuotaRefusal(
-                reason=verdict,
+            QuotaRefusal.of(
+                verdict,
                 cost=cost,
-                member_used=totals.member_held,
-                member_limit=limits.member_credits,
-                server_used=totals.server_held,
-                server_limit=limits.server_credits,
+                limits=limits,
+                totals=totals,
                 active_member=usage.member_active_jobs,
                 active_server=usage.server_active_jobs,
-                resets_at=usage.resets_at,
-                period=usage.period,
+                window=settings.window(now),
             )
         )
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import Enum, StrEnum
 from typing import Literal
 
-from bot.quota import Limits, Period, PeriodWindow, period_window
+from bot.quota import CreditTotals, Limits, Period, PeriodWindow, period_window
 
 
 class JobState(StrEnum):
@@ -131,6 +131,32 @@ class QuotaRefusal:
     resets_at: datetime
     period: Period
     """The server's accounting period the credits were counted in."""
+
+    @classmethod
+    def of(
+        cls,
+        reason: RefusalReason,
+        *,
+        cost: int,
+        limits: Limits,
+        totals: CreditTotals,
+        active_member: int,
+        active_server: int,
+        window: PeriodWindow,
+    ) -> QuotaRefusal:
+        """The refusal :func:`~bot.quota.quota_verdict` gave, with the figures it judged."""
+        return cls(
+            reason=reason,
+            cost=cost,
+            member_used=totals.member_held,
+            member_limit=limits.member_credits,
+            server_used=totals.server_held,
+            server_limit=limits.server_credits,
+            active_member=active_member,
+            active_server=active_server,
+            resets_at=window.end,
+            period=window.period,
+        )
 
     @property
     def member_left(self) -> int:

@@ -211,17 +211,14 @@ async def admit(
         state, basis = JobState.PENDING_APPROVAL, "pending"
     else:
         raise QuotaExceeded(
-            QuotaRefusal(
-                reason=verdict,
+            QuotaRefusal.of(
+                verdict,
                 cost=cost,
-                member_used=totals.member_held,
-                member_limit=limits.member_credits,
-                server_used=totals.server_held,
-                server_limit=limits.server_credits,
+                limits=limits,
+                totals=totals,
                 active_member=active_member,
                 active_server=active_server,
-                resets_at=window.end,
-                period=window.period,
+                window=window,
             )
         )
     return await insert_job(
