@@ -92,10 +92,6 @@ class ChannelNotifier:
         self._thumbnail: str | None = None
         self._told_privately = False
 
-    @property
-    def status_message_id(self) -> int | None:
-        return self._message_id
-
     def _channel(self) -> discord.PartialMessageable:
         return self._bot.get_partial_messageable(self._channel_id)
 
