@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
 from .attachments import build_attachments, resolve_embed_attachments
@@ -47,6 +48,10 @@ from .permissions import Permission
 from .ratelimits import OLD_MESSAGE_AGE, RateLimiter
 from .snowflake import SnowflakeGenerator
 from .state import DM_CHANNEL, Channel, Member, World
+
+NONCE_WINDOW = timedelta(minutes=5)
+NONCE_LIMIT = 25
+"""A nonce is an integer or a string of at most 25 characters."""
 
 
 @dataclass
@@ -325,6 +330,9 @@ class MessageFlow:
         if uploads:
             needed |= Permission.ATTACH_FILES
         perms = self._require(author_id, channel_id, needed)
+        earlier = self._same_nonce(channel_id, author_id, payload)
+        if earlier is not None:
+            return earlier
         message = self._blank(channel_id, author_id)
         reference = payload.get("message_reference")
         if reference:
@@ -351,6 +359,30 @@ class MessageFlow:
             allow_ephemeral=False,
         )
         return self._store_new(draft)
+
+    def _same_nonce(self, channel_id: int, author_id: int, payload: JSON) -> Message | None:
+        """With ``enforce_nonce``, the author's message already sent with this nonce lately.
+
+        Discord then answers with that message and creates nothing (resources/message.mdx:
+        "in the past few minutes"; the exact window is not documented, five minutes here).
+        """
+        nonce = payload.get("nonce")
+        if nonce is None:
+            return None
+        if len(str(nonce)) > NONCE_LIMIT:
+            raise invalid_form(
+                "nonce", "BASE_TYPE_MAX_LENGTH", f"Must be {NONCE_LIMIT} or fewer in length."
+            )
+        if not payload.get("enforce_nonce"):
+            return None
+        since = self.clock.now() - NONCE_WINDOW
+        for message_id in reversed(self._channel_log.get(channel_id, [])):
+            message = self.messages[message_id]
+            if message.timestamp < since:
+                break
+            if message.author_id == author_id and message.nonce == str(nonce):
+                return message
+        return None
 
     def visible_message(self, channel_id: int, message_id: int) -> Message:
         """A non-ephemeral message of a channel (404 Unknown Message)."""

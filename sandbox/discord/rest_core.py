@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from aiohttp import web
@@ -37,8 +38,13 @@ class RestCore:
         gateway_url: Callable[[], str],
         on_commands_synced: Callable[[int | None], None],
         limiter: RateLimiter,
+        lost_answers: Counter[tuple[str, str]] | None = None,
     ) -> None:
         self.limiter = limiter
+        self.lost_answers: Counter[tuple[str, str]] = (
+            Counter() if lost_answers is None else lost_answers
+        )
+        """Requests to handle, then drop the connection before answering (by method, route)."""
         self.service = service
         self.commands = commands
         self.log = log_
@@ -106,6 +112,11 @@ class RestCore:
             self.log.add(
                 RequestRecord(method, route, request.path, response.status, code, time.time())
             )
+            if response.status < 400 and self.lost_answers[method, route] > 0:
+                # The work is done, but the connection drops before the answer leaves.
+                self.lost_answers[method, route] -= 1
+                if request.transport is not None:
+                    request.transport.close()
             return response
 
         return run

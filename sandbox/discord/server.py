@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
@@ -68,6 +69,7 @@ class DiscordEmulator(EmulatorReadings):
         self.clock = Clock()
         self._ids = SnowflakeGenerator(clock=self.clock.time)
         self.limiter = RateLimiter(self.clock, enabled=rate_limits)
+        self.lost_answers: Counter[tuple[str, str]] = Counter()
         self.world = World(self._ids, guild_name=guild_name, bot_name=bot_name)
         if bot_token is not None:
             self.world.bot_token = bot_token
@@ -132,6 +134,7 @@ class DiscordEmulator(EmulatorReadings):
             gateway_url=lambda: self.gateway_url,
             on_commands_synced=self._commands_synced,
             limiter=self.limiter,
+            lost_answers=self.lost_answers,
         )
         rest.add_routes(app)
         app.router.add_get("/gateway", self.gateway.handle)
@@ -312,6 +315,12 @@ class DiscordEmulator(EmulatorReadings):
     def request_reconnect(self) -> None:
         """Ask the bot to reconnect (op 7); it should RESUME."""
         self.gateway.request_reconnect()
+
+    def lose_answers(self, method: str, route: str, times: int = 1) -> None:
+        """Handle the next ``times`` successful ``method route`` requests (``route`` as the
+        docs spell it, e.g. ``/channels/{channel_id}/messages``), then drop the connection
+        before the answer: the work is done but the bot never hears of it."""
+        self.lost_answers[method.upper(), route] += times
 
     def drop_gateway(self, code: int = 4000) -> None:
         """Close the bot's websocket with ``code``; 4000 lets it resume."""

@@ -114,3 +114,36 @@ async def test_components_come_back_numbered() -> None:
             posted = await r.json()
         got = posted["components"][0]
         assert [got["id"], got["components"][0]["id"], got["components"][1]["id"]] == [1, 2, 7]
+
+
+async def test_an_enforced_nonce_returns_the_earlier_message_instead_of_a_second() -> None:
+    async with DiscordEmulator() as emu, aiohttp.ClientSession() as http:
+        headers = {"Authorization": f"Bot {emu.bot_token}"}
+        url = f"{emu.api_base}/channels/{emu.channel_id}/messages"
+        body = {"content": "once", "nonce": "status-1", "enforce_nonce": True}
+        async with http.post(url, json=body, headers=headers) as r:
+            first = await r.json()
+        async with http.post(url, json=body, headers=headers) as r:
+            again = await r.json()
+        assert again["id"] == first["id"]
+        # Without enforce_nonce the nonce is only echoed: a second message is made.
+        async with http.post(url, json={**body, "enforce_nonce": False}, headers=headers) as r:
+            other = await r.json()
+        assert other["id"] != first["id"]
+        async with http.post(url, json={**body, "nonce": "n" * 26}, headers=headers) as r:
+            assert r.status == 400
+            assert "nonce" in (await r.json())["errors"]
+        assert len(emu.channel_messages()) == 2
+
+
+async def test_a_lost_answer_does_the_work_and_drops_the_connection() -> None:
+    async with DiscordEmulator() as emu, aiohttp.ClientSession() as http:
+        headers = {"Authorization": f"Bot {emu.bot_token}"}
+        url = f"{emu.api_base}/channels/{emu.channel_id}/messages"
+        emu.lose_answers("POST", "/channels/{channel_id}/messages")
+        with pytest.raises(aiohttp.ClientError):
+            async with http.post(url, json={"content": "lost"}, headers=headers) as r:
+                await r.read()
+        assert [m["content"] for m in emu.channel_messages()] == ["lost"]
+        async with http.post(url, json={"content": "heard"}, headers=headers) as r:
+            assert r.status == 200
