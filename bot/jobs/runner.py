@@ -75,6 +75,8 @@ class JobRunner:
         self._shown_positions: dict[int, int] = {}
         self._tasks = TaskSet()
         self._running: dict[int, asyncio.Task[None]] = {}
+        self._held: set[int] = set()
+        """Jobs accepted here and not started yet: their leases are kept all the same."""
         self._notifiers: dict[int, JobNotifier] = {}
         # Jobs already reported to the desk, newest last; bounded, a job settles only once.
         self._settled: dict[int, None] = {}
@@ -117,6 +119,16 @@ class JobRunner:
         """Show a job that is not running yet (waiting for a moderator) as it changes."""
         self._notifiers[job.id] = notifier
 
+    def hold(self, job_id: int) -> None:
+        """Keep the lease of a job accepted here while it is being shown, before it starts:
+        however long the status message takes, no sweep runs it behind the member's back.
+        :meth:`start`, :meth:`abandon` or :meth:`let_go` ends the hold."""
+        self._held.add(job_id)
+
+    def let_go(self, job_id: int) -> None:
+        """Stop keeping a held job's lease: when it runs out, a sweep takes the job."""
+        self._held.discard(job_id)
+
     def lease_until(self) -> datetime:
         """Until when a lease taken now lasts."""
         return self._clock() + self._lease
@@ -128,6 +140,7 @@ class JobRunner:
         notifier takes over showing it), and a job another live process holds is left to
         it. Returns True when a task was started.
         """
+        self._held.discard(job.id)
         if job.id in self._running:
             self._notifiers[job.id] = notifier
             log.info("job %d already runs here; not starting it twice", job.id)
@@ -179,7 +192,7 @@ class JobRunner:
         while True:
             await asyncio.sleep(self._lease.total_seconds() / 3)
             try:
-                mine = set(self._running)
+                mine = set(self._running) | self._held
                 kept = await self._store.renew_leases(self.identity, mine, until=self.lease_until())
                 for job_id in mine - kept:
                     job = await self._store.get_job(job_id)
@@ -212,6 +225,7 @@ class JobRunner:
 
     async def abandon(self, job: JobRecord, reason: str) -> None:
         """Release a job that never reached the provider (e.g. its status message failed)."""
+        self._held.discard(job.id)
         if job.state is JobState.PENDING_APPROVAL:
             await self._store.withdraw_request(job.id, member_id=job.member_id)
             return
@@ -225,7 +239,8 @@ class JobRunner:
         for task in self._background:
             task.cancel()
         await self._machine.calm(self._grace)
-        held = list(self._running)
+        held = [*self._running, *self._held]
+        self._held.clear()
         await self._tasks.cancel_all()
         for job_id in held:
             with contextlib.suppress(Exception):

@@ -22,7 +22,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REQUIRED_PERMISSIONS = ("view_channel", "send_messages", "embed_links", "attach_files")
+REQUIRED_PERMISSIONS = (
+    "view_channel",
+    "send_messages",
+    "embed_links",
+    "attach_files",
+    # To look for a video post whose answer was lost before posting it again.
+    "read_message_history",
+)
 RESOLUTION_CHOICES = [app_commands.Choice(name=r, value=r) for r in ("480p", "720p", "1080p")]
 DURATION_CHOICES = [app_commands.Choice(name=str(s), value=s) for s in (5, 10)]
 BUTTONS = (CancelButton, RetryButton, DeleteButton)

@@ -179,18 +179,15 @@ class Launcher:
             upload_limit=interaction.filesize_limit,
             pacer=self.pacer(job.channel_id),
         )
+        runner = self.bot.runner
+        runner.hold(job.id)
         try:
-            status = await notifier.post_status(job, copies)
-        except Exception as exc:
-            # Refused, timed out or the connection dropped: the job never starts.
-            log.warning("job %d: status message not posted: %r", job.id, exc)
-            await self.bot.runner.abandon(job, "The status message could not be posted.")
-            raise UserFacingError(
-                "I could not post in this channel, so the video was not started. "
-                "Nothing was charged."
-            ) from None
-        await self.bot.runner.shown_at(job.id, status.id)
-        link = message_link(job.guild_id, job.channel_id, status.id)
+            link = await self._show(job, notifier, copies)
+            if job.state is not JobState.PENDING_APPROVAL:
+                await runner.start(job, notifier)
+        finally:
+            # Started, abandoned, or (on a fault after the post) left to the next sweep.
+            runner.let_go(job.id)
 
         if job.state is JobState.PENDING_APPROVAL:
             await self._ask_moderators(job, notifier)
@@ -199,7 +196,6 @@ class Launcher:
                 f"it runs on the server's pool. Follow it here: {link}"
             ]
         else:
-            await self.bot.runner.start(job, notifier)
             # The requester's credits are theirs to see: here, never on the public status.
             usage = await self.bot.guild_admin.usage(job.guild_id, job.member_id, request.role_ids)
             left = (
@@ -213,6 +209,26 @@ class Launcher:
         await interaction.edit_original_response(
             content="\n".join(lines), allowed_mentions=discord.AllowedMentions.none()
         )
+
+    async def _show(
+        self, job: JobRecord, notifier: ChannelNotifier, copies: list[FrameCopy]
+    ) -> str:
+        """Post the job's status message and remember it; the link to it.
+
+        When it cannot be posted the job is released and never starts.
+        """
+        try:
+            status = await notifier.post_status(job, copies)
+        except Exception as exc:
+            # Refused, or timed out or cut every time it was sent: the job never starts.
+            log.warning("job %d: status message not posted: %r", job.id, exc)
+            await self.bot.runner.abandon(job, "The status message could not be posted.")
+            raise UserFacingError(
+                "I could not post in this channel, so the video was not started. "
+                "Nothing was charged."
+            ) from None
+        await self.bot.runner.shown_at(job.id, status.id)
+        return message_link(job.guild_id, job.channel_id, status.id)
 
     async def _check_frames(self, prompt: str, images: list[Frame]) -> list[FrameCopy]:
         """Every frame rule on the prompt and the images, all violations in one message.

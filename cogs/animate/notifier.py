@@ -10,12 +10,13 @@ import asyncio
 import functools
 import io
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import aiohttp
 import discord
 
 from bot.jobs.notify import Delivery
@@ -39,6 +40,9 @@ OLD_MESSAGE_AGE = timedelta(minutes=55)
 CONTENT_LIMIT = 2000
 EMBED_TEXT_LIMIT = 4096
 UPLOAD_ATTEMPTS = 3
+SEND_ATTEMPTS = 3
+TRANSIENT = (aiohttp.ClientError, TimeoutError, discord.DiscordServerError)
+"""Failures after which a post may or may not exist: sent again with its nonce."""
 ENTITY_TOO_LARGE = 40005
 # Room for the multipart envelope around an upload that must fit the limit exactly.
 MULTIPART_SLACK = 64 * 1024
@@ -107,24 +111,43 @@ class ChannelNotifier:
         kept = [c for c in copies or [] if len(c.data) <= self._upload_limit]
         if sum(len(c.data) for c in kept) > self._upload_limit:
             kept = kept[:1]
-        files = [discord.File(io.BytesIO(c.data), filename=c.filename) for c in kept]
-        if files:
+        if kept:
             embed.set_thumbnail(url=f"attachment://{kept[0].filename}")
-        message: discord.Message = await self._pacer.run(
-            ("post", job.id),
-            lambda: self._channel().send(
+
+        def send() -> Awaitable[discord.Message]:
+            # Fresh files each time: a send closes the ones it was given.
+            files = [discord.File(io.BytesIO(c.data), filename=c.filename) for c in kept]
+            return self._channel().send(
                 content,
                 embed=embed,
                 files=files or discord.utils.MISSING,
                 view=view or discord.utils.MISSING,
                 allowed_mentions=discord.AllowedMentions.none(),
-            ),
-        )
+                nonce=f"status-{job.id}",
+            )
+
+        message = await self._send_once(job, send)
         self._message_id = message.id
         if message.attachments:
             self._thumbnail = message.attachments[0].url
         self._last_edit = asyncio.get_running_loop().time()
         self._last_shown = embed.to_dict()  # type: ignore[assignment]
+        return message
+
+    async def _send_once(
+        self, job: JobRecord, send: Callable[[], Awaitable[discord.Message]]
+    ) -> discord.Message:
+        """Post through the channel's budget; a dropped connection, a timeout or a 5xx is
+        tried again with the same nonce, which Discord answers with the message it already
+        made (if the lost attempt made one) instead of a second copy."""
+        for attempt in range(SEND_ATTEMPTS - 1):
+            try:
+                message: discord.Message = await self._pacer.run(("post", job.id), send)
+                return message
+            except TRANSIENT as exc:
+                log.info("job %d: post failed (%r); sending again with its nonce", job.id, exc)
+                await asyncio.sleep(0.5 * 2**attempt)
+        message = await self._pacer.run(("post", job.id), send)
         return message
 
     async def _embed(self, job: JobRecord) -> discord.Embed:
@@ -253,7 +276,12 @@ class ChannelNotifier:
         head = f"<@{job.member_id}> your video is ready!"
         embed = delivery_embed(job)
         mentions = requester_only(job.member_id)
-        why = "The video is too large to fetch and upload here"
+        nonce = f"video-{job.id}"
+        why = (
+            "The video could not be fetched to upload here"
+            if delivery.cut
+            else "The video is too large to fetch and upload here"
+        )
         if delivery.file is not None and delivery.size is not None:
             why = (
                 f"The video is {mib(delivery.size)}, over this channel's upload limit of "
@@ -271,9 +299,14 @@ class ChannelNotifier:
                                 file=discord.File(path, filename=f"seedance-{job.id}.mp4"),
                                 view=delivered_view(job.id),
                                 allowed_mentions=mentions,
+                                nonce=nonce,
                             ),
                         )
                         return int(message.id)
+                    except TRANSIENT as exc:
+                        # Discord may have made the post: the next try's nonce finds it.
+                        log.warning("job %d: upload cut (%r), attempt %d", job.id, exc, attempt)
+                        await asyncio.sleep(2.0**attempt)
                     except discord.HTTPException as exc:
                         if exc.status == 413 or exc.code == ENTITY_TOO_LARGE:
                             log.info("job %d: upload of %s refused as too large", job.id, path.name)
@@ -292,14 +325,15 @@ class ChannelNotifier:
         else:
             content = head
             embed.description = clip(f"{embed.description}\n\n{link}", EMBED_TEXT_LIMIT)
-        message = await self._pacer.run(
-            ("post", job.id),
+        message = await self._send_once(
+            job,
             functools.partial(
                 channel.send,
                 content,
                 embed=embed,
                 view=delivered_view(job.id),
                 allowed_mentions=mentions,
+                nonce=nonce,
             ),
         )
         return int(message.id)

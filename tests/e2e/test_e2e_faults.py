@@ -133,3 +133,27 @@ async def test_a_refused_key_is_told_to_moderators_once(live: Sandbox) -> None:
     await until(lambda: len(alerts()) == 1)
     await asyncio.sleep(0.5)
     assert len(alerts()) == 1
+
+
+async def test_a_status_post_whose_answer_was_lost_is_not_left_behind(live: Sandbox) -> None:
+    """Discord made the status message but the connection dropped before the bot heard of it:
+    the bot sends it again with the same nonce, gets the same message back, and the job runs.
+    Without that the channel kept a "queued" message with a live Cancel button beside a member
+    told the video never started."""
+    live.runcomfy.plan_next_job(queue_seconds=0.3, run_seconds=0.3)
+    live.discord.lose_answers("POST", "/channels/{channel_id}/messages")
+    handle = await animate(live)
+    await until(lambda: len(videos(live)) == 1)
+    await until(lambda: "ready" in titles(status_messages(live)[-1]))
+    assert len(status_messages(live)) == 1
+    assert "on its way" in (handle.content or "")
+
+
+async def test_a_video_post_whose_answer_was_lost_is_posted_once(live: Sandbox) -> None:
+    live.runcomfy.plan_next_job(queue_seconds=1.0, run_seconds=0.3)
+    await animate(live)
+    await until(lambda: len(status_messages(live)) == 1)
+    live.discord.lose_answers("POST", "/channels/{channel_id}/messages")
+    await until(lambda: "ready" in titles(status_messages(live)[-1]))
+    assert len(videos(live)) == 1
+    assert len(status_messages(live)) == 1
