@@ -17,7 +17,9 @@ from pathlib import Path
 import aiohttp
 
 from bot.config import Config
-from bot.jobs.notify import Delivery, JobNotifier
+from bot.errors import JobNotFound
+from bot.jobs.fetch import fetch_video
+from bot.jobs.notify import JobNotifier
 from bot.jobs.polling import PollPlan, expected_run_seconds, next_poll_delay
 from bot.jobs.slots import FairQueue
 from bot.jobs.words import (
@@ -28,7 +30,7 @@ from bot.jobs.words import (
     UNCONFIRMED,
     describe_provider_error,
 )
-from bot.media.download import DownloadError, VideoTooLargeError, download_video
+from bot.media.download import DownloadError
 from bot.models import JobRecord, JobState
 from bot.runcomfy.client import RunComfyClient, Submission, VideoInput
 from bot.runcomfy.errors import (
@@ -42,6 +44,9 @@ from bot.store.protocol import Store
 log = logging.getLogger(__name__)
 
 Notify = Callable[[int, JobNotifier | None], Awaitable[None]]
+SUBMISSION_WRITES = 5
+"""Tries at storing a submitted job's request id (about 7 s of a refusing database)."""
+"""Tries at fetching a finished video before only its link is delivered."""
 
 
 class JobMachine:
@@ -229,33 +234,51 @@ class JobMachine:
             resolution=job.resolution,
             duration=job.duration,
         )
-        try:
-            with self._critical_section(job.id):
+        with self._critical_section(job.id):
+            try:
                 sub = await self._provider.submit(request)
-        except UnknownSubmissionError as exc:
-            log.warning("job %d: submit outcome unknown: %s", job.id, exc)
-            if exc.request_id is None:
-                await self._unknown_submission(
-                    job, "The video service did not confirm this job.", notifier, deadline
-                )
+            except UnknownSubmissionError as exc:
+                log.warning("job %d: submit outcome unknown: %s", job.id, exc)
+                if exc.request_id is None:
+                    await self._unknown_submission(
+                        job, "The video service did not confirm this job.", notifier, deadline
+                    )
+                    return None
+                # The answer named the request: follow it rather than guess.
+                sub = self._provider.submission_for(exc.request_id)
+            except RunComfyError as exc:
+                log.warning("job %d: submit refused: %r", job.id, exc)
+                await self.end(job.id, JobState.FAILED, describe_provider_error(exc), notifier)
                 return None
-            # The answer named the request: follow it rather than guess.
-            sub = self._provider.submission_for(exc.request_id)
-        except RunComfyError as exc:
-            log.warning("job %d: submit refused: %r", job.id, exc)
-            await self.end(job.id, JobState.FAILED, describe_provider_error(exc), notifier)
-            return None
-        log.info("job %d submitted as request %s", job.id, sub.request_id)
-        updated = await self._store.set_submission(
-            job.id,
+            log.info("job %d submitted as request %s", job.id, sub.request_id)
+            updated = await self._record_submission(job.id, sub)
+        await self._notify(job.id, notifier)
+        return updated
+
+    async def _record_submission(self, job_id: int, sub: Submission) -> JobRecord:
+        """Store the request id the provider gave, trying the write again while the database
+        refuses it: without it the paid video could never be fetched."""
+        for attempt in range(SUBMISSION_WRITES - 1):
+            try:
+                return await self._store_submission(job_id, sub)
+            except JobNotFound:
+                raise  # the member was forgotten meanwhile: nothing to keep
+            except Exception:
+                log.exception(
+                    "job %d: could not store request %s; trying again", job_id, sub.request_id
+                )
+                await asyncio.sleep(0.5 * 2**attempt)
+        return await self._store_submission(job_id, sub)
+
+    async def _store_submission(self, job_id: int, sub: Submission) -> JobRecord:
+        return await self._store.set_submission(
+            job_id,
             request_id=sub.request_id,
             status_url=sub.status_url,
             result_url=sub.result_url,
             cancel_url=sub.cancel_url,
             now=self._clock(),
         )
-        await self._notify(job.id, notifier)
-        return updated
 
     async def _unknown_submission(
         self,
@@ -411,17 +434,7 @@ class JobMachine:
         with tempfile.TemporaryDirectory(prefix="seedance-") as tmp:
             path = Path(tmp) / f"seedance-{job.id}.mp4"
             try:
-                size = await download_video(
-                    self._http,
-                    url,
-                    path,
-                    base_url=self._config.runcomfy.base_url,
-                    output_hosts=self._config.runcomfy.output_hosts,
-                    max_bytes=self._config.runcomfy.max_video_bytes,
-                )
-                delivery = Delivery(video_url=url, file=path, size=size)
-            except VideoTooLargeError:
-                delivery = Delivery(video_url=url, file=None, size=None)
+                delivery = await fetch_video(self._http, self._config.runcomfy, job.id, url, path)
             except DownloadError as exc:
                 log.warning("job %d: video download failed: %s", job.id, exc)
                 await self.end(

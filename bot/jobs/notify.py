@@ -23,6 +23,8 @@ class Delivery:
     video_url: str
     file: Path | None
     size: int | None
+    cut: bool = False
+    """No file because every download was cut short (else: too large to fetch)."""
 
 
 class CancelResult(StrEnum):

@@ -41,6 +41,11 @@ class DownloadError(Exception):
     """The video could not be fetched; ``str()`` is safe to show a member."""
 
 
+class DownloadInterrupted(DownloadError):
+    """The fetch was cut short by the network or the file server (a dropped or refused
+    connection, a timeout, HTTP 408, 429 or 5xx): trying again may well work."""
+
+
 class VideoTooLargeError(DownloadError):
     """The video is bigger than the configured cap; ``size`` is None when only a bound is known."""
 
@@ -215,7 +220,7 @@ async def download_video(
         ):
             return await _follow(fetcher, url, dest, part, policy=policy, max_bytes=max_bytes)
     except TimeoutError as exc:
-        raise DownloadError("downloading the video took too long") from exc
+        raise DownloadInterrupted("downloading the video took too long") from exc
     finally:
         await guarded.close()
         await asyncio.to_thread(part.unlink, missing_ok=True)
@@ -251,7 +256,8 @@ async def _follow(
                     continue
                 if resp.status != 200:
                     log.warning("Video download from %s answered HTTP %s", current, resp.status)
-                    raise DownloadError(
+                    passing = resp.status in (408, 429) or resp.status >= 500
+                    raise (DownloadInterrupted if passing else DownloadError)(
                         f"the video could not be downloaded (the file server answered "
                         f"HTTP {resp.status})"
                     )
@@ -269,10 +275,14 @@ async def _follow(
             if isinstance(exc.os_error, _RefusedAddress):
                 raise InsecureUrlError(current) from exc
             log.warning("Video download from %s failed: %s", current, exc)
-            raise DownloadError("the video could not be downloaded (connection problem)") from exc
+            raise DownloadInterrupted(
+                "the video could not be downloaded (connection problem)"
+            ) from exc
         except aiohttp.ClientError as exc:
             log.warning("Video download from %s failed: %s", current, exc)
-            raise DownloadError("the video could not be downloaded (connection problem)") from exc
+            raise DownloadInterrupted(
+                "the video could not be downloaded (connection problem)"
+            ) from exc
         except ValueError as exc:
             raise DownloadError("the video link could not be read") from exc
         await asyncio.to_thread(os.replace, part, dest)

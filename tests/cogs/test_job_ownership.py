@@ -79,3 +79,30 @@ async def test_a_job_the_provider_finished_before_the_deadline_is_delivered(worl
 
 
 ABSURD = {"status": "in_queue", "queue_position": "9" * 5000}
+
+
+async def test_a_cut_video_download_is_tried_again(world: World) -> None:
+    world.rc.plan_next_job(queue_seconds=0.1, run_seconds=0.1)
+    # aiohttp itself sends a GET again once when the connection drops: cut it twice.
+    world.rc.faults.add(route="video", kind="drop", times=2)
+    await world.animate(world.alice)
+    job = await world.only_job()
+    await settled(world, job.id, JobState.DELIVERED, JobState.FAILED)
+    done = await world.store.get_job(job.id)
+    assert done is not None and done.state is JobState.DELIVERED
+    assert done.result_message_id in world.channel.file_bytes  # the file itself, not a link
+
+
+async def test_a_video_that_cannot_be_fetched_is_delivered_as_its_link(world: World) -> None:
+    world.rc.plan_next_job(queue_seconds=0.1, run_seconds=0.1)
+    world.rc.faults.add(route="video", kind="http", status=503, times=10)
+    await world.animate(world.alice)
+    job = await world.only_job()
+    await settled(world, job.id, JobState.DELIVERED, JobState.FAILED)
+    done = await world.store.get_job(job.id)
+    assert done is not None and done.state is JobState.DELIVERED
+    post = world.channel.by_id(done.result_message_id or 0)
+    assert "could not be fetched" in (post.content or "")
+    assert done.video_url is not None and done.video_url in (post.content or "")
+    usage = await world.bot.guild_admin.usage(world.channel.guild_id, world.alice.id)
+    assert usage.member_used == job.credits
