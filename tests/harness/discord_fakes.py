@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 from unittest.mock import create_autospec
 
@@ -79,7 +80,18 @@ class FakeChannel:
         channel.send.side_effect = self._send
         channel.get_partial_message.side_effect = self._partial_message
         channel.fetch_message.side_effect = self._fetch
+        channel.history.side_effect = self._history
         return channel
+
+    async def _history(
+        self, *, limit: int | None = 100, after: discord.abc.Snowflake | None = None
+    ) -> AsyncIterator[Any]:
+        """The channel's messages after ``after``, oldest first, with their components."""
+        shown = [m for m in self.messages if not m.deleted and (after is None or m.id > after.id)]
+        for sent in shown[:limit]:
+            view = sent.current_view()
+            rows = [SimpleNamespace(children=list(view.children))] if view else []
+            yield SimpleNamespace(id=sent.id, components=rows)
 
     async def _send(self, content: str | None = None, **kwargs: Any) -> discord.Message:
         if self.forbidden:
