@@ -14,7 +14,8 @@ from bot.models import NewJob
 from bot.tasks import TaskSet
 from cogs._tree import UNEXPECTED, reply_ephemeral
 from cogs.animate.buttons import CancelButton, DeleteButton, RetryButton
-from cogs.animate.launcher import Launcher, attachment_frame
+from cogs.animate.launcher import Launcher, attachment_frame, require_channel
+from cogs.animate.menu import AnimateMenu
 from cogs.animate.notifier import FIRST_FRAME, LAST_FRAME
 
 if TYPE_CHECKING:
@@ -22,14 +23,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REQUIRED_PERMISSIONS = ("view_channel", "send_messages", "embed_links", "attach_files")
 RESOLUTION_CHOICES = [app_commands.Choice(name=r, value=r) for r in ("480p", "720p", "1080p")]
 DURATION_CHOICES = [app_commands.Choice(name=str(s), value=s) for s in (5, 10)]
 BUTTONS = (CancelButton, RetryButton, DeleteButton)
-
-
-def missing_permissions(permissions: discord.Permissions) -> list[str]:
-    return [name for name in REQUIRED_PERMISSIONS if not getattr(permissions, name)]
 
 
 class AnimateCog(commands.Cog):
@@ -39,14 +35,17 @@ class AnimateCog(commands.Cog):
         self.bot = bot
         self.tasks = TaskSet()
         self.launcher = Launcher(bot, self.tasks)
+        self.menu = AnimateMenu(bot, self.launcher)
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(*BUTTONS)
+        self.bot.tree.add_command(self.menu.command)
         # Jobs the bot resumes after a start are shown in their channel the same way.
         self.bot.notifier_for = self.launcher.notifier
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(*BUTTONS)
+        self.bot.tree.remove_command(self.menu.command.name, type=self.menu.command.type)
         self.bot.notifier_for = None
         await self.tasks.cancel_all()
 
@@ -74,12 +73,8 @@ class AnimateCog(commands.Cog):
     ) -> None:
         # Discord drops an interaction not answered within 3 s: acknowledge before any work.
         await interaction.response.defer(ephemeral=True, thinking=True)
-        if interaction.guild_id is None or interaction.channel_id is None:
-            raise UserFacingError("This command only works in a server channel.")
-        missing = missing_permissions(interaction.app_permissions)
-        if missing:
-            names = ", ".join(m.replace("_", " ").title() for m in missing)
-            raise UserFacingError(f"I can't post videos in this channel: I am missing {names}.")
+        require_channel(interaction)
+        assert interaction.guild_id is not None and interaction.channel_id is not None
 
         images = [attachment_frame(FIRST_FRAME, "Image", image)]
         if last_frame is not None:

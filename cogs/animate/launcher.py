@@ -50,6 +50,23 @@ EXTENSIONS = {
 
 Download = Callable[[], Awaitable[bytes]]
 
+REQUIRED_PERMISSIONS = ("view_channel", "send_messages", "embed_links", "attach_files")
+
+
+def require_channel(interaction: discord.Interaction[Any]) -> None:
+    """A server channel (or thread) where the bot can show the job and post the video."""
+    if interaction.guild_id is None or interaction.channel_id is None:
+        raise UserFacingError("This command only works in a server channel.")
+    needed = list(REQUIRED_PERMISSIONS)
+    if isinstance(interaction.channel, discord.Thread):
+        # In a thread, posting is its own permission.
+        needed[needed.index("send_messages")] = "send_messages_in_threads"
+    permissions = interaction.app_permissions
+    missing = [name for name in needed if not getattr(permissions, name)]
+    if missing:
+        names = ", ".join(m.replace("_", " ").title() for m in missing)
+        raise UserFacingError(f"I can't post videos in this channel: I am missing {names}.")
+
 
 @dataclass(frozen=True)
 class Frame:

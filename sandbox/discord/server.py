@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -15,7 +15,7 @@ from .cdn import AttachmentStore, serve_attachment
 from .clock import Clock
 from .commands import CommandRegistry
 from .driver import Driver
-from .errors import JSON, DiscordHTTPError, InvocationError
+from .errors import JSON, InvocationError
 from .events import EmulatorEvent, EventHub
 from .gateway import Gateway, Session
 from .gateway_payloads import guild_create_payload, ready_payload
@@ -431,17 +431,21 @@ class DiscordEmulator(EmulatorReadings):
         return self._handle(record)
 
     async def send_user_message(
-        self, content: str, *, user_id: int | None = None, channel_id: int | None = None
+        self,
+        content: str,
+        *,
+        user_id: int | None = None,
+        channel_id: int | None = None,
+        files: Sequence[tuple[str, bytes, str | None]] = (),
     ) -> JSON:
-        """Post an ordinary message as a member (the bot gets MESSAGE_CREATE)."""
-        user_id = user_id or self.requester_id
-        channel_id = channel_id or self.channel_id
-        try:
-            message = self.service.create_channel_message(
-                channel_id, user_id, {"content": content}, []
-            )
-        except DiscordHTTPError as exc:
-            raise InvocationError(f"Discord refused the message: {exc.message}") from exc
+        """Post an ordinary message as a member (the bot gets MESSAGE_CREATE).
+
+        ``files`` are ``(filename, bytes, content type)`` uploads, attached as a member's
+        client attaches them (Attach Files is needed, as on Discord).
+        """
+        message = self.driver.post_message(
+            content, user_id=user_id, channel_id=channel_id, files=files
+        )
         return self.service.render(message)
 
     def dm_channel_id(self, user_id: int | None = None) -> int:
