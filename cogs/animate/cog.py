@@ -13,7 +13,8 @@ from bot.errors import UserFacingError
 from bot.models import NewJob
 from bot.tasks import TaskSet
 from cogs._tree import UNEXPECTED, reply_ephemeral
-from cogs.animate.buttons import CancelButton, DeleteButton, RetryButton
+from cogs.animate.buttons import CancelButton, DeleteButton, RemixButton, RetryButton
+from cogs.animate.form import Choice
 from cogs.animate.launcher import Launcher, attachment_frame, require_channel
 from cogs.animate.menu import AnimateMenu
 from cogs.animate.notifier import FIRST_FRAME, LAST_FRAME
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 RESOLUTION_CHOICES = [app_commands.Choice(name=r, value=r) for r in ("480p", "720p", "1080p")]
 DURATION_CHOICES = [app_commands.Choice(name=str(s), value=s) for s in (5, 10)]
-BUTTONS = (CancelButton, RetryButton, DeleteButton)
+BUTTONS = (CancelButton, RetryButton, RemixButton, DeleteButton)
 
 
 class AnimateCog(commands.Cog):
@@ -103,4 +104,17 @@ class AnimateCog(commands.Cog):
             await reply_ephemeral(interaction, exc.message)
         except Exception:
             log.exception("job %d: retry failed", job_id)
+            await reply_ephemeral(interaction, UNEXPECTED)
+
+    @commands.Cog.listener()
+    async def on_job_remix(
+        self, interaction: discord.Interaction[Any], job_id: int, choice: Choice
+    ) -> None:
+        """A Remix form came back (acknowledged): a new job from the same frames."""
+        try:
+            await self.launcher.remix(interaction, job_id, choice)
+        except UserFacingError as exc:
+            await reply_ephemeral(interaction, exc.message)
+        except Exception:
+            log.exception("job %d: remix failed", job_id)
             await reply_ephemeral(interaction, UNEXPECTED)
