@@ -22,6 +22,8 @@ from .permissions import ALL_PERMISSIONS, Permission
 from .service import DiscordService
 from .state import Channel, World
 
+GUILDS_INTENT = 1 << 0
+
 
 class Driver:
     """Turns a member's action into the interaction Discord's client would produce."""
@@ -131,6 +133,20 @@ class Driver:
             )
         except DiscordHTTPError as exc:
             raise InvocationError(f"Discord refused the message: {exc.message}") from exc
+
+    def start_thread(self, name: str, *, channel_id: int | None, user_id: int | None) -> Channel:
+        """A member starting a public thread in a text channel (the bot gets THREAD_CREATE)."""
+        user_id = user_id or self.world.cast.requester_id
+        parent = self._channel_or_refuse(channel_id or self.world.cast.channel_id)
+        needed = Permission.VIEW_CHANNEL | Permission.CREATE_PUBLIC_THREADS
+        if self.world.channel_permissions(user_id, parent.id) & needed != needed:
+            raise InvocationError("the user may not start threads in that channel")
+        thread = self.world.add_thread(parent.id, name, user_id)
+        # Events > Gateway Events, "Thread Create": the channel, newly_created when just made.
+        self.gateway.dispatch(
+            "THREAD_CREATE", {**thread.to_dict(), "newly_created": True}, intent=GUILDS_INTENT
+        )
+        return thread
 
     def click_button(
         self, message_id: int, custom_id: str, *, user_id: int | None

@@ -448,6 +448,12 @@ class DiscordEmulator(EmulatorReadings):
         )
         return self.service.render(message)
 
+    def start_thread(
+        self, name: str, *, channel_id: int | None = None, user_id: int | None = None
+    ) -> int:
+        """A member starts a public thread in a channel; its id."""
+        return self.driver.start_thread(name, channel_id=channel_id, user_id=user_id).id
+
     def dm_channel_id(self, user_id: int | None = None) -> int:
         """The DM channel between the bot and a member (for commands run in DMs)."""
         return self.world.dm_channel_for(user_id or self.requester_id).id
