@@ -25,6 +25,7 @@ from bot.jobs.notify import JobNotifier
 from bot.jobs.runner import JobRunner, utcnow
 from bot.models import JobRecord
 from bot.runcomfy.client import RunComfyClient
+from bot.runcomfy.pricing import ListPrice
 from bot.store import Store, open_store
 from bot.tasks import TaskSet
 from cogs._tree import SeedanceTree
@@ -91,13 +92,23 @@ class SeedanceBot(commands.Bot):
         self.guild_admin = GuildAdmin(store=store, defaults=defaults, clock=utcnow)
         self.notifier_for: Callable[[JobRecord], JobNotifier] | None = None
         """Makes the notifier of a job the bot resumes; set by the /animate extension."""
+        self._provider = provider
+        self.list_price: ListPrice | None = None
+        """The model's published price, read once at start when the provider gives one."""
 
     async def setup_hook(self) -> None:
+        # In the background: a slow or silent provider never holds up the start.
+        self._tasks.create(self._read_list_price(), name="list-price")
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.notifier_for is not None:
             await self.runner.resume(self.notifier_for)
         await self.sync_commands()
+
+    async def _read_list_price(self) -> None:
+        self.list_price = await self._provider.list_price()
+        if self.list_price is not None:
+            log.info("list price: $%s per %s", self.list_price.base_usd, self.list_price.unit)
 
     def _provider_tripped(self, trip: Trip) -> None:
         desk = self.runner.desk

@@ -105,6 +105,8 @@ class JobRecord:
     """Runs of the job that ended in an unforeseen error."""
     posting_at: datetime | None = None
     """When posting the video to Discord started (a restart looks for the post first)."""
+    cost_usd: float | None = None
+    """What the provider charged for it in USD, when its result said (None: unknown)."""
 
 
 RefusalReason = Literal[
@@ -416,6 +418,8 @@ class ReportRow:
     """Reserved, then given back because the job did not deliver."""
     credits_held: int = 0
     """Reserved by jobs still in progress."""
+    cost_usd: float = 0.0
+    """What the provider charged for these jobs in USD, as their results reported it."""
 
     @property
     def jobs(self) -> int:
@@ -438,6 +442,10 @@ class PoolUsage:
     """Jobs in progress (requests waiting for a moderator not included)."""
     awaiting_approval: int
     """Requests waiting for a moderator."""
+    spent_usd: float = 0.0
+    """What the provider charged in USD for the period's jobs, as their results reported it."""
+    priced_jobs: int = 0
+    """How many of the period's jobs came back with a cost."""
 
     @property
     def left(self) -> int:

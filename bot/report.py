@@ -49,7 +49,14 @@ _HEADINGS = {
     "credits_charged": "charged",
     "credits_released": "released",
     "credits_held": "held",
+    "cost_usd": "USD",
 }
+_MONEY = frozenset({"cost_usd"})
+"""Columns in US dollars: floats, shown to four places (the provider's own precision)."""
+
+
+def _cell(column: str, value: float) -> str:
+    return f"{value:.4f}" if column in _MONEY else str(value)
 
 
 async def usage_report(
@@ -72,9 +79,13 @@ async def usage_report(
     return await store.usage_rows(guild_id=guild_id, since=since)
 
 
-def totals(rows: Sequence[ReportRow]) -> dict[str, int]:
+def totals(rows: Sequence[ReportRow]) -> dict[str, int | float]:
     """The sum of every numeric column, plus the number of servers and members counted."""
-    summed = {name: sum(getattr(r, name) for r in rows) for name in COLUMNS[2:]}
+    summed: dict[str, int | float] = {
+        name: sum(getattr(r, name) for r in rows) for name in COLUMNS[2:]
+    }
+    for name in _MONEY:
+        summed[name] = round(summed[name], 6)
     return {
         "guilds": len({r.guild_id for r in rows}),
         "members": len({(r.guild_id, r.member_id) for r in rows if r.member_id}),
@@ -92,14 +103,14 @@ def format_table(rows: Sequence[ReportRow]) -> str:
     if not rows:
         return "No usage recorded.\n"
     body = [
-        [str(r.guild_id), _member(r.member_id), *(str(getattr(r, c)) for c in COLUMNS[2:])]
+        [str(r.guild_id), _member(r.member_id), *(_cell(c, getattr(r, c)) for c in COLUMNS[2:])]
         for r in rows
     ]
     summed = totals(rows)
     footer = [
         "TOTAL",
         f"{summed['members']} members",
-        *(str(summed[c]) for c in COLUMNS[2:]),
+        *(_cell(c, summed[c]) for c in COLUMNS[2:]),
     ]
     table = [[_HEADINGS[c] for c in COLUMNS], *body, footer]
     widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
@@ -123,7 +134,7 @@ def format_csv(rows: Sequence[ReportRow]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for r in rows:
-        writer.writerow([getattr(r, c) for c in COLUMNS])
+        writer.writerow([_cell(c, getattr(r, c)) for c in COLUMNS])
     return out.getvalue()
 
 
@@ -137,7 +148,7 @@ def format_json(
     document: dict[str, Any] = {
         "guild_id": guild_id,
         "since": None if since is None else since.astimezone(UTC).isoformat(),
-        "rows": [asdict(r) for r in rows],
+        "rows": [{**asdict(r), "cost_usd": round(r.cost_usd, 6)} for r in rows],
         "totals": totals(rows),
     }
     return json.dumps(document, indent=2) + "\n"
@@ -198,9 +209,10 @@ def add_usage_command(subparsers: Any) -> None:
         "usage",
         help="print jobs and credits per server and member from the database",
         description=(
-            "Jobs delivered, failed, timed out, cancelled and in progress, and credits charged, "
-            "released and held, per server and member. Member 'forgotten' holds the charges of "
-            "members a moderator asked the bot to forget."
+            "Jobs delivered, failed, timed out, cancelled and in progress, credits charged, "
+            "released and held, and what the provider charged in USD (as its results reported "
+            "it), per server and member. Member 'forgotten' holds the charges of members a "
+            "moderator asked the bot to forget."
         ),
     )
     parser.add_argument(

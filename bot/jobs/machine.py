@@ -357,7 +357,9 @@ class JobMachine:
                 return (JobState.QUEUED, position)
             case InProgress():
                 return (JobState.RUNNING, None)
-            case Completed(video_url=url):
+            case Completed(video_url=url, cost_usd=cost):
+                if cost is not None:
+                    await self._store.set_provider_cost(job.id, cost, now=self._clock())
                 await self._complete(job, url, notifier)
             case Failed(error=error):
                 log.warning(

@@ -246,8 +246,13 @@ class JobRunner:
             with contextlib.suppress(Exception):
                 await self._store.release_lease(job_id, owner=self.identity)
 
-    async def cancel(self, job_id: int, *, actor_id: int, is_moderator: bool) -> CancelResult:
-        """Cancel a queued job for its requester or a moderator; releases its credits."""
+    async def cancel(
+        self, job_id: int, *, actor_id: int, is_moderator: bool, reason: str | None = None
+    ) -> CancelResult:
+        """Cancel a queued job for its requester or a moderator; releases its credits.
+
+        ``reason`` is a moderator's word on denying a request that waits for them.
+        """
         job = await self._store.get_job(job_id)
         if job is None:
             return CancelResult.UNKNOWN
@@ -264,7 +269,7 @@ class JobRunner:
                     job.guild_id,
                     job.id,
                     by=actor_id,
-                    reason=f"Cancelled by {who}.",
+                    reason=reason or f"Cancelled by {who}.",
                     now=self._clock(),
                 )
             await self.notify(job.id, self._notifiers.pop(job.id, None))

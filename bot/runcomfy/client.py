@@ -28,6 +28,7 @@ from bot.runcomfy.errors import (
     TransportError,
     UnknownSubmissionError,
 )
+from bot.runcomfy.pricing import ListPrice, parse_list_price
 from bot.runcomfy.retry import parse_retry_after, retry_delay, should_retry
 from bot.runcomfy.states import REQUEST_ID_RE, ProviderState, parse_state
 
@@ -166,6 +167,17 @@ class RunComfyClient:
             self._report(exc)
             raise
         self._report(None)
+
+    async def list_price(self) -> ListPrice | None:
+        """The model's published price (``GET /v1/models/{id}``), or None when the provider
+        gives none the bot understands or cannot be asked; never raises for that."""
+        try:
+            answer = await self._send("GET", f"{self._base_url}/v1/models/{MODEL_ID}")
+            self._raise_for_status(answer, request_id=None)
+        except RunComfyError as exc:
+            log.info("RunComfy's model price is not available: %s", exc)
+            return None
+        return parse_list_price(answer.body)
 
     def _report(self, exc: RunComfyError | None) -> None:
         if self._on_outcome is not None:

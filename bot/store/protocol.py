@@ -126,6 +126,18 @@ class JobRepository(Protocol):
         """Record the provider's request id and URLs; the job becomes QUEUED."""
         ...
 
+    async def set_provider_cost(
+        self, job_id: int, cost_usd: float, *, now: datetime | None = None
+    ) -> None:
+        """Record what the provider charged for the job, in USD (added in schema V4).
+
+        Kept on the job (``JobRecord.cost_usd``) and summed per server and period: by
+        :meth:`ReportRepository.pool_usage` (``PoolUsage.spent_usd``, ``priced_jobs``) and
+        :meth:`ReportRepository.usage_rows` (``ReportRow.cost_usd``), by the job's acceptance
+        time like its credits, and still counted after its member is forgotten.
+        """
+        ...
+
     async def set_video_url(self, job_id: int, url: str, *, now: datetime | None = None) -> None:
         """Remember the provider's output URL, so a restart can deliver without asking again."""
         ...

@@ -1,7 +1,8 @@
-"""The buttons on a job's messages: Cancel on the status, Retry and Delete on the video.
+"""The buttons on a job's messages: Cancel on the status, Retry, Remix and Delete on the video.
 
-Their custom ids carry the job id, so they work after a restart. Retry is heard by the
-/animate cog as the `job_retry` event, so no button ever looks a cog up.
+Their custom ids carry the job id, so they work after a restart. Retry and a submitted Remix
+form are heard by the /animate cog as the `job_retry` and `job_remix` events, so no button
+ever looks a cog up.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from bot.errors import UserFacingError
 from bot.jobs.notify import CancelResult
 from bot.models import JobRecord
 from cogs._tree import UNEXPECTED, reply_ephemeral
+from cogs.animate.form import Choice, Preset, VideoForm
 
 if TYPE_CHECKING:
     from bot.app import SeedanceBot
@@ -155,6 +157,45 @@ class RetryButton(JobButton, template=r"job:retry:(?P<job_id>[0-9]+)"):
         interaction.client.dispatch("job_retry", interaction, job.id)
 
 
+class RemixButton(JobButton, template=r"job:remix:(?P<job_id>[0-9]+)"):
+    """Open the video form pre-filled with a delivered job's prompt and settings; the
+    requester only. The submitted form makes a new job from the same frames, charged anew."""
+
+    action, label, emoji = "remix", "Remix", "🎛️"
+
+    async def message_of(self, bot: SeedanceBot, job: JobRecord) -> int | None:
+        return job.result_message_id
+
+    async def act(self, interaction: discord.Interaction[Any], job: JobRecord) -> None:
+        if interaction.user.id != job.member_id:
+            await reply_ephemeral(
+                interaction, "Only the member who asked for this video can remix it."
+            )
+            return
+        bot = cast("SeedanceBot", interaction.client)
+        preset = Preset(
+            prompt=job.prompt,
+            resolution=job.resolution,
+            duration=job.duration,
+            last_frame=True if job.last_frame_url else None,
+            last_frame_yes="Keep the same last frame",
+        )
+
+        async def submitted(done: discord.Interaction[Any], choice: Choice) -> None:
+            # Acknowledged by the form; the /animate cog hears `on_job_remix` and answers.
+            done.client.dispatch("job_remix", done, job.id, choice)
+
+        form = VideoForm(
+            title="Remix this video",
+            custom_id=f"job:remix-form:{job.id}",
+            preset=preset,
+            costs=bot.config.quota.cost,
+            on_done=submitted,
+        )
+        # A form can only be the first answer to a click: no defer before it.
+        await interaction.response.send_modal(form)
+
+
 class DeleteButton(JobButton, template=r"job:delete:(?P<job_id>[0-9]+)"):
     """Remove a delivered video from the channel; the requester or a moderator only."""
 
@@ -187,6 +228,7 @@ class DeleteButton(JobButton, template=r"job:delete:(?P<job_id>[0-9]+)"):
 def delivered_view(job_id: int) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(RetryButton(job_id))
+    view.add_item(RemixButton(job_id))
     view.add_item(DeleteButton(job_id))
     return view
 

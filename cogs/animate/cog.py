@@ -13,8 +13,10 @@ from bot.errors import UserFacingError
 from bot.models import NewJob
 from bot.tasks import TaskSet
 from cogs._tree import UNEXPECTED, reply_ephemeral
-from cogs.animate.buttons import CancelButton, DeleteButton, RetryButton
-from cogs.animate.launcher import Launcher, attachment_frame
+from cogs.animate.buttons import CancelButton, DeleteButton, RemixButton, RetryButton
+from cogs.animate.form import Choice
+from cogs.animate.launcher import Launcher, attachment_frame, require_channel
+from cogs.animate.menu import AnimateMenu
 from cogs.animate.notifier import FIRST_FRAME, LAST_FRAME
 
 if TYPE_CHECKING:
@@ -22,21 +24,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REQUIRED_PERMISSIONS = (
-    "view_channel",
-    "send_messages",
-    "embed_links",
-    "attach_files",
-    # To look for a video post whose answer was lost before posting it again.
-    "read_message_history",
-)
 RESOLUTION_CHOICES = [app_commands.Choice(name=r, value=r) for r in ("480p", "720p", "1080p")]
 DURATION_CHOICES = [app_commands.Choice(name=str(s), value=s) for s in (5, 10)]
-BUTTONS = (CancelButton, RetryButton, DeleteButton)
-
-
-def missing_permissions(permissions: discord.Permissions) -> list[str]:
-    return [name for name in REQUIRED_PERMISSIONS if not getattr(permissions, name)]
+BUTTONS = (CancelButton, RetryButton, RemixButton, DeleteButton)
 
 
 class AnimateCog(commands.Cog):
@@ -46,14 +36,17 @@ class AnimateCog(commands.Cog):
         self.bot = bot
         self.tasks = TaskSet()
         self.launcher = Launcher(bot, self.tasks)
+        self.menu = AnimateMenu(bot, self.launcher)
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(*BUTTONS)
+        self.bot.tree.add_command(self.menu.command)
         # Jobs the bot resumes after a start are shown in their channel the same way.
         self.bot.notifier_for = self.launcher.notifier
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(*BUTTONS)
+        self.bot.tree.remove_command(self.menu.command.name, type=self.menu.command.type)
         self.bot.notifier_for = None
         await self.tasks.cancel_all()
 
@@ -81,12 +74,8 @@ class AnimateCog(commands.Cog):
     ) -> None:
         # Discord drops an interaction not answered within 3 s: acknowledge before any work.
         await interaction.response.defer(ephemeral=True, thinking=True)
-        if interaction.guild_id is None or interaction.channel_id is None:
-            raise UserFacingError("This command only works in a server channel.")
-        missing = missing_permissions(interaction.app_permissions)
-        if missing:
-            names = ", ".join(m.replace("_", " ").title() for m in missing)
-            raise UserFacingError(f"I can't post videos in this channel: I am missing {names}.")
+        require_channel(interaction)
+        assert interaction.guild_id is not None and interaction.channel_id is not None
 
         images = [attachment_frame(FIRST_FRAME, "Image", image)]
         if last_frame is not None:
@@ -115,4 +104,17 @@ class AnimateCog(commands.Cog):
             await reply_ephemeral(interaction, exc.message)
         except Exception:
             log.exception("job %d: retry failed", job_id)
+            await reply_ephemeral(interaction, UNEXPECTED)
+
+    @commands.Cog.listener()
+    async def on_job_remix(
+        self, interaction: discord.Interaction[Any], job_id: int, choice: Choice
+    ) -> None:
+        """A Remix form came back (acknowledged): a new job from the same frames."""
+        try:
+            await self.launcher.remix(interaction, job_id, choice)
+        except UserFacingError as exc:
+            await reply_ephemeral(interaction, exc.message)
+        except Exception:
+            log.exception("job %d: remix failed", job_id)
             await reply_ephemeral(interaction, UNEXPECTED)

@@ -15,7 +15,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+import aiohttp
 import discord
 
 from bot import frames
@@ -24,6 +26,7 @@ from bot.errors import QuotaExceeded, UserFacingError
 from bot.models import JobRecord, JobState, NewJob
 from bot.tasks import TaskSet
 from cogs._render import PERIOD_WORD, credits, message_link, refusal_message, ts
+from cogs.animate.form import Choice
 from cogs.animate.notifier import (
     DEFAULT_UPLOAD_LIMIT,
     FIRST_FRAME,
@@ -32,6 +35,7 @@ from cogs.animate.notifier import (
     FrameCopy,
 )
 from cogs.animate.pacer import ChannelPacer
+from cogs.animate.resign import refreshed_urls
 
 if TYPE_CHECKING:
     from bot.app import SeedanceBot
@@ -49,6 +53,30 @@ EXTENSIONS = {
 }
 
 Download = Callable[[], Awaitable[bytes]]
+
+REQUIRED_PERMISSIONS = (
+    "view_channel",
+    "send_messages",
+    "embed_links",
+    "attach_files",
+    # To look for a video post whose answer was lost before posting it again.
+    "read_message_history",
+)
+
+
+def require_channel(interaction: discord.Interaction[Any]) -> None:
+    """A server channel (or thread) where the bot can show the job and post the video."""
+    if interaction.guild_id is None or interaction.channel_id is None:
+        raise UserFacingError("This command only works in a server channel.")
+    needed = list(REQUIRED_PERMISSIONS)
+    if isinstance(interaction.channel, discord.Thread):
+        # In a thread, posting is its own permission.
+        needed[needed.index("send_messages")] = "send_messages_in_threads"
+    permissions = interaction.app_permissions
+    missing = [name for name in needed if not getattr(permissions, name)]
+    if missing:
+        names = ", ".join(m.replace("_", " ").title() for m in missing)
+        raise UserFacingError(f"I can't post videos in this channel: I am missing {names}.")
 
 
 @dataclass(frozen=True)
@@ -77,6 +105,25 @@ def attachment_frame(kind: str, label: str, attachment: discord.Attachment) -> F
         size=attachment.size,
         content_type=attachment.content_type,
     )
+    return Frame(kind, meta, download)
+
+
+def url_frame(client: discord.Client, kind: str, label: str, url: str) -> Frame:
+    """A frame known only by its URL (a job's stored frame, signed anew).
+
+    It passed the frame rules once, so its size is judged on the bytes fetched.
+    """
+    filename = urlsplit(url).path.rsplit("/", 1)[-1] or "image"
+
+    async def download() -> bytes:
+        try:
+            data: bytes = await client.http.get_from_cdn(url)
+        except (discord.HTTPException, aiohttp.ClientError) as exc:
+            log.info("could not fetch stored frame %s: %s", filename, exc)
+            raise frames.AttachmentUnavailable(filename) from exc
+        return data
+
+    meta = frames.AttachmentMeta(label=label, filename=filename, size=0, content_type=None)
     return Frame(kind, meta, download)
 
 
@@ -260,45 +307,89 @@ class Launcher:
 
     async def retry(self, interaction: discord.Interaction[Any], job_id: int) -> None:
         """Run a finished job again with the same inputs, as a new job with its own charge."""
-        old = await self.bot.runner.job(job_id)
-        if old is None or old.guild_id != interaction.guild_id:
-            raise UserFacingError("This job no longer exists.")
-        if interaction.user.id != old.member_id:
-            raise UserFacingError("Only the member who asked for this video can run it again.")
-        images, first_url, last_url = await self._frames_from_status(old)
+        old = await self._own_job(interaction, job_id, "run it again")
+        images, first_url, last_url = await self._frames_again(old)
         new = NewJob(
             guild_id=old.guild_id,
             channel_id=old.channel_id,
             member_id=old.member_id,
             prompt=old.prompt,
-            image_url=first_url or old.image_url,
-            last_frame_url=last_url or old.last_frame_url,
+            image_url=first_url,
+            last_frame_url=last_url,
             resolution=old.resolution,
             duration=old.duration,
         )
         await self.launch(interaction, new, images)
 
-    async def _frames_from_status(
-        self, job: JobRecord
-    ) -> tuple[list[Frame], str | None, str | None]:
-        """Fresh URLs (and the bytes) of the frames kept on the job's status message.
+    async def remix(
+        self, interaction: discord.Interaction[Any], job_id: int, choice: Choice
+    ) -> None:
+        """A new job from a delivered one's frames, with the prompt and settings the member
+        picked in the Remix form; checked and charged like any job."""
+        old = await self._own_job(interaction, job_id, "remix it")
+        images, first_url, last_url = await self._frames_again(old)
+        if not choice.last_frame:
+            images = [f for f in images if f.kind != LAST_FRAME]
+            last_url = None
+        new = NewJob(
+            guild_id=old.guild_id,
+            channel_id=old.channel_id,
+            member_id=old.member_id,
+            prompt=choice.prompt,
+            image_url=first_url,
+            last_frame_url=last_url,
+            resolution=choice.resolution,
+            duration=choice.duration,
+        )
+        await self.launch(interaction, new, images)
 
-        Discord's attachment URLs are signed and expire; fetching the message signs them anew.
+    async def _own_job(
+        self, interaction: discord.Interaction[Any], job_id: int, what: str
+    ) -> JobRecord:
+        job = await self.bot.runner.job(job_id)
+        if job is None or job.guild_id != interaction.guild_id:
+            raise UserFacingError("This job no longer exists.")
+        if interaction.user.id != job.member_id:
+            raise UserFacingError(f"Only the member who asked for this video can {what}.")
+        return job
+
+    async def _frames_again(self, job: JobRecord) -> tuple[list[Frame], str, str | None]:
+        """The job's frames with URLs that work now, and those URLs (first, last).
+
+        Discord's attachment URLs are signed and expire. The copies kept on the status message
+        come back freshly signed when the message is fetched; a frame without a copy there has
+        its stored URL signed anew through Discord's refresh endpoint.
         """
+        kept = await self._frames_from_status(job)
+        stored = {FIRST_FRAME: job.image_url, LAST_FRAME: job.last_frame_url}
+        missing = [url for kind, url in stored.items() if url and kind not in kept]
+        fresh = await refreshed_urls(self.bot, [u for u in missing if u is not None])
+        images: list[Frame] = []
+        urls: dict[str, str] = {}
+        labels = {FIRST_FRAME: frames.IMAGE_LABEL, LAST_FRAME: frames.LAST_FRAME_LABEL}
+        for kind, url in stored.items():
+            if kind in kept:
+                frame, urls[kind] = kept[kind]
+                images.append(frame)
+            elif url:
+                urls[kind] = fresh.get(url, url)
+                images.append(url_frame(self.bot, kind, labels[kind], urls[kind]))
+        return images, urls[FIRST_FRAME], urls.get(LAST_FRAME)
+
+    async def _frames_from_status(self, job: JobRecord) -> dict[str, tuple[Frame, str]]:
+        """The frames kept on the job's status message, by kind, with their fresh URLs."""
         if job.status_message_id is None:
-            return [], None, None
+            return {}
         channel = self.bot.get_partial_messageable(job.channel_id)
         try:
             message = await channel.fetch_message(job.status_message_id)
         except discord.HTTPException as exc:
-            log.info("job %d: status message unavailable for a retry: %s", job.id, exc)
-            return [], None, None
-        images: list[Frame] = []
-        urls: dict[str, str] = {}
+            log.info("job %d: status message unavailable for its frames: %s", job.id, exc)
+            return {}
+        found: dict[str, tuple[Frame, str]] = {}
         labels = {FIRST_FRAME: frames.IMAGE_LABEL, LAST_FRAME: frames.LAST_FRAME_LABEL}
         for attachment in message.attachments:
             kind = attachment.filename.split(".", 1)[0]
-            if kind in labels:
-                urls[kind] = attachment.url
-                images.append(attachment_frame(kind, labels[kind], attachment))
-        return images, urls.get(FIRST_FRAME), urls.get(LAST_FRAME)
+            if kind in labels and kind not in found:
+                found[kind] = (attachment_frame(kind, labels[kind], attachment), attachment.url)
+        return found

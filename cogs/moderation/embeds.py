@@ -62,10 +62,43 @@ def _default_mark(settings: GuildSettings, name: str) -> str:
     return "" if name in settings.customised else " *(default)*"
 
 
+def usd(amount: float) -> str:
+    """Dollars as a moderator reads them: cents from a dollar up, else up to four places."""
+    if amount >= 1:
+        return f"${amount:,.2f}"
+    if amount == 0:
+        return "$0"
+    if amount < 0.0001:
+        return "<$0.0001"
+    shown = f"{amount:.4f}"
+    while shown.endswith("0") and len(shown.rsplit(".", 1)[1]) > 2:
+        shown = shown[:-1]
+    return f"${shown}"
+
+
+def spend_line(pool: PoolUsage, per_credit: tuple[float, str, int] | None) -> str | None:
+    """What the period's videos really cost at the provider, and a credit's worth at list
+    price; None when the provider reported neither."""
+    parts = []
+    if pool.priced_jobs:
+        videos = "video" if pool.priced_jobs == 1 else "videos"
+        parts.append(f"{usd(pool.spent_usd)} spent on {pool.priced_jobs} {videos}")
+    if per_credit is not None:
+        amount, resolution, seconds = per_credit
+        parts.append(f"≈ {usd(amount)} per credit at list price ({resolution} {seconds} s)")
+    return " · ".join(parts) or None
+
+
 def overview_embed(
-    settings: GuildSettings, pool: PoolUsage, *, banned: int, rules: int
+    settings: GuildSettings,
+    pool: PoolUsage,
+    *,
+    banned: int,
+    rules: int,
+    per_credit: tuple[float, str, int] | None = None,
 ) -> discord.Embed:
-    """Everything a moderator controls, and where the pool stands this period."""
+    """Everything a moderator controls, where the pool stands this period, and what it cost
+    at the provider (``per_credit``: a credit's worth at list price, when known)."""
     paused = settings.paused
     embed = discord.Embed(
         title="⏸️ Video generation is paused" if paused else "Video bot settings",
@@ -104,6 +137,9 @@ def overview_embed(
         ),
         inline=False,
     )
+    spent = spend_line(pool, per_credit)
+    if spent is not None:
+        embed.add_field(name="Provider cost (USD)", value=spent, inline=False)
     embed.add_field(
         name="Jobs at once",
         value=(

@@ -12,6 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.models import GuildSettings
+from bot.runcomfy.pricing import usd_per_credit
 from cogs._tree import reply_ephemeral
 from cogs.moderation.common import AllowableChannel, Interaction
 from cogs.moderation.embeds import channels_embed, overview_embed
@@ -46,7 +47,9 @@ class PlacesCommands(commands.Cog):
         pool = await guilds.pool(guild_id)
         banned = len(await guilds.bans(guild_id))
         rules = len(await guilds.block_rules(guild_id))
-        return overview_embed(settings, pool, banned=banned, rules=rules)
+        price = self.bot.list_price
+        estimate = usd_per_credit(price, self.bot.config.quota.cost) if price else None
+        return overview_embed(settings, pool, banned=banned, rules=rules, per_credit=estimate)
 
     # -- channels --------------------------------------------------------------------------------
 

@@ -21,6 +21,12 @@ from .snowflake import SnowflakeGenerator
 
 _UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _URL_LIFETIME_S = 24 * 3600
+_REFRESH_MARGIN_S = 3600
+"""A refresh re-signs a URL that expires within this, so the new one is good for a while."""
+_ATTACHMENT_PATH = re.compile(
+    r"(?P<media>/media)?/attachments/(?P<channel_id>\d+)/(?P<attachment_id>\d+)/"
+    r"(?P<filename>[A-Za-z0-9._-]+)$"
+)
 
 
 @dataclass
@@ -187,6 +193,24 @@ class AttachmentStore:
         if stored.description is not None:
             data["description"] = stored.description
         return data
+
+    def refreshed(self, url: str) -> str:
+        """``POST /attachments/refresh-urls`` for one URL: a freshly signed URL of the same
+        attachment (whatever its query says, expired or not), or the URL unchanged when
+        it names no attachment here."""
+        match = _ATTACHMENT_PATH.search(url.split("?", 1)[0])
+        if match is None:
+            return url
+        stored = self._files.get(int(match["attachment_id"]))
+        if (
+            stored is None
+            or stored.channel_id != int(match["channel_id"])
+            or stored.filename != match["filename"]
+        ):
+            return url
+        if stored.issued_at + _URL_LIFETIME_S <= self.clock.time() + _REFRESH_MARGIN_S:
+            stored.issued_at = int(self.clock.time())
+        return self.proxy_url(stored) if match["media"] else self.url(stored)
 
     def resolve(
         self, channel_id: int, attachment_id: int, filename: str, query: dict[str, str]

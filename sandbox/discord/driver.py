@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from .cdn import AttachmentStore
 from .command_rules import CHAT_INPUT, MESSAGE
 from .commands import CommandRegistry, build_invocation
-from .errors import JSON, InvocationError
+from .errors import JSON, DiscordHTTPError, InvocationError
 from .gateway import Gateway
 from .interactions import (
     APPLICATION_COMMAND,
@@ -15,11 +16,13 @@ from .interactions import (
     MODAL_SUBMIT,
     InteractionRecord,
 )
-from .messages import BUTTON, LINK_STYLE
+from .messages import BUTTON, LINK_STYLE, Message, Upload
 from .modals import build_submission
 from .permissions import ALL_PERMISSIONS, Permission
 from .service import DiscordService
 from .state import Channel, World
+
+GUILDS_INTENT = 1 << 0
 
 
 class Driver:
@@ -107,6 +110,43 @@ class Driver:
             context=context,
             command_type=MESSAGE,
         )
+
+    def post_message(
+        self,
+        content: str,
+        *,
+        user_id: int | None,
+        channel_id: int | None,
+        files: Sequence[tuple[str, bytes, str | None]],
+    ) -> Message:
+        """A member posting an ordinary message, with files attached as their client does."""
+        uploads = [
+            Upload(index, name, data, content_type)
+            for index, (name, data, content_type) in enumerate(files)
+        ]
+        try:
+            return self.service.create_channel_message(
+                channel_id or self.world.cast.channel_id,
+                user_id or self.world.cast.requester_id,
+                {"content": content},
+                uploads,
+            )
+        except DiscordHTTPError as exc:
+            raise InvocationError(f"Discord refused the message: {exc.message}") from exc
+
+    def start_thread(self, name: str, *, channel_id: int | None, user_id: int | None) -> Channel:
+        """A member starting a public thread in a text channel (the bot gets THREAD_CREATE)."""
+        user_id = user_id or self.world.cast.requester_id
+        parent = self._channel_or_refuse(channel_id or self.world.cast.channel_id)
+        needed = Permission.VIEW_CHANNEL | Permission.CREATE_PUBLIC_THREADS
+        if self.world.channel_permissions(user_id, parent.id) & needed != needed:
+            raise InvocationError("the user may not start threads in that channel")
+        thread = self.world.add_thread(parent.id, name, user_id)
+        # Events > Gateway Events, "Thread Create": the channel, newly_created when just made.
+        self.gateway.dispatch(
+            "THREAD_CREATE", {**thread.to_dict(), "newly_created": True}, intent=GUILDS_INTENT
+        )
+        return thread
 
     def click_button(
         self, message_id: int, custom_id: str, *, user_id: int | None

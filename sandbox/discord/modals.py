@@ -218,7 +218,11 @@ def _answer(child: JSON, values: dict[str, Any]) -> JSON:
             raise InvocationError(f"input {custom_id!r} takes at most {high} characters")
         return {"type": TEXT_INPUT, "id": child["id"], "custom_id": custom_id, "value": text}
     if kind == STRING_SELECT:
-        picked = [] if given is None else list(given) if isinstance(given, list) else [given]
+        if given is None:
+            # Left alone, a select submits the options it showed as picked.
+            picked = [o["value"] for o in child["options"] if o.get("default")]
+        else:
+            picked = list(given) if isinstance(given, list) else [given]
         allowed = [o["value"] for o in child["options"]]
         if any(p not in allowed for p in picked):
             raise InvocationError(f"select {custom_id!r} takes values among {allowed}")

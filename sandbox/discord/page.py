@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 from aiohttp.web_request import FileField
 
+from .command_rules import MESSAGE
 from .commands import command_summary
 from .errors import JSON, DiscordHTTPError, InvocationError
 from .page_access import PageAccess
@@ -68,6 +69,9 @@ class SandboxPage:
         app.router.add_get("/sandbox/messages", guard(self.messages))
         app.router.add_post("/sandbox/invoke", guard(self.invoke))
         app.router.add_post("/sandbox/click", guard(self.click))
+        app.router.add_post("/sandbox/post", guard(self.post))
+        app.router.add_post("/sandbox/message-command", guard(self.message_command))
+        app.router.add_post("/sandbox/modal", guard(self.modal))
         app.router.add_get("/sandbox/events", guard(self.events))
         app.on_shutdown.append(self._close_sockets)
 
@@ -160,7 +164,9 @@ class SandboxPage:
             if command.get("type", 1) != 1:
                 continue
             runnable.extend(command_summary(command))
-        return json_response({"commands": runnable})
+        # Message commands are offered on a message's right-click menu (Apps).
+        on_messages = [c["name"] for c in available if c.get("type") == MESSAGE]
+        return json_response({"commands": runnable, "message_commands": on_messages})
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         """A channel's messages plus the ephemeral ones the given user sees there."""
@@ -224,6 +230,62 @@ class SandboxPage:
             return _bad_request("send message_id, custom_id and user_id as JSON")
         try:
             handle = await self._emu.click_button(message_id, custom_id, user_id=user_id)
+        except InvocationError as exc:
+            return _bad_request(str(exc))
+        return json_response({"interaction_id": str(handle.id)})
+
+    async def post(self, request: web.Request) -> web.StreamResponse:
+        """Post an ordinary message (text, and a file if one is picked) as the chosen user."""
+        form = await request.post()
+        files: list[tuple[str, bytes, str | None]] = []
+        upload = form.get("file")
+        if isinstance(upload, FileField) and upload.filename:
+            data = await asyncio.to_thread(upload.file.read)
+            if data:
+                files.append((upload.filename, data, upload.content_type))
+        content = form.get("content")
+        text = content if isinstance(content, str) else ""
+        if not text.strip() and not files:
+            return _bad_request("write something or pick a file")
+        try:
+            message = await self._emu.send_user_message(
+                text,
+                user_id=_int_or_none(form.get("user_id")),
+                channel_id=_int_or_none(form.get("channel_id")),
+                files=files,
+            )
+        except InvocationError as exc:
+            return _bad_request(str(exc))
+        return json_response({"message_id": message["id"]})
+
+    async def message_command(self, request: web.Request) -> web.StreamResponse:
+        """Run a message command (right-click > Apps) on a message as the chosen user."""
+        try:
+            body = await request.json()
+            message_id = int(body["message_id"])
+            name = str(body["name"])
+            user_id = _int_or_none(body.get("user_id"))
+        except (ValueError, KeyError, TypeError):
+            return _bad_request("send message_id, name and user_id as JSON")
+        try:
+            handle = await self._emu.invoke_message_command(name, message_id, user_id=user_id)
+        except InvocationError as exc:
+            return _bad_request(str(exc))
+        return json_response({"interaction_id": str(handle.id)})
+
+    async def modal(self, request: web.Request) -> web.StreamResponse:
+        """Submit the form the bot opened, with what the user typed and picked."""
+        try:
+            body = await request.json()
+            interaction_id = int(body["interaction_id"])
+            values = body.get("values") or {}
+            user_id = _int_or_none(body.get("user_id"))
+            if not isinstance(values, dict):
+                raise TypeError("values")
+        except (ValueError, KeyError, TypeError):
+            return _bad_request("send interaction_id, values and user_id as JSON")
+        try:
+            handle = await self._emu.submit_modal(interaction_id, values, user_id=user_id)
         except InvocationError as exc:
             return _bad_request(str(exc))
         return json_response({"interaction_id": str(handle.id)})

@@ -10,7 +10,7 @@ from .events import EventHub, Subscription
 from .ratelimits import RateLimiter, RateLimitHit
 from .request_log import RequestLog, RequestRecord
 from .service import DiscordService
-from .state import World
+from .state import Cast, World
 
 
 class EmulatorReadings:
@@ -21,6 +21,73 @@ class EmulatorReadings:
     events: EventHub
     request_log: RequestLog
     limiter: RateLimiter
+
+    # who is who ----------------------------------------------------------------------------
+
+    @property
+    def bot_token(self) -> str:
+        """The only token the emulator accepts."""
+        return self.world.bot_token
+
+    @property
+    def cast(self) -> Cast:
+        """Every starting id (users, roles, channels)."""
+        return self.world.cast
+
+    @property
+    def application_id(self) -> int:
+        """The bot's application id."""
+        return self.world.cast.application_id
+
+    @property
+    def bot_user_id(self) -> int:
+        """The bot user's id."""
+        return self.world.cast.bot_user_id
+
+    @property
+    def guild_id(self) -> int:
+        """The one guild."""
+        return self.world.guild_id
+
+    @property
+    def channel_id(self) -> int:
+        """The default text channel."""
+        return self.world.cast.channel_id
+
+    @property
+    def other_channel_id(self) -> int:
+        """The second text channel."""
+        return self.world.cast.other_channel_id
+
+    @property
+    def requester_id(self) -> int:
+        """The member who runs commands by default."""
+        return self.world.cast.requester_id
+
+    @property
+    def member_id(self) -> int:
+        """A second ordinary member (e.g. someone else pressing Cancel)."""
+        return self.world.cast.member_id
+
+    @property
+    def moderator_id(self) -> int:
+        """A member with the Moderator role (Manage Server)."""
+        return self.world.cast.moderator_id
+
+    @property
+    def owner_id(self) -> int:
+        """The guild owner."""
+        return self.world.cast.owner_id
+
+    @property
+    def moderator_role_id(self) -> int:
+        """The Moderator role (Manage Server)."""
+        return self.world.cast.moderator_role_id
+
+    @property
+    def member_role_id(self) -> int:
+        """The Member role."""
+        return self.world.cast.member_role_id
 
     @property
     def rate_limited(self) -> list[RateLimitHit]:

@@ -15,7 +15,7 @@ from .gateway import (
     Gateway,
     Session,
 )
-from .interactions import InteractionRecord
+from .interactions import MODAL, InteractionRecord
 from .messages import Message
 from .state import Channel, Member
 
@@ -125,4 +125,6 @@ def interaction_summary(record: InteractionRecord) -> JSON:
         "custom_id": record.custom_id,
         "response_type": record.response_type,
         "failed": record.failed,
+        # The form the bot opened, for the page to show to that user as a dialog.
+        "modal": record.modal if record.response_type == MODAL else None,
     }

@@ -30,6 +30,7 @@ class RestApi(AppRoutes, ChannelRoutes, RestCore):
             ("GET", "/oauth2/applications/@me", self.get_application, True),
             ("GET", "/applications/@me", self.get_application, True),
             ("GET", "/gateway", self.get_gateway, False),
+            ("POST", "/attachments/refresh-urls", self.refresh_urls, True),
             ("GET", "/gateway/bot", self.get_gateway_bot, True),
             ("GET", "/applications/{application_id:\\d+}/commands", self.get_global_commands, True),
             ("PUT", "/applications/{application_id:\\d+}/commands", self.put_global_commands, True),

@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from .command_rules import without_localizations
-from .errors import JSON
+from .errors import JSON, invalid_form
 from .wire import flag, invalid_snowflake, json_response, parse_json, read_body, snowflake_param
 
 log = logging.getLogger(__name__)
+
+MAX_REFRESH_URLS = 50
 
 
 def _as_listed(request: web.Request, commands: list[JSON]) -> list[JSON]:
@@ -107,6 +109,29 @@ class AppRoutes(_Base):
                     "max_concurrency": 1,
                 },
             }
+        )
+
+    async def refresh_urls(self, request: web.Request) -> web.StreamResponse:
+        """``POST /attachments/refresh-urls``: ``{"attachment_urls": [...]}`` (1 to 50) ->
+        ``{"refreshed_urls": [{"original", "refreshed"}, ...]}``, one entry per URL given."""
+        body, _ = await read_body(request)
+        urls = body.get("attachment_urls") if isinstance(body, dict) else None
+        if not isinstance(urls, list) or not urls:
+            raise invalid_form("attachment_urls", "BASE_TYPE_REQUIRED", "This field is required")
+        if len(urls) > MAX_REFRESH_URLS:
+            raise invalid_form(
+                "attachment_urls",
+                "BASE_TYPE_MAX_LENGTH",
+                f"Must be {MAX_REFRESH_URLS} or fewer in length.",
+            )
+        for index, url in enumerate(urls):
+            if not isinstance(url, str) or not url:
+                raise invalid_form(
+                    f"attachment_urls.{index}", "BASE_TYPE_REQUIRED", "This field is required"
+                )
+        store = self.service.store
+        return json_response(
+            {"refreshed_urls": [{"original": u, "refreshed": store.refreshed(u)} for u in urls]}
         )
 
     # commands ----------------------------------------------------------------------------

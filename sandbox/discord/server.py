@@ -6,7 +6,7 @@ import asyncio
 import functools
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -16,7 +16,7 @@ from .cdn import AttachmentStore, serve_attachment
 from .clock import Clock
 from .commands import CommandRegistry
 from .driver import Driver
-from .errors import JSON, DiscordHTTPError, InvocationError
+from .errors import JSON, InvocationError
 from .events import EmulatorEvent, EventHub
 from .gateway import Gateway, Session
 from .gateway_payloads import guild_create_payload, ready_payload
@@ -33,7 +33,7 @@ from .request_log import RequestLog
 from .rest import RestApi
 from .service import DiscordService, Limits
 from .snowflake import SnowflakeGenerator
-from .state import Cast, World
+from .state import World
 
 log = logging.getLogger(__name__)
 
@@ -209,71 +209,6 @@ class DiscordEmulator(EmulatorReadings):
         return f"ws://{self.base_url.removeprefix('http://')}/gateway"
 
     @property
-    def bot_token(self) -> str:
-        """The only token the emulator accepts."""
-        return self.world.bot_token
-
-    @property
-    def cast(self) -> Cast:
-        """Every starting id (users, roles, channels)."""
-        return self.world.cast
-
-    @property
-    def application_id(self) -> int:
-        """The bot's application id."""
-        return self.world.cast.application_id
-
-    @property
-    def bot_user_id(self) -> int:
-        """The bot user's id."""
-        return self.world.cast.bot_user_id
-
-    @property
-    def guild_id(self) -> int:
-        """The one guild."""
-        return self.world.guild_id
-
-    @property
-    def channel_id(self) -> int:
-        """The default text channel."""
-        return self.world.cast.channel_id
-
-    @property
-    def other_channel_id(self) -> int:
-        """The second text channel."""
-        return self.world.cast.other_channel_id
-
-    @property
-    def requester_id(self) -> int:
-        """The member who runs commands by default."""
-        return self.world.cast.requester_id
-
-    @property
-    def member_id(self) -> int:
-        """A second ordinary member (e.g. someone else pressing Cancel)."""
-        return self.world.cast.member_id
-
-    @property
-    def moderator_id(self) -> int:
-        """A member with the Moderator role (Manage Server)."""
-        return self.world.cast.moderator_id
-
-    @property
-    def owner_id(self) -> int:
-        """The guild owner."""
-        return self.world.cast.owner_id
-
-    @property
-    def moderator_role_id(self) -> int:
-        """The Moderator role (Manage Server)."""
-        return self.world.cast.moderator_role_id
-
-    @property
-    def member_role_id(self) -> int:
-        """The Member role."""
-        return self.world.cast.member_role_id
-
-    @property
     def rate_limits(self) -> bool:
         """Whether rate limits (route buckets, the global limit, 30046) are enforced."""
         return self.limiter.enabled
@@ -440,18 +375,28 @@ class DiscordEmulator(EmulatorReadings):
         return self._handle(record)
 
     async def send_user_message(
-        self, content: str, *, user_id: int | None = None, channel_id: int | None = None
+        self,
+        content: str,
+        *,
+        user_id: int | None = None,
+        channel_id: int | None = None,
+        files: Sequence[tuple[str, bytes, str | None]] = (),
     ) -> JSON:
-        """Post an ordinary message as a member (the bot gets MESSAGE_CREATE)."""
-        user_id = user_id or self.requester_id
-        channel_id = channel_id or self.channel_id
-        try:
-            message = self.service.create_channel_message(
-                channel_id, user_id, {"content": content}, []
-            )
-        except DiscordHTTPError as exc:
-            raise InvocationError(f"Discord refused the message: {exc.message}") from exc
+        """Post an ordinary message as a member (the bot gets MESSAGE_CREATE).
+
+        ``files`` are ``(filename, bytes, content type)`` uploads, attached as a member's
+        client attaches them (Attach Files is needed, as on Discord).
+        """
+        message = self.driver.post_message(
+            content, user_id=user_id, channel_id=channel_id, files=files
+        )
         return self.service.render(message)
+
+    def start_thread(
+        self, name: str, *, channel_id: int | None = None, user_id: int | None = None
+    ) -> int:
+        """A member starts a public thread in a channel; its id."""
+        return self.driver.start_thread(name, channel_id=channel_id, user_id=user_id).id
 
     def dm_channel_id(self, user_id: int | None = None) -> int:
         """The DM channel between the bot and a member (for commands run in DMs)."""

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import base64
 import secrets
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 
+from .entities import (
+    DM_CHANNEL,
+    MEMBER_OVERWRITE,
+    PUBLIC_THREAD,
+    ROLE_OVERWRITE,
+    TEXT_CHANNEL,
+    Channel,
+    Member,
+    Overwrite,
+    Role,
+    User,
+)
 from .errors import JSON, UNKNOWN_CHANNEL, UNKNOWN_MEMBER, UNKNOWN_USER, not_found
 from .permissions import (
     BOT_ROLE_DEFAULT,
@@ -18,179 +29,20 @@ from .permissions import (
 )
 from .snowflake import SnowflakeGenerator, iso_timestamp, utcnow
 
-TEXT_CHANNEL = 0
-DM_CHANNEL = 1
-ROLE_OVERWRITE = 0
-MEMBER_OVERWRITE = 1
-
-
-@dataclass
-class User:
-    """A Discord user account."""
-
-    id: int
-    username: str
-    global_name: str | None
-    bot: bool = False
-
-    @property
-    def display_name(self) -> str:
-        """The name Discord shows when the member has no nickname."""
-        return self.global_name or self.username
-
-    def to_dict(self) -> JSON:
-        """The user object as the API returns it."""
-        data: JSON = {
-            "id": str(self.id),
-            "username": self.username,
-            "global_name": self.global_name,
-            "discriminator": "0",
-            "avatar": None,
-            "avatar_decoration_data": None,
-            "public_flags": 0,
-            "flags": 0,
-            "banner": None,
-            "accent_color": None,
-        }
-        if self.bot:
-            data["bot"] = True
-        return data
-
-
-@dataclass
-class Role:
-    """A guild role."""
-
-    id: int
-    name: str
-    permissions: int
-    position: int
-    color: int = 0
-    hoist: bool = False
-    mentionable: bool = False
-    managed: bool = False
-
-    def to_dict(self) -> JSON:
-        """The role object as the API returns it."""
-        return {
-            "id": str(self.id),
-            "name": self.name,
-            "permissions": str(self.permissions),
-            "position": self.position,
-            "color": self.color,
-            "colors": {
-                "primary_color": self.color,
-                "secondary_color": None,
-                "tertiary_color": None,
-            },
-            "hoist": self.hoist,
-            "managed": self.managed,
-            "mentionable": self.mentionable,
-            "icon": None,
-            "unicode_emoji": None,
-            "flags": 0,
-        }
-
-
-@dataclass
-class Overwrite:
-    """A channel permission overwrite for a role or a member."""
-
-    id: int
-    type: int
-    allow: int = 0
-    deny: int = 0
-
-    def to_dict(self) -> JSON:
-        """The overwrite object as the API returns it."""
-        return {
-            "id": str(self.id),
-            "type": self.type,
-            "allow": str(self.allow),
-            "deny": str(self.deny),
-        }
-
-
-@dataclass
-class Channel:
-    """A guild text channel or a DM channel."""
-
-    id: int
-    type: int
-    name: str | None
-    guild_id: int | None
-    position: int = 0
-    topic: str | None = None
-    overwrites: dict[int, Overwrite] = field(default_factory=dict)
-    recipient_ids: list[int] = field(default_factory=list)
-    last_message_id: int | None = None
-
-    def to_dict(self, users: dict[int, User] | None = None) -> JSON:
-        """The channel object as the API returns it."""
-        if self.type == DM_CHANNEL:
-            recipients = [users[uid].to_dict() for uid in self.recipient_ids] if users else []
-            return {
-                "id": str(self.id),
-                "type": DM_CHANNEL,
-                "last_message_id": _opt_str(self.last_message_id),
-                "flags": 0,
-                "recipients": recipients,
-            }
-        return {
-            "id": str(self.id),
-            "type": self.type,
-            "guild_id": str(self.guild_id),
-            "name": self.name,
-            "position": self.position,
-            "parent_id": None,
-            "topic": self.topic,
-            "nsfw": False,
-            "rate_limit_per_user": 0,
-            "last_message_id": _opt_str(self.last_message_id),
-            "flags": 0,
-            "permission_overwrites": [ow.to_dict() for ow in self.overwrites.values()],
-        }
-
-
-@dataclass
-class Member:
-    """A user's membership in the guild."""
-
-    user: User
-    roles: list[int]
-    joined_at: datetime
-    nick: str | None = None
-    dms_open: bool = True
-
-    @property
-    def display_name(self) -> str:
-        """The name the channel shows for this member."""
-        return self.nick or self.user.display_name
-
-    def to_dict(self, *, with_user: bool = True, permissions: int | None = None) -> JSON:
-        """The guild member object as the API returns it."""
-        data: JSON = {
-            "roles": [str(r) for r in self.roles],
-            "nick": self.nick,
-            "avatar": None,
-            "banner": None,
-            "joined_at": iso_timestamp(self.joined_at),
-            "premium_since": None,
-            "deaf": False,
-            "mute": False,
-            "flags": 0,
-            "pending": False,
-            "communication_disabled_until": None,
-        }
-        if with_user:
-            data["user"] = self.user.to_dict()
-        if permissions is not None:
-            data["permissions"] = str(permissions)
-        return data
-
-
-def _opt_str(value: int | None) -> str | None:
-    return None if value is None else str(value)
+__all__ = [
+    "DM_CHANNEL",
+    "MEMBER_OVERWRITE",
+    "PUBLIC_THREAD",
+    "ROLE_OVERWRITE",
+    "TEXT_CHANNEL",
+    "Cast",
+    "Channel",
+    "Member",
+    "Overwrite",
+    "Role",
+    "User",
+    "World",
+]
 
 
 @dataclass(frozen=True)
@@ -317,6 +169,27 @@ class World:
         found = [c for c in self.channels.values() if c.type == TEXT_CHANNEL]
         return sorted(found, key=lambda c: c.position)
 
+    def threads(self) -> list[Channel]:
+        """The guild's active threads, oldest first."""
+        return [c for c in self.channels.values() if c.type == PUBLIC_THREAD]
+
+    def add_thread(self, parent_id: int, name: str, owner_id: int) -> Channel:
+        """A public thread in a text channel, started by ``owner_id``."""
+        parent = self.channel(parent_id)
+        if parent.type != TEXT_CHANNEL:
+            raise ValueError("threads start in text channels")
+        thread = Channel(
+            self._ids.next(),
+            PUBLIC_THREAD,
+            name,
+            parent.guild_id,
+            parent_id=parent.id,
+            owner_id=owner_id,
+            created_at=utcnow(),
+        )
+        self.channels[thread.id] = thread
+        return thread
+
     def dm_channel_for(self, user_id: int) -> Channel:
         """The bot's DM channel with a user, created on first use."""
         self.user(user_id)
@@ -350,6 +223,13 @@ class World:
                 | Permission.READ_MESSAGE_HISTORY
                 | Permission.ADD_REACTIONS
             )
+        if channel.type == PUBLIC_THREAD and channel.parent_id is not None:
+            # Topics > Threads: a thread has its parent's permissions, and posting in it is
+            # Send Messages in Threads (Send Messages does not count there).
+            perms = self.channel_permissions(user_id, channel.parent_id)
+            if perms & Permission.SEND_MESSAGES_IN_THREADS:
+                return perms | Permission.SEND_MESSAGES
+            return perms & ~Permission.SEND_MESSAGES
         base = self.guild_permissions(user_id)
         member = self.members[user_id]
 
@@ -441,7 +321,7 @@ class World:
                 "member_count": len(self.members),
                 "members": [m.to_dict() for m in self.members.values()],
                 "channels": [c.to_dict() for c in self.text_channels()],
-                "threads": [],
+                "threads": [t.to_dict() for t in self.threads()],
                 "presences": [],
                 "voice_states": [],
                 "stage_instances": [],

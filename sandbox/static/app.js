@@ -14,6 +14,7 @@ const state = {
   notices: [],           // local "The application did not respond" notes
   pendingClicks: new Map(), // interaction id -> button element
   botOnline: false,
+  messageCommands: [],   // names offered on a message's right-click menu (Apps)
 };
 
 const $ = (id) => document.getElementById(id);
@@ -392,6 +393,18 @@ async function submitCommand(event) {
   event.preventDefault();
   const command = currentCommand();
   if (!command) return;
+  if (command === POST_MESSAGE) {
+    $("send").disabled = true;
+    try {
+      await postMessage();
+      setStatus(`Message posted as ${userName(state.userId)}.`);
+    } catch (error) {
+      setStatus(error.message, true);
+    } finally {
+      $("send").disabled = false;
+    }
+    return;
+  }
   const form = $("composer");
   const data = new FormData();
   data.append("command", command.name);
@@ -416,11 +429,13 @@ async function submitCommand(event) {
 // loading and live updates -----------------------------------------------------------------
 
 async function loadCommands() {
-  const { commands } = await api(`/sandbox/commands?channel_id=${state.channelId}&user_id=${state.userId}`);
+  const answer = await api(`/sandbox/commands?channel_id=${state.channelId}&user_id=${state.userId}`);
+  const commands = [...answer.commands, POST_MESSAGE];
   const select = $("command-select");
   const previous = select.value;
   state.commands = commands;
-  select.replaceChildren(...commands.map((c) => el("option", { value: c.name }, `/${c.name}`)));
+  state.messageCommands = answer.message_commands || [];
+  select.replaceChildren(...commands.map((c) => el("option", { value: c.name }, c.label || `/${c.name}`)));
   if (commands.some((c) => c.name === previous)) select.value = previous;
   else if (commands.length) select.value = commands[0].name;
   renderOptions();
@@ -455,6 +470,7 @@ function handleEvent(event) {
       break;
     case "interaction_response":
     case "interaction_failed": {
+      if (event.type === "interaction_response") maybeOpenModal(event.data);
       const button = state.pendingClicks.get(event.data.id);
       if (button) {
         state.pendingClicks.delete(event.data.id);
@@ -533,4 +549,7 @@ async function init() {
   connectEvents(1000);
 }
 
-init().catch((error) => setStatus(`Could not load the sandbox: ${error.message}`, true));
+// After every script of the page (forms.js adds the menu and the forms) has run.
+document.addEventListener("DOMContentLoaded", () => {
+  init().catch((error) => setStatus(`Could not load the sandbox: ${error.message}`, true));
+});

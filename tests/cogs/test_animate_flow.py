@@ -299,7 +299,7 @@ async def test_retry_runs_the_same_inputs_again_with_freshly_signed_frames(world
     video = world.channel.messages[-1]
     assert video.view is not None
     labels = [getattr(item, "item", item).label for item in video.view.children]
-    assert labels == ["Retry", "Delete"]
+    assert labels == ["Retry", "Remix", "Delete"]
 
     nosy = world.interaction(world.bob)
     await RetryButton(first.id).callback(nosy)

@@ -13,7 +13,7 @@ import pytest
 from bot.config import QuotaConfig
 from bot.models import JobState, NewJob
 from cogs.moderation.buttons import ApproveButton, DenyButton
-from tests.harness.discord_fakes import answered, eventually, member_saw
+from tests.harness.discord_fakes import answered, eventually, member_saw, opened_modal, submit_modal
 from tests.harness.worlds import World
 
 
@@ -139,8 +139,10 @@ async def test_a_denied_request_leaves_no_notifier_behind(
     [job] = await world.store.recent_jobs(world.channel.guild_id, world.alice.id)
     assert made and made[0]() is not None
 
+    click = world.interaction(world.mod)
+    await DenyButton(job.id).callback(click)
     mod = world.interaction(world.mod)
-    await DenyButton(job.id).callback(mod)
+    await submit_modal(opened_modal(click), mod, {})
     assert "Denied" in member_saw(mod)[-1]
     await world.wait_for(job.id, JobState.CANCELLED)
 

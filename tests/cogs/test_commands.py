@@ -46,6 +46,15 @@ async def test_animate_matches_the_contract(commands: dict[str, dict[str, Any]])
     assert animate["contexts"] == [0]  # guild only
 
 
+async def test_the_animate_message_command_matches_the_contract(
+    commands: dict[str, dict[str, Any]],
+) -> None:
+    menu = commands["Animate"]
+    assert menu["type"] == 3  # a message context-menu command
+    assert menu["contexts"] == [0]  # guild only
+    assert "options" not in menu or menu["options"] == []
+
+
 async def test_usage_and_jobs(commands: dict[str, dict[str, Any]]) -> None:
     usage = options(commands["usage"])
     assert list(usage) == ["member"]
@@ -56,6 +65,8 @@ async def test_usage_and_jobs(commands: dict[str, dict[str, Any]]) -> None:
 
 async def test_every_description_fits_discord(commands: dict[str, dict[str, Any]]) -> None:
     for command in commands.values():
+        if command["type"] != 1:
+            continue  # context menus carry no description
         assert 1 <= len(command["description"]) <= 100
         for option in command.get("options", []):
             assert 1 <= len(option["description"]) <= 100

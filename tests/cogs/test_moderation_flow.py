@@ -8,7 +8,7 @@ from bot.config import QuotaConfig
 from bot.models import JobState
 from cogs.animate.buttons import CancelButton
 from cogs.moderation.buttons import ApproveButton, DenyButton
-from tests.harness.discord_fakes import Member, eventually, member_saw
+from tests.harness.discord_fakes import Member, eventually, member_saw, opened_modal, submit_modal
 from tests.harness.store_calls import add_block_rule
 from tests.harness.worlds import World
 
@@ -98,8 +98,10 @@ async def test_a_denied_request_tells_the_member_and_charges_nothing(world: Worl
     [job] = await world.store.recent_jobs(world.channel.guild_id, world.alice.id)
     assert job.state is JobState.PENDING_APPROVAL
 
+    click = world.interaction(world.mod)
+    await DenyButton(job.id).callback(click)
     mod = world.interaction(world.mod)
-    await DenyButton(job.id).callback(mod)
+    await submit_modal(opened_modal(click), mod, {})
     assert "Denied" in member_saw(mod)[-1]
     job = await world.wait_for(job.id, JobState.CANCELLED)
     told = world.channel.messages[-1]

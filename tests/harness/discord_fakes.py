@@ -294,3 +294,21 @@ async def answered(interaction: discord.Interaction[Any]) -> list[str]:
 
     await eventually(shown)
     return member_saw(interaction)
+
+
+def opened_modal(interaction: discord.Interaction[Any]) -> discord.ui.Modal:
+    """The form the bot opened as its answer to ``interaction``."""
+    response: Any = interaction.response
+    modal = response.send_modal.await_args.args[0]
+    assert isinstance(modal, discord.ui.Modal)
+    return modal
+
+
+async def submit_modal(
+    modal: discord.ui.Modal, submitter: discord.Interaction[Any], values: dict[str, str]
+) -> None:
+    """Fill in a form's text inputs by custom id and submit it, as discord.py would."""
+    for item in modal.walk_children():
+        if isinstance(item, discord.ui.TextInput) and item.custom_id in values:
+            item._value = values[item.custom_id]
+    await modal.on_submit(submitter)

@@ -37,7 +37,7 @@ async def test_the_page_and_its_assets_are_served_without_external_urls() -> Non
             assert response.headers["Content-Type"].startswith("text/html")
             page = await response.text()
         assets = re.findall(r'(?:src|href)="([^"]+)"', page)
-        assert sorted(assets) == ["/static/app.js", "/static/style.css"]
+        assert sorted(assets) == ["/static/app.js", "/static/forms.js", "/static/style.css"]
         for asset in assets:
             async with http.get(emu.base_url + asset) as response:
                 assert response.status == 200
@@ -58,6 +58,8 @@ async def test_composer_commands_come_from_what_the_bot_registered() -> None:
         assert set(commands) == {
             "animate", "slow", "later", "usage", "announce", "budget", "describe"
         }  # fmt: skip
+        # Message commands go on a message's right-click menu, not in the composer.
+        assert listing["message_commands"] == ["Animate this"]
         options = {o["name"]: o for o in commands["animate"]["options"]}
         assert options["image"]["type"] == 11
         assert [c["value"] for c in options["resolution"]["choices"]] == ["480p", "720p", "1080p"]
@@ -140,3 +142,49 @@ async def test_refusals_are_explained_to_the_person() -> None:
 def _content(event: dict[str, Any]) -> str:
     message = event.get("data", {}).get("message") or {}
     return str(message.get("content", ""))
+
+
+async def test_the_page_posts_a_message_runs_a_message_command_and_submits_a_form() -> None:
+    async with DiscordEmulator() as emu, running_bot(emu), page_session(emu) as http:
+        empty = aiohttp.FormData()
+        empty.add_field("content", "  ")
+        async with http.post(emu.base_url + "/sandbox/post", data=empty) as response:
+            assert response.status == 400
+        form = aiohttp.FormData()
+        form.add_field("content", "look")
+        form.add_field("user_id", str(emu.member_id))
+        form.add_field("file", png_bytes(), filename="look.png", content_type="image/png")
+        async with http.post(emu.base_url + "/sandbox/post", data=form) as response:
+            assert response.status == 200
+            message_id = (await response.json())["message_id"]
+        [posted] = emu.channel_messages()
+        assert posted["id"] == message_id and posted["author"]["id"] == str(emu.member_id)
+        assert [a["filename"] for a in posted["attachments"]] == ["look.png"]
+
+        async with http.post(
+            emu.base_url + "/sandbox/message-command",
+            json={"message_id": message_id, "name": "Animate this", "user_id": emu.member_id},
+        ) as response:
+            assert response.status == 200
+            ran = emu.interaction((await response.json())["interaction_id"])
+        await ran.wait_response()
+        assert ran.content == f"{emu.member_id} wrote 'look' with [look.png]"
+
+        opened = await emu.invoke_command("describe", {}, user_id=emu.requester_id)
+        await opened.wait_response()
+        prompt_id = opened.modal["components"][0]["components"][0]["custom_id"]  # type: ignore[index]
+        values = {prompt_id: "a cat waves", "describe:style": ["photo"]}
+        async with http.post(
+            emu.base_url + "/sandbox/modal",
+            json={"interaction_id": str(opened.id), "values": values, "user_id": emu.member_id},
+        ) as response:
+            # Only the person the form was shown to can submit it.
+            assert response.status == 400
+        async with http.post(
+            emu.base_url + "/sandbox/modal",
+            json={"interaction_id": str(opened.id), "values": values, "user_id": emu.requester_id},
+        ) as response:
+            assert response.status == 200
+            submitted = emu.interaction((await response.json())["interaction_id"])
+        await submitted.wait_response()
+        assert submitted.content == "prompt=a cat waves style=photo"

@@ -41,6 +41,7 @@ async def job(
     cost: int,
     outcome: JobState | None,
     when: datetime,
+    usd: float | None = None,
 ) -> int:
     record = await reserve_job(
         store,
@@ -61,6 +62,9 @@ async def job(
         window=period_window(Period.DAY, when),
         now=when,
     )
+    if usd is not None:
+        # What the provider's result said the video cost.
+        await store.set_provider_cost(record.id, usd, now=when)
     if outcome is JobState.DELIVERED:
         await store.finish_delivered(record.id, result_message_id=None, now=when)
     elif outcome is not None:
@@ -70,15 +74,17 @@ async def job(
 
 async def build(path: Path) -> None:
     async with open_store(path) as store:
-        await job(store, GUILD_A, ALICE, 1, JobState.DELIVERED, MARCH_10)
-        await job(store, GUILD_A, ALICE, 4, JobState.DELIVERED, MARCH_11)
-        await job(store, GUILD_A, ALICE, 2, JobState.FAILED, MARCH_11)
+        await job(store, GUILD_A, ALICE, 1, JobState.DELIVERED, MARCH_10, 0.0875)
+        await job(store, GUILD_A, ALICE, 4, JobState.DELIVERED, MARCH_11, 0.35)
+        # Made and charged by the provider, but never posted: the credits go back, the money
+        # was spent all the same.
+        await job(store, GUILD_A, ALICE, 2, JobState.FAILED, MARCH_11, 0.175)
         await job(store, GUILD_A, ALICE, 1, JobState.CANCELLED, MARCH_11)
-        await job(store, GUILD_A, BOB, 5, JobState.DELIVERED, MARCH_1)
+        await job(store, GUILD_A, BOB, 5, JobState.DELIVERED, MARCH_1, 0.4375)
         await job(store, GUILD_A, BOB, 2, JobState.TIMED_OUT, MARCH_1)
         await job(store, GUILD_A, CAROL, 2, None, MARCH_11)  # still in progress
-        await job(store, GUILD_B, DAVE, 10, JobState.DELIVERED, MARCH_10)
-        await job(store, GUILD_A, ERIN, 3, JobState.DELIVERED, MARCH_10)
+        await job(store, GUILD_B, DAVE, 10, JobState.DELIVERED, MARCH_10, 0.875)
+        await job(store, GUILD_A, ERIN, 3, JobState.DELIVERED, MARCH_10, 0.2625)
         await store.forget_member(GUILD_A, ERIN, by=ALICE, now=MARCH_11)
 
 
@@ -90,13 +96,29 @@ def database(tmp_path: Path) -> Path:
 
 
 EVERYTHING = [
-    ReportRow(GUILD_A, 0, credits_charged=3),
+    # The forgotten member's money stays counted, like their credits.
+    ReportRow(GUILD_A, 0, credits_charged=3, cost_usd=0.2625),
     ReportRow(
-        GUILD_A, ALICE, delivered=2, failed=1, cancelled=1, credits_charged=5, credits_released=3
+        GUILD_A,
+        ALICE,
+        delivered=2,
+        failed=1,
+        cancelled=1,
+        credits_charged=5,
+        credits_released=3,
+        cost_usd=0.6125,
     ),
-    ReportRow(GUILD_A, BOB, delivered=1, timed_out=1, credits_charged=5, credits_released=2),
+    ReportRow(
+        GUILD_A,
+        BOB,
+        delivered=1,
+        timed_out=1,
+        credits_charged=5,
+        credits_released=2,
+        cost_usd=0.4375,
+    ),
     ReportRow(GUILD_A, CAROL, in_progress=1, credits_held=2),
-    ReportRow(GUILD_B, DAVE, delivered=1, credits_charged=10),
+    ReportRow(GUILD_B, DAVE, delivered=1, credits_charged=10, cost_usd=0.875),
 ]
 
 
@@ -122,6 +144,7 @@ def test_rows_per_guild_and_member_with_totals(database: Path) -> None:
         "credits_charged": 23,
         "credits_released": 5,
         "credits_held": 2,
+        "cost_usd": 2.1875,
     }
 
 
@@ -138,6 +161,7 @@ def test_guild_and_since_filters(database: Path) -> None:
             cancelled=1,
             credits_charged=4,
             credits_released=3,
+            cost_usd=0.525,
         ),
         ReportRow(GUILD_A, CAROL, in_progress=1, credits_held=2),
     ]
@@ -178,10 +202,15 @@ def test_table_has_a_header_a_line_per_row_and_a_total() -> None:
         "charged",
         "released",
         "held",
+        "USD",
     ]
     assert lines[2].split()[:2] == [str(GUILD_A), "forgotten"]
-    assert lines[3].split() == [str(GUILD_A), str(ALICE), "2", "1", "0", "1", "0", "5", "3", "0"]
-    assert lines[-1].split() == ["TOTAL", "4", "members", "4", "1", "1", "1", "1", "23", "5", "2"]
+    assert lines[3].split() == [
+        *(str(GUILD_A), str(ALICE), "2", "1", "0", "1", "0", "5", "3", "0", "0.6125")
+    ]
+    assert lines[-1].split() == [
+        *("TOTAL", "4", "members", "4", "1", "1", "1", "1", "23", "5", "2", "2.1875")
+    ]
     # Numbers are right-aligned in their columns.
     assert len({len(line) for line in lines[3:7]}) == 1
     assert format_table([]) == "No usage recorded.\n"
@@ -192,6 +221,7 @@ def test_csv_is_one_header_and_one_line_per_row() -> None:
     assert list(parsed[0]) == list(COLUMNS)
     assert len(parsed) == len(EVERYTHING)
     assert parsed[1]["member_id"] == str(ALICE) and parsed[1]["credits_charged"] == "5"
+    assert parsed[1]["cost_usd"] == "0.6125"
     assert format_csv([]).splitlines() == [",".join(COLUMNS)]
 
 
@@ -211,8 +241,10 @@ def test_json_holds_rows_totals_and_the_filters() -> None:
         "credits_charged": 5,
         "credits_released": 3,
         "credits_held": 0,
+        "cost_usd": 0.6125,
     }
     assert document["totals"]["credits_charged"] == 23
+    assert document["totals"]["cost_usd"] == 2.1875
 
 
 # -- the command line ---------------------------------------------------------------------------

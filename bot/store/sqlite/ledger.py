@@ -66,6 +66,24 @@ async def server_totals(
     return int(row[0]), int(row[1])
 
 
+async def server_spend(
+    db: aiosqlite.Connection, guild_id: int, window: PeriodWindow
+) -> tuple[float, int]:
+    """(USD, jobs priced) the provider charged for the server's jobs accepted in ``window``.
+
+    Money is not forgiven by a reset of credits, nor given back when a made video could not be
+    posted (its credits are released): every priced job counts.
+    """
+    async with db.execute(
+        "SELECT COALESCE(SUM(cost_usd), 0.0), COUNT(cost_usd) FROM usage_ledger "
+        "WHERE guild_id = :guild AND created_at >= :start AND created_at < :end",
+        _range(guild_id, None, window),
+    ) as cursor:
+        row = await cursor.fetchone()
+    assert row is not None
+    return round(float(row[0]), 6), int(row[1])
+
+
 async def credit_totals(
     db: aiosqlite.Connection, guild_id: int, member_id: int, window: PeriodWindow
 ) -> CreditTotals:

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from bot.models import GuildDefaults, PoolUsage, ReportRow
 from bot.store.sqlite.guild_sql import StoreCore, load_settings
-from bot.store.sqlite.ledger import server_totals
+from bot.store.sqlite.ledger import server_spend, server_totals
 from bot.store.sqlite.rows import OPEN, to_text
 
 __all__ = ["ReportMixin"]
@@ -30,7 +30,8 @@ _CREDIT_SUMS = (
     "SELECT guild_id, member_id, "
     "COALESCE(SUM(CASE WHEN state = 'committed' THEN credits END), 0) AS charged, "
     "COALESCE(SUM(CASE WHEN state = 'released' THEN credits END), 0) AS released, "
-    "COALESCE(SUM(CASE WHEN state = 'reserved' THEN credits END), 0) AS held "
+    "COALESCE(SUM(CASE WHEN state = 'reserved' THEN credits END), 0) AS held, "
+    "COALESCE(SUM(cost_usd), 0.0) AS cost_usd "
     "FROM usage_ledger WHERE (:guild IS NULL OR guild_id = :guild) "
     "AND (:since IS NULL OR created_at >= :since) GROUP BY guild_id, member_id"
 )
@@ -54,6 +55,7 @@ class ReportMixin(StoreCore):
             async with db.execute(_CREDIT_SUMS, params) as cursor:
                 credit_rows = await cursor.fetchall()
         counts: dict[tuple[int, int], dict[str, int]] = {}
+        spent: dict[tuple[int, int], float] = {}
         for r in job_rows:
             counts.setdefault((int(r["guild_id"]), int(r["member_id"])), {}).update(
                 delivered=int(r["delivered"]),
@@ -68,8 +70,12 @@ class ReportMixin(StoreCore):
                 credits_released=int(r["released"]),
                 credits_held=int(r["held"]),
             )
+            # Sums of floats: to the micro-dollar, so 0.35 + 0.175 reads 0.525.
+            spent[(int(r["guild_id"]), int(r["member_id"]))] = round(float(r["cost_usd"]), 6)
         return [
-            ReportRow(guild_id=guild, member_id=member, **values)
+            ReportRow(
+                guild_id=guild, member_id=member, cost_usd=spent.get((guild, member), 0.0), **values
+            )
             for (guild, member), values in sorted(counts.items())
         ]
 
@@ -81,6 +87,7 @@ class ReportMixin(StoreCore):
             settings = await load_settings(db, guild_id, defaults)
             window = settings.window(now)
             used, held = await server_totals(db, guild_id, window)
+            spent, priced = await server_spend(db, guild_id, window)
             async with db.execute(
                 "SELECT COUNT(*) FILTER (WHERE state <> 'pending_approval'), "
                 "COUNT(*) FILTER (WHERE state = 'pending_approval') FROM jobs "
@@ -97,4 +104,6 @@ class ReportMixin(StoreCore):
             held=held,
             active_jobs=int(row[0]),
             awaiting_approval=int(row[1]),
+            spent_usd=spent,
+            priced_jobs=priced,
         )

@@ -23,7 +23,8 @@ JOB_COLUMNS = (
     "id, guild_id, channel_id, member_id, prompt, image_url, last_frame_url, resolution, "
     "duration, credits, state, request_id, status_url, result_url, cancel_url, queue_position, "
     "status_message_id, result_message_id, video_url, error, period_key, created_at, "
-    "submitted_at, started_at, finished_at, updated_at, owner, lease_until, attempts, posting_at"
+    "submitted_at, started_at, finished_at, updated_at, owner, lease_until, attempts, posting_at, "
+    "cost_usd"
 )
 
 
@@ -77,4 +78,5 @@ def job_from_row(row: sqlite3.Row) -> JobRecord:
         lease_until=from_opt_text(row["lease_until"]),
         attempts=row["attempts"],
         posting_at=from_opt_text(row["posting_at"]),
+        cost_usd=row["cost_usd"],
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -268,6 +269,23 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
                 job_id,
                 "UPDATE jobs SET status_message_id = :message_id, updated_at = :now WHERE id = :id",
                 {"message_id": message_id, "now": to_text(now or datetime.now(UTC))},
+            )
+
+    async def set_provider_cost(
+        self, job_id: int, cost_usd: float, *, now: datetime | None = None
+    ) -> None:
+        """Record what the provider charged for the job (USD), on the job and its ledger row."""
+        if not math.isfinite(cost_usd) or cost_usd < 0:
+            raise ValueError(f"not a cost: {cost_usd!r}")
+        async with self._write() as db:
+            await self._update_job(
+                db,
+                job_id,
+                "UPDATE jobs SET cost_usd = :cost, updated_at = :now WHERE id = :id",
+                {"cost": cost_usd, "now": to_text(now or datetime.now(UTC))},
+            )
+            await db.execute(
+                "UPDATE usage_ledger SET cost_usd = ? WHERE job_id = ?", (cost_usd, job_id)
             )
 
     async def set_video_url(self, job_id: int, url: str, *, now: datetime | None = None) -> None:
