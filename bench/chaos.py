@@ -575,19 +575,28 @@ def add_channels(sandbox: Sandbox, count: int) -> list[int]:
     return ids
 
 
-def delivery_posts(sandbox: Sandbox) -> Counter[int]:
-    """Job id -> messages in the channels carrying that job's delivery (its Retry button)."""
+def button_posts(sandbox: Sandbox, action: str) -> Counter[int]:
+    """Job id -> messages in the channels carrying that job's ``action`` button."""
     posts: Counter[int] = Counter()
     for message in sandbox.discord.service.messages.values():
         ids = set()
         for row in message.components:
             for item in row.get("components", []):
-                match = re.fullmatch(r"job:retry:(\d+)", str(item.get("custom_id", "")))
+                match = re.fullmatch(rf"job:{action}:(\d+)", str(item.get("custom_id", "")))
                 if match:
                     ids.add(int(match.group(1)))
         for job_id in ids:
             posts[job_id] += 1
     return posts
+
+
+def delivery_posts(sandbox: Sandbox) -> Counter[int]:
+    """Job id -> messages carrying that job's delivery (its Retry button)."""
+    return button_posts(sandbox, "retry")
+
+
+def by_id(jobs: list[Any]) -> set[int]:
+    return {int(row[0]) for row in jobs}
 
 
 def videos_posted(sandbox: Sandbox) -> int:
@@ -709,6 +718,10 @@ def _figures(
     delivered = {row[0] for row in jobs if row[4] == "delivered"}
     delivered_unposted = sum(1 for j in delivered if posts.get(j, 0) == 0)
     posted_undelivered = sum(1 for j in posts if j not in delivered)
+    # A settled job's status message no longer offers Cancel: it shows how the job ended.
+    settled_ids = {row[0] for row in jobs if row[4] in TERMINAL}
+    stale = button_posts(sandbox, "cancel")
+    stale_status = sum(n for j, n in stale.items() if j in settled_ids or j not in by_id(jobs))
 
     # Lost: open at the end, or open without a live lease for over 2 leases while a bot ran.
     orphan_limit = 2 * shape.lease
@@ -808,6 +821,7 @@ def _figures(
                 ["jobs posted more than once", double_posts],
                 ["delivered but never posted", delivered_unposted],
                 ["posted but not delivered", posted_undelivered],
+                ["status messages still offering Cancel for a settled job", stale_status],
                 ["charged but not delivered", charged_undelivered],
                 ["delivered but released", released_delivered],
                 ["jobs without a ledger row", no_ledger],
@@ -834,6 +848,7 @@ def _figures(
             0.0,
         ),
         Check(f"settled within the deadline (+{slack:g} s)", within_share, ">=", 100.0, "%"),
+        Check("stale status messages", float(stale_status), "==", 0.0),
     ]
     notes = []
     if not identity_holds:

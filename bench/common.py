@@ -230,13 +230,30 @@ def combine(reports: list[Report]) -> Report:
     first = reports[0]
     tables = []
     for index, table in enumerate(first.tables):
+        # Rows are matched by their label (first cell): runs may list different rows, e.g.
+        # the faults that happened to be injected; a row missing from a run is left out of
+        # that row's median.
+        shapes = {tuple(row[0] for row in rep.tables[index].rows) for rep in reports}
+        if len(shapes) == 1:
+            rows = [
+                [_median_cell([rep.tables[index].rows[r][c] for rep in reports]) for c in range(n)]
+                for r, n in enumerate(len(row) for row in table.rows)
+            ]
+            tables.append(Table(table.title, table.columns, rows, table.note))
+            continue
+        labels: dict[Any, None] = {}
+        for rep in reports:
+            labels.update(dict.fromkeys(row[0] for row in rep.tables[index].rows))
         rows = []
-        for r, row in enumerate(table.rows):
+        for label in labels:
+            found = [
+                next((row for row in rep.tables[index].rows if row[0] == label), None)
+                for rep in reports
+            ]
+            present = [row for row in found if row is not None]
             rows.append(
-                [
-                    _median_cell([rep.tables[index].rows[r][c] for rep in reports])
-                    for c in range(len(row))
-                ]
+                [label]
+                + [_median_cell([row[c] for row in present]) for c in range(1, len(present[0]))]
             )
         tables.append(Table(table.title, table.columns, rows, table.note))
     checks = []

@@ -18,6 +18,7 @@ from typing import Any
 
 from bench import BENCHMARKS
 from bench.__main__ import main
+from bench.common import Report, Table, combine
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,3 +74,12 @@ def test_the_default_output_is_a_markdown_section() -> None:
     assert text.startswith("## store")
     assert "| callers |" in text
     assert "Targets:" in text
+
+
+def test_runs_that_list_different_rows_are_combined_by_row_label() -> None:
+    # The chaos benchmark lists the faults each run happened to inject: runs differ in rows.
+    runs = [
+        Report([Table("injected", ["fault", "times"], rows)], [], [])
+        for rows in ([["drop", 1], ["stall", 2]], [["drop", 3], ["500", 5]], [["drop", 5]])
+    ]
+    assert combine(runs).tables[0].rows == [["drop", 3], ["stall", 2], ["500", 5]]
