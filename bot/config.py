@@ -116,6 +116,13 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    port: int = 0
+    """Where ``/metrics`` and ``/healthz`` are served; 0 turns them off."""
+    host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
 class Config:
     discord: DiscordConfig = field(default_factory=DiscordConfig)
     runcomfy: RunComfyConfig = field(default_factory=RunComfyConfig)
@@ -124,6 +131,7 @@ class Config:
     animate: AnimateConfig = field(default_factory=AnimateConfig)
     jobs: JobsConfig = field(default_factory=JobsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 @dataclass(frozen=True)
@@ -300,6 +308,26 @@ def _hosts(where: str, value: Any) -> tuple[str, ...]:
     return tuple(hosts)
 
 
+def _port(where: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise ConfigError(f"{where} must be a TCP port from 1 to 65535, or 0 for off")
+    return value
+
+
+def _listen_host(where: str, value: Any) -> str:
+    """An address to listen on: an IP address (``0.0.0.0`` for all) or a host name."""
+    name = value.strip().lower().rstrip(".") if isinstance(value, str) else ""
+    try:
+        return str(ipaddress.ip_address(name.strip("[]")))
+    except ValueError:
+        pass
+    if not name or name.startswith("*") or not _HOST_NAME.fullmatch(name):
+        raise ConfigError(
+            f'{where} must be an IP address or a host name, like "127.0.0.1" or "0.0.0.0"'
+        )
+    return name
+
+
 def _snowflake(where: str, value: Any) -> int | None:
     if value == 0 or value == "":
         return None
@@ -335,7 +363,7 @@ def _costs(_where: str, value: Any) -> dict[str, dict[int, int]]:
 
 def parse_config(data: Mapping[str, Any]) -> Config:
     """Validate a parsed TOML document; raise `ConfigError` naming the first bad key."""
-    sections = {"discord", "runcomfy", "database", "quota", "animate", "jobs", "logging"}
+    sections = {"discord", "runcomfy", "database", "quota", "animate", "jobs", "logging", "metrics"}
     for name in data:
         if name not in sections:
             raise ConfigError(f"[{name}] is not a known section")
@@ -424,6 +452,11 @@ def parse_config(data: Mapping[str, Any]) -> Config:
     lg = _Section(data, "logging", {"level"})
     level = lg.get("level", "INFO", lambda where, v: _choice(LOG_LEVELS)(where, str(v).upper()))
 
+    m = _Section(data, "metrics", {"port", "host"})
+    metrics = MetricsConfig(
+        port=m.get("port", 0, _port), host=m.get("host", MetricsConfig.host, _listen_host)
+    )
+
     return Config(
         discord=discord,
         runcomfy=runcomfy,
@@ -432,4 +465,5 @@ def parse_config(data: Mapping[str, Any]) -> Config:
         animate=animate,
         jobs=jobs,
         logging=LoggingConfig(level=level),
+        metrics=metrics,
     )
