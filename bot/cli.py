@@ -30,7 +30,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    setup_logging(config.logging.level, [secrets.discord_token, secrets.runcomfy_token])
+    setup_logging(
+        config.logging.level,
+        [secrets.discord_token, secrets.runcomfy_token],
+        fmt=config.logging.format,
+    )
     from bot.app import run_bot
 
     asyncio.run(run_bot(config, secrets))

@@ -31,6 +31,7 @@ CONFIG_ENV = "SEEDANCE_BOT_CONFIG"
 DISCORD_TOKEN_ENV = "DISCORD_TOKEN"
 RUNCOMFY_TOKEN_ENV = "RUNCOMFY_API_TOKEN"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
 
 
 class ConfigError(Exception):
@@ -113,6 +114,8 @@ class JobsConfig:
 @dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
+    format: str = "text"
+    """``text`` for people, ``json`` for a log shipper: one JSON object per line."""
 
 
 @dataclass(frozen=True)
@@ -449,8 +452,9 @@ def parse_config(data: Mapping[str, Any]) -> Config:
         max_attempts=j.get("max_attempts", 3, _int(1)),
     )
 
-    lg = _Section(data, "logging", {"level"})
+    lg = _Section(data, "logging", {"level", "format"})
     level = lg.get("level", "INFO", lambda where, v: _choice(LOG_LEVELS)(where, str(v).upper()))
+    log_format = lg.get("format", "text", _choice(LOG_FORMATS))
 
     m = _Section(data, "metrics", {"port", "host"})
     metrics = MetricsConfig(
@@ -464,6 +468,6 @@ def parse_config(data: Mapping[str, Any]) -> Config:
         quota=quota,
         animate=animate,
         jobs=jobs,
-        logging=LoggingConfig(level=level),
+        logging=LoggingConfig(level=level, format=log_format),
         metrics=metrics,
     )

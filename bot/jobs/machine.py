@@ -16,6 +16,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bot import logs
 from bot.config import Config
 from bot.errors import JobNotFound
 from bot.jobs.fetch import fetch_video
@@ -252,6 +253,7 @@ class JobMachine:
                 log.warning("job %d: submit refused: %r", job.id, exc)
                 await self.end(job.id, JobState.FAILED, describe_provider_error(exc), notifier)
                 return None
+            logs.bind(request_id=sub.request_id)
             log.info("job %d submitted as request %s", job.id, sub.request_id)
             updated = await self._record_submission(job.id, sub)
             metrics.job_entered(updated.state)

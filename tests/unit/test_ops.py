@@ -57,6 +57,7 @@ def test_metrics_are_off_by_default_and_loopback_when_on() -> None:
     assert parse_config({"metrics": {"host": "Metrics.Internal."}}).metrics.host == (
         "metrics.internal"
     )
+    assert parse_config({"logging": {"format": "json"}}).logging.format == "json"
 
 
 @pytest.mark.parametrize(
@@ -69,9 +70,10 @@ def test_metrics_are_off_by_default_and_loopback_when_on() -> None:
         ({"metrics": {"host": ""}}, "[metrics] host must be an IP address"),
         ({"metrics": {"host": "*.example.net"}}, "[metrics] host must be an IP address"),
         ({"metrics": {"path": "/m"}}, "[metrics] path is not a known key"),
+        ({"logging": {"format": "xml"}}, '[logging] format must be one of "text", "json"'),
     ],
 )
-def test_bad_metrics_keys_name_the_key(section: dict[str, object], error: str) -> None:
+def test_bad_metrics_and_logging_keys_name_the_key(section: dict[str, object], error: str) -> None:
     with pytest.raises(ConfigError) as raised:
         parse_config(section)
     assert str(raised.value).startswith(error)
