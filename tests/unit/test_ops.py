@@ -22,6 +22,7 @@ from bot.config import Config, ConfigError, MetricsConfig, parse_config
 from bot.ops import metrics
 from bot.ops.discord_http import discord_trace, route_of
 from bot.ops.health import Health
+from bot.ops.probe import health_url
 from bot.ops.server import serve_ops
 from bot.runcomfy.client import RunComfyClient, VideoInput
 from bot.runcomfy.errors import AuthError, TransportError, UnknownStateError
@@ -243,3 +244,11 @@ async def test_provider_calls_and_errors_by_kind() -> None:
         ):
             await nowhere.probe()
         assert c == [1.0]
+
+
+def test_the_health_command_asks_loopback_for_a_wildcard_address() -> None:
+    assert health_url(MetricsConfig(port=9108)) == "http://127.0.0.1:9108/healthz"
+    assert health_url(MetricsConfig(port=9108, host="0.0.0.0")) == "http://127.0.0.1:9108/healthz"
+    assert health_url(MetricsConfig(port=1, host="::")) == "http://[::1]:1/healthz"
+    assert health_url(MetricsConfig(port=1, host="::1")) == "http://[::1]:1/healthz"
+    assert health_url(MetricsConfig(port=1, host="bot.internal")) == "http://bot.internal:1/healthz"
