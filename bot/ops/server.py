@@ -80,7 +80,8 @@ async def serve_ops(config: MetricsConfig, health: Health) -> AsyncIterator[None
                 config.host,
                 config.port,
             )
-        log.info("metrics at http://%s:%d/metrics", config.host, config.port)
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        log.info("metrics at http://%s:%d/metrics", host, config.port)
         lag = asyncio.create_task(watch_loop_lag(), name="event-loop-lag")
         yield
     finally:
