@@ -19,6 +19,7 @@ from bot.jobs.breaker import CircuitBreaker, ProviderUnavailable
 from bot.models import GuildDefaults, JobRecord, NewJob, QuotaRefusal
 from bot.moderation.blocklist import BLOCKLIST_BUDGET, BlocklistTimeout, find_blocked_rule
 from bot.moderation.gates import RequestRefused, closed_gate
+from bot.ops import metrics
 from bot.quota import CostTable, CreditTotals, Limits, job_cost, quota_verdict
 from bot.runcomfy.errors import RunComfyError
 from bot.store.protocol import Store
@@ -191,6 +192,7 @@ class Admission:
             )
         except GateClosed as closed:
             raise RequestRefused.from_gate(closed) from None
+        metrics.job_accepted(record)
         log.info("job %d %s (%d credits)", record.id, record.state.value, cost)
         return record
 

@@ -24,6 +24,9 @@ from bot.jobs.breaker import CircuitBreaker, Trip
 from bot.jobs.notify import JobNotifier
 from bot.jobs.runner import JobRunner, utcnow
 from bot.models import JobRecord
+from bot.ops.discord_http import discord_trace
+from bot.ops.health import Health
+from bot.ops.server import serve_ops
 from bot.runcomfy.client import RunComfyClient
 from bot.runcomfy.pricing import ListPrice
 from bot.store import Store, open_store
@@ -56,6 +59,8 @@ class SeedanceBot(commands.Bot):
             tree_cls=SeedanceTree,
             allowed_mentions=discord.AllowedMentions.none(),
             guild_ready_timeout=guild_ready_timeout,
+            # Latency and 429s of every REST call, for the metrics.
+            http_trace=discord_trace(),
         )
         self.config = config
         self._store = store
@@ -137,6 +142,17 @@ class SeedanceBot(commands.Bot):
         log.info("synced %d commands (%s)", len(synced), scope)
         return True
 
+    def gateway_trouble(self) -> str | None:
+        """Why the gateway is not usable right now (for /healthz), or None when connected."""
+        if self.is_closed():
+            return "the client is closed"
+        ws: Any = self.ws  # None until the first connection
+        if ws is None or not ws.open:
+            return "not connected"
+        if not self.is_ready():
+            return "connected, not ready yet"
+        return None
+
     async def on_ready(self) -> None:
         assert self.user is not None
         log.info("logged in as %s (%d) in %d servers", self.user, self.user.id, len(self.guilds))
@@ -160,6 +176,7 @@ async def run_bot(config: Config, secrets: Secrets) -> None:
         SeedanceBot(
             config, http_session=http_session, store=store, runcomfy_token=secrets.runcomfy_token
         ) as bot,
+        serve_ops(config.metrics, Health(store, gateway=bot.gateway_trouble)),
     ):
         loop = asyncio.get_running_loop()
         handled = []

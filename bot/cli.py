@@ -30,7 +30,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    setup_logging(config.logging.level, [secrets.discord_token, secrets.runcomfy_token])
+    setup_logging(
+        config.logging.level,
+        [secrets.discord_token, secrets.runcomfy_token],
+        fmt=config.logging.format,
+    )
     from bot.app import run_bot
 
     asyncio.run(run_bot(config, secrets))
@@ -54,6 +58,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     for name in ("DISCORD_TOKEN", "RUNCOMFY_API_TOKEN"):
         print(f"{name}: {'missing' if name in missing else 'set'}")
     return 1 if missing else 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 when the running bot's /healthz answers 200, else 1 (a container's health check)."""
+    from bot.ops.probe import ask_health
+
+    healthy, said = ask_health(_load(args).metrics)
+    print(f"seedance-bot health: {said}", file=sys.stdout if healthy else sys.stderr)
+    return 0 if healthy else 1
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -99,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, help_text in (
         ("run", cmd_run, "run the bot"),
         ("check", cmd_check, "validate the config, migrate the database, report the tokens"),
+        ("health", cmd_health, "ask the running bot's /healthz ([metrics] port): exit 0 if ok"),
     ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument(

@@ -31,6 +31,7 @@ CONFIG_ENV = "SEEDANCE_BOT_CONFIG"
 DISCORD_TOKEN_ENV = "DISCORD_TOKEN"
 RUNCOMFY_TOKEN_ENV = "RUNCOMFY_API_TOKEN"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
 
 
 class ConfigError(Exception):
@@ -113,6 +114,15 @@ class JobsConfig:
 @dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
+    format: str = "text"
+    """``text`` for people, ``json`` for a log shipper: one JSON object per line."""
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    port: int = 0
+    """Where ``/metrics`` and ``/healthz`` are served; 0 turns them off."""
+    host: str = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -124,6 +134,7 @@ class Config:
     animate: AnimateConfig = field(default_factory=AnimateConfig)
     jobs: JobsConfig = field(default_factory=JobsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 @dataclass(frozen=True)
@@ -300,6 +311,26 @@ def _hosts(where: str, value: Any) -> tuple[str, ...]:
     return tuple(hosts)
 
 
+def _port(where: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise ConfigError(f"{where} must be a TCP port from 1 to 65535, or 0 for off")
+    return value
+
+
+def _listen_host(where: str, value: Any) -> str:
+    """An address to listen on: an IP address (``0.0.0.0`` for all) or a host name."""
+    name = value.strip().lower().rstrip(".") if isinstance(value, str) else ""
+    try:
+        return str(ipaddress.ip_address(name.strip("[]")))
+    except ValueError:
+        pass
+    if not name or name.startswith("*") or not _HOST_NAME.fullmatch(name):
+        raise ConfigError(
+            f'{where} must be an IP address or a host name, like "127.0.0.1" or "0.0.0.0"'
+        )
+    return name
+
+
 def _snowflake(where: str, value: Any) -> int | None:
     if value == 0 or value == "":
         return None
@@ -335,7 +366,7 @@ def _costs(_where: str, value: Any) -> dict[str, dict[int, int]]:
 
 def parse_config(data: Mapping[str, Any]) -> Config:
     """Validate a parsed TOML document; raise `ConfigError` naming the first bad key."""
-    sections = {"discord", "runcomfy", "database", "quota", "animate", "jobs", "logging"}
+    sections = {"discord", "runcomfy", "database", "quota", "animate", "jobs", "logging", "metrics"}
     for name in data:
         if name not in sections:
             raise ConfigError(f"[{name}] is not a known section")
@@ -421,8 +452,14 @@ def parse_config(data: Mapping[str, Any]) -> Config:
         max_attempts=j.get("max_attempts", 3, _int(1)),
     )
 
-    lg = _Section(data, "logging", {"level"})
+    lg = _Section(data, "logging", {"level", "format"})
     level = lg.get("level", "INFO", lambda where, v: _choice(LOG_LEVELS)(where, str(v).upper()))
+    log_format = lg.get("format", "text", _choice(LOG_FORMATS))
+
+    m = _Section(data, "metrics", {"port", "host"})
+    metrics = MetricsConfig(
+        port=m.get("port", 0, _port), host=m.get("host", MetricsConfig.host, _listen_host)
+    )
 
     return Config(
         discord=discord,
@@ -431,5 +468,6 @@ def parse_config(data: Mapping[str, Any]) -> Config:
         quota=quota,
         animate=animate,
         jobs=jobs,
-        logging=LoggingConfig(level=level),
+        logging=LoggingConfig(level=level, format=log_format),
+        metrics=metrics,
     )

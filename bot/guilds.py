@@ -30,6 +30,7 @@ from bot.models import (
 from bot.moderation.blocklist import MAX_BLOCK_RULES, MAX_REGEX_RULES, normalize_word
 from bot.moderation.gates import RequestRefused
 from bot.moderation.regexes import vet_regex
+from bot.ops import metrics
 from bot.quota import Period
 from bot.store.protocol import Store
 
@@ -201,14 +202,20 @@ class GuildAdmin:
     async def expire_approvals(self, max_age: timedelta) -> list[ApprovalRequest]:
         """End every request that waited longer than ``max_age``; the ones ended."""
         now = self._clock()
-        return await self._store.expire_approvals(older_than=now - max_age, now=now)
+        ended = await self._store.expire_approvals(older_than=now - max_age, now=now)
+        for request in ended:
+            metrics.job_settled(request.job)
+        return ended
 
     async def deny(
         self, guild_id: int, job_id: int, *, by: int, reason: str | None
     ) -> ApprovalRequest:
-        return await self._store.deny_request(
+        denied = await self._store.deny_request(
             guild_id, job_id, by=by, reason=reason, now=self._clock()
         )
+        if denied.changed:
+            metrics.job_settled(denied.job)
+        return denied
 
     async def set_approval_message(self, job_id: int, message_id: int) -> None:
         await self._store.set_approval_message(job_id, message_id)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from bot.errors import UserFacingError
+from bot.ops import metrics
 from bot.runcomfy.errors import (
     AuthError,
     NoBalanceError,
@@ -87,6 +88,7 @@ class CircuitBreaker:
         self._failures = 0
         self._open: Trip | None = None
         self._opened_at = 0.0
+        metrics.BREAKER_OPEN.set(0)
 
     @property
     def trouble(self) -> Trouble | None:
@@ -108,6 +110,7 @@ class CircuitBreaker:
             log.warning("the video service answers again; taking new jobs")
         self._failures = 0
         self._open = None
+        metrics.BREAKER_OPEN.set(0)
 
     def failure(self, exc: RunComfyError) -> None:
         trouble = classify(exc)
@@ -124,6 +127,8 @@ class CircuitBreaker:
     def _trip(self, trip: Trip) -> None:
         self._open = trip
         self._opened_at = self._clock()
+        metrics.BREAKER_OPEN.set(1)
+        metrics.BREAKER_TRIPS.labels(trouble=trip.trouble.value).inc()
         log.error("video service paused for new jobs (%s): %s", trip.trouble.value, trip.detail)
         if self._on_trip is not None:
             self._on_trip(trip)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bot import logs
 from bot.config import Config
 from bot.errors import JobNotFound
 from bot.jobs.fetch import fetch_video
@@ -32,6 +33,7 @@ from bot.jobs.words import (
 )
 from bot.media.download import DownloadError
 from bot.models import JobRecord, JobState
+from bot.ops import metrics
 from bot.runcomfy.client import RunComfyClient, Submission, VideoInput
 from bot.runcomfy.errors import (
     DeadlineExceededError,
@@ -227,6 +229,7 @@ class JobMachine:
             job.id, self._clock(), owner=self.owner
         ):
             return None
+        metrics.job_entered(JobState.SUBMITTING)
         request = VideoInput(
             prompt=job.prompt,
             first_frame_image_url=job.image_url,
@@ -250,8 +253,10 @@ class JobMachine:
                 log.warning("job %d: submit refused: %r", job.id, exc)
                 await self.end(job.id, JobState.FAILED, describe_provider_error(exc), notifier)
                 return None
+            logs.bind(request_id=sub.request_id)
             log.info("job %d submitted as request %s", job.id, sub.request_id)
             updated = await self._record_submission(job.id, sub)
+            metrics.job_entered(updated.state)
         await self._notify(job.id, notifier)
         return updated
 
@@ -297,6 +302,7 @@ class JobMachine:
             now=self._clock(),
             owner=self.owner,
         )
+        metrics.job_entered(JobState.UNKNOWN_SUBMISSION)
         await self._notify(job.id, notifier)
         await self._hold_until_deadline(job, deadline or self._deadline(job), notifier)
 
@@ -332,12 +338,15 @@ class JobMachine:
             if step is None:
                 return
             if step != shown:
-                if step[0] != shown[0]:
+                entered = step[0] != shown[0]
+                if entered:
                     since = loop.time()
                 shown = step
                 await self._store.set_progress(
                     job.id, step[0], queue_position=step[1], now=self._clock(), owner=self.owner
                 )
+                if entered:
+                    metrics.job_entered(step[0])
                 await self._notify(job.id, notifier)
             delay = next_poll_delay(
                 state=step[0].value,
@@ -346,7 +355,9 @@ class JobMachine:
                 expected_run_seconds=expected,
                 plan=self._poll_plan,
             )
-            await asyncio.sleep(max(0.0, min(delay, deadline - loop.time())))
+            pause = max(0.0, min(delay, deadline - loop.time()))
+            metrics.POLL_DELAY.observe(pause)
+            await asyncio.sleep(pause)
 
     async def _apply(
         self, job: JobRecord, state: ProviderState, notifier: JobNotifier | None
@@ -432,6 +443,7 @@ class JobMachine:
         await self._store.set_progress(
             job.id, JobState.DELIVERING, queue_position=None, now=self._clock(), owner=self.owner
         )
+        metrics.job_entered(JobState.DELIVERING)
         await self._notify(job.id, notifier)
         with tempfile.TemporaryDirectory(prefix="seedance-") as tmp:
             path = Path(tmp) / f"seedance-{job.id}.mp4"

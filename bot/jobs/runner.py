@@ -15,16 +15,19 @@ import os
 import secrets
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
 
+from bot import logs
 from bot.config import Config
 from bot.jobs.machine import JobMachine
 from bot.jobs.notify import CancelResult, JobNotifier, ModeratorDesk
 from bot.jobs.polling import expected_run_seconds
 from bot.jobs.slots import FairQueue
 from bot.models import JobRecord, JobState
+from bot.ops import metrics
 from bot.runcomfy.client import RunComfyClient
 from bot.runcomfy.errors import RunComfyError
 from bot.store.protocol import Store
@@ -78,10 +81,11 @@ class JobRunner:
         self._held: set[int] = set()
         """Jobs accepted here and not started yet: their leases are kept all the same."""
         self._notifiers: dict[int, JobNotifier] = {}
-        # Jobs already reported to the desk, newest last; bounded, a job settles only once.
+        # Jobs seen settled here (counted, told to the desk), newest last; bounded (settled once).
         self._settled: dict[int, None] = {}
         self.desk: ModeratorDesk | None = None
         """Where the moderators hear about settled jobs; set by the face when it loads."""
+        metrics.watch_jobs(self)
 
     # -- what the face reads ---------------------------------------------------------------
 
@@ -108,6 +112,16 @@ class JobRunner:
     def active_jobs(self) -> int:
         """Jobs with a running task in this process."""
         return len(self._running)
+
+    @property
+    def slots_in_use(self) -> int:
+        """Jobs holding a provider slot."""
+        return self._queue.running
+
+    @property
+    def waiting_for_slot(self) -> int:
+        """Jobs waiting in the fair queue for a provider slot."""
+        return self._queue.waiting
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -153,10 +167,15 @@ class JobRunner:
         if claimed is None or job.id in self._running:
             return False
         self._notifiers[job.id] = notifier
-        task = self._tasks.create(self._machine.run(job.id, notifier), name=f"job-{job.id}")
+        task = self._tasks.create(self._run(job, notifier), name=f"job-{job.id}")
         self._running[job.id] = task
         task.add_done_callback(functools.partial(self._forget, job.id))
         return True
+
+    async def _run(self, job: JobRecord, notifier: JobNotifier) -> None:
+        # Every line this task logs names the job (the task has its own copy of the context).
+        logs.bind(job_id=job.id, guild_id=job.guild_id, request_id=job.request_id)
+        await self._machine.run(job.id, notifier)
 
     async def resume(self, notifier_for: Callable[[JobRecord], JobNotifier]) -> int:
         """After a start: watch every request awaiting a moderator, take every job nobody
@@ -184,7 +203,10 @@ class JobRunner:
             if job.id in self._running:
                 continue
             log.info("taking over job %d (%s, owner %s)", job.id, job.state.value, job.owner)
-            taken += await self.start(job, self._notifier_for(job))
+            started = await self.start(job, self._notifier_for(job))
+            if started:
+                metrics.LEASE_TAKEOVERS.inc()
+            taken += started
         return taken
 
     async def _keep_leases(self) -> None:
@@ -227,9 +249,13 @@ class JobRunner:
         """Release a job that never reached the provider (e.g. its status message failed)."""
         self._held.discard(job.id)
         if job.state is JobState.PENDING_APPROVAL:
-            await self._store.withdraw_request(job.id, member_id=job.member_id)
+            withdrawn = await self._store.withdraw_request(job.id, member_id=job.member_id)
+            self._settled_here(withdrawn.job if withdrawn.changed else None)
             return
-        await self._store.finish_failed(job.id, JobState.FAILED, error=reason, now=self._clock())
+        if await self._store.finish_failed(
+            job.id, JobState.FAILED, error=reason, now=self._clock()
+        ):
+            self._settled_here(replace(job, state=JobState.FAILED))
 
     async def close(self) -> None:
         """Stop gracefully: no new submits, a short grace for submits and posts under way, then
@@ -315,14 +341,21 @@ class JobRunner:
             except Exception:
                 # Showing progress must never break the job itself.
                 log.exception("job %d: status update failed", job_id)
-        if job.state.is_terminal and self.desk is not None and job_id not in self._settled:
-            self._settled[job_id] = None
-            if len(self._settled) > SETTLED_MEMORY:
-                del self._settled[next(iter(self._settled))]
+        if job.state.is_terminal and self._settled_here(job) and self.desk is not None:
             try:
                 await self.desk.job_settled(job)
             except Exception:
                 log.exception("job %d: the moderators' log entry failed", job_id)
+
+    def _settled_here(self, job: JobRecord | None) -> bool:
+        """Count a job this process saw settle, once; False when it was counted already."""
+        if job is None or job.id in self._settled:
+            return False
+        self._settled[job.id] = None
+        if len(self._settled) > SETTLED_MEMORY:
+            del self._settled[next(iter(self._settled))]
+        metrics.job_settled(job)
+        return True
 
     def _queue_changed(self) -> None:
         positions = self._queue.positions()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from bot.ops import metrics
 from bot.runcomfy.calls import CancelOutcome, Submission, VideoInput
 from bot.runcomfy.errors import (
     ApiError,
@@ -74,6 +76,8 @@ class _Answer:
     text: str
     parsed: bool
     too_large: bool = False
+    call: str = "other"
+    """Which call this answers (submit, status, result, cancel, probe), for the metrics."""
 
 
 class RunComfyClient:
@@ -161,7 +165,7 @@ class RunComfyClient:
     async def probe(self) -> None:
         """A cheap authenticated call (the model's page) that proves the service answers."""
         try:
-            answer = await self._send("GET", f"{self._base_url}/v1/models/{MODEL_ID}")
+            answer = await self._send("GET", f"{self._base_url}/v1/models/{MODEL_ID}", call="probe")
             self._raise_for_status(answer, request_id=None)
         except RunComfyError as exc:
             self._report(exc)
@@ -195,7 +199,9 @@ class RunComfyClient:
         attempt = 0
         while True:
             try:
-                answer = await self._send("POST", url, payload=payload, limits=self._submit_timeout)
+                answer = await self._send(
+                    "POST", url, payload=payload, limits=self._submit_timeout, call="submit"
+                )
             except TransportError as exc:
                 if not exc.sent:
                     raise
@@ -225,18 +231,18 @@ class RunComfyClient:
 
     async def status(self, sub: Submission) -> ProviderState:
         """One status call."""
-        answer = await self._send("GET", sub.status_url, request_id=sub.request_id)
+        answer = await self._send("GET", sub.status_url, request_id=sub.request_id, call="status")
         return self._state_from(answer, sub)
 
     async def result(self, sub: Submission) -> ProviderState:
         """One result call: the current state while unfinished, the video URL once completed."""
         url = URL(sub.result_url).update_query(include_cost="true")
-        answer = await self._send("GET", url, request_id=sub.request_id)
+        answer = await self._send("GET", url, request_id=sub.request_id, call="result")
         return self._state_from(answer, sub)
 
     async def cancel(self, sub: Submission) -> CancelOutcome:
         """Ask RunComfy to cancel; only a queued job can be cancelled."""
-        answer = await self._send("POST", sub.cancel_url, request_id=sub.request_id)
+        answer = await self._send("POST", sub.cancel_url, request_id=sub.request_id, call="cancel")
         self._raise_for_status(answer, request_id=sub.request_id)
         body = answer.body if isinstance(answer.body, Mapping) else {}
         outcome = body.get("outcome")
@@ -295,11 +301,13 @@ class RunComfyClient:
     def _submission_from(self, answer: _Answer) -> Submission:
         request_id = _valid_id(answer.body)
         if request_id is None:
-            raise UnknownSubmissionError(
+            error = UnknownSubmissionError(
                 "RunComfy accepted the submit without a valid request id",
                 status=answer.status,
                 detail=answer.text,
             )
+            metrics.provider_error(answer.call, error)
+            raise error
         body: Mapping[str, Any] = answer.body
 
         def url(key: str) -> str | None:
@@ -315,14 +323,18 @@ class RunComfyClient:
 
     def _state_from(self, answer: _Answer, sub: Submission) -> ProviderState:
         self._raise_for_status(answer, request_id=sub.request_id)
-        if not isinstance(answer.body, Mapping):
-            raise ServerError(
-                "RunComfy's answer was not a JSON object",
-                status=answer.status,
-                detail=answer.text,
-                request_id=sub.request_id,
-            )
-        return parse_state(answer.body, request_id=sub.request_id)
+        try:
+            if not isinstance(answer.body, Mapping):
+                raise ServerError(
+                    "RunComfy's answer was not a JSON object",
+                    status=answer.status,
+                    detail=answer.text,
+                    request_id=sub.request_id,
+                )
+            return parse_state(answer.body, request_id=sub.request_id)
+        except RunComfyError as exc:
+            metrics.provider_error(answer.call, exc)
+            raise
 
     async def _send(
         self,
@@ -332,9 +344,11 @@ class RunComfyClient:
         payload: Mapping[str, Any] | None = None,
         request_id: str | None = None,
         limits: aiohttp.ClientTimeout | None = None,
+        call: str,
     ) -> _Answer:
         """Make one call and read the whole answer; connection trouble becomes TransportError."""
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+        started = time.perf_counter()
         try:
             async with self._session.request(
                 method,
@@ -348,31 +362,36 @@ class RunComfyClient:
                 raw = await _read_capped(resp, MAX_ANSWER_BYTES)
                 status, resp_headers = resp.status, resp.headers
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            raise TransportError(
+            error = TransportError(
                 self._scrub(f"could not connect to RunComfy: {exc}"),
                 request_id=request_id,
                 sent=False,
-            ) from exc
+            )
+            metrics.provider_called(call, time.perf_counter() - started, error)
+            raise error from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             what = "timed out" if isinstance(exc, TimeoutError) else "failed"
-            raise TransportError(
+            error = TransportError(
                 self._scrub(f"the call to RunComfy {what}: {type(exc).__name__} {exc}".strip()),
                 request_id=request_id,
-            ) from exc
+            )
+            metrics.provider_called(call, time.perf_counter() - started, error)
+            raise error from exc
+        metrics.provider_called(call, time.perf_counter() - started)
         log.debug("RunComfy %s %s -> %s", method, URL(url).path, status)
         if raw is None:
             log.warning("RunComfy %s %s answered more than %d bytes", method, URL(url).path,
                         MAX_ANSWER_BYTES)  # fmt: skip
-            return _Answer(status, resp_headers, None, _TOO_LARGE, parsed=False, too_large=True)
+            return _Answer(
+                status, resp_headers, None, _TOO_LARGE, parsed=False, too_large=True, call=call
+            )
         text = self._scrub(raw.decode("utf-8", errors="replace"))
         try:
             body = self._scrub(json.loads(text)) if text.strip() else None
             parsed = True
         except ValueError:
             body, parsed = None, False
-        return _Answer(
-            status=status, headers=resp_headers, body=body, text=text[:_MAX_TEXT], parsed=parsed
-        )
+        return _Answer(status, resp_headers, body, text[:_MAX_TEXT], parsed=parsed, call=call)
 
     def _raise_for_status(self, answer: _Answer, *, request_id: str | None) -> None:
         """Raise the typed error an answer stands for; return quietly for a usable success."""
@@ -418,7 +437,7 @@ class RunComfyClient:
         request_id: str | None,
     ) -> NoReturn:
         retry_after = parse_retry_after(answer.headers.get("Retry-After"), datetime.now(UTC))
-        raise cls(
+        error = cls(
             message[:_MAX_TEXT],
             status=answer.status,
             code=code,
@@ -426,6 +445,8 @@ class RunComfyClient:
             retry_after=retry_after,
             request_id=request_id,
         )
+        metrics.provider_error(answer.call, error)
+        raise error
 
     def _scrub(self, value: Any) -> Any:
         """Remove the token from text before it reaches logs or exceptions."""

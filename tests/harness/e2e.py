@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from bot.app import run_bot
+from bot.config import Config
 from sandbox.world import Sandbox, SandboxSettings
 from tests.harness.images import make_image
 
@@ -60,12 +61,14 @@ class E2E:
 
     # the bot -----------------------------------------------------------------------------
 
-    async def start_bot(self) -> None:
-        """Run the bot the way `seedance-bot sandbox` does, and wait until it is on the gateway."""
+    async def start_bot(self, config: Config | None = None) -> None:
+        """Run the bot the way `seedance-bot sandbox` does (with ``config`` when given, else the
+        sandbox's), and wait until it is on the gateway."""
         assert self._task is None, "the bot is already running"
         # A restarted bot identifies anew: wait for that connection, not the previous one.
         self.emu.gateway.connected.clear()
-        self._task = asyncio.create_task(run_bot(self.sandbox.config, self.sandbox.secrets))
+        config = config or self.sandbox.config
+        self._task = asyncio.create_task(run_bot(config, self.sandbox.secrets))
         connected = asyncio.create_task(self.emu.wait_for_bot(timeout=WAIT))
         done, _ = await asyncio.wait({self._task, connected}, return_when=asyncio.FIRST_COMPLETED)
         if self._task in done:
