@@ -1,4 +1,4 @@
-"""Fetching a finished video for delivery, without ever throwing a made video away."""
+"""Fetching a finished video for delivery, and finding its post: a made video is never lost."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 import aiohttp
 
 from bot.config import RunComfyConfig
-from bot.jobs.notify import Delivery
+from bot.jobs.notify import Delivery, JobNotifier
 from bot.media.download import DownloadInterrupted, VideoTooLargeError, download_video
+from bot.models import JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -45,3 +46,14 @@ async def fetch_video(
         except DownloadInterrupted as exc:
             log.warning("job %d: video download cut (%s), attempt %d", job_id, exc, attempt)
     return Delivery(video_url=url, file=None, size=None, cut=True)
+
+
+async def find_post(job: JobRecord, notifier: JobNotifier | None) -> int | None:
+    """The id of the job's video post if an attempt whose answer was lost made it."""
+    if notifier is None:
+        return None
+    try:
+        return await notifier.find_delivery(job)
+    except Exception:
+        log.exception("job %d: could not look for its post", job.id)
+        return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
@@ -19,7 +20,7 @@ import aiohttp
 from bot import logs
 from bot.config import Config
 from bot.errors import JobNotFound
-from bot.jobs.fetch import fetch_video
+from bot.jobs.fetch import fetch_video, find_post
 from bot.jobs.notify import JobNotifier
 from bot.jobs.polling import PollPlan, expected_run_seconds, next_poll_delay
 from bot.jobs.slots import FairQueue
@@ -263,20 +264,8 @@ class JobMachine:
     async def _record_submission(self, job_id: int, sub: Submission) -> JobRecord:
         """Store the request id the provider gave, trying the write again while the database
         refuses it: without it the paid video could never be fetched."""
-        for attempt in range(SUBMISSION_WRITES - 1):
-            try:
-                return await self._store_submission(job_id, sub)
-            except JobNotFound:
-                raise  # the member was forgotten meanwhile: nothing to keep
-            except Exception:
-                log.exception(
-                    "job %d: could not store request %s; trying again", job_id, sub.request_id
-                )
-                await asyncio.sleep(0.5 * 2**attempt)
-        return await self._store_submission(job_id, sub)
-
-    async def _store_submission(self, job_id: int, sub: Submission) -> JobRecord:
-        return await self._store.set_submission(
+        write = functools.partial(
+            self._store.set_submission,
             job_id,
             request_id=sub.request_id,
             status_url=sub.status_url,
@@ -284,6 +273,17 @@ class JobMachine:
             cancel_url=sub.cancel_url,
             now=self._clock(),
         )
+        for attempt in range(SUBMISSION_WRITES - 1):
+            try:
+                return await write()
+            except JobNotFound:
+                raise  # the member was forgotten meanwhile: nothing to keep
+            except Exception:
+                log.exception(
+                    "job %d: could not store request %s; trying again", job_id, sub.request_id
+                )
+                await asyncio.sleep(0.5 * 2**attempt)
+        return await write()
 
     async def _unknown_submission(
         self,
@@ -469,7 +469,7 @@ class JobMachine:
             except Exception:
                 log.exception("job %d: delivery failed", job.id)
                 # Discord may have made the post and only its answer was lost: look first.
-                found = await self._find_post(current, notifier)
+                found = await find_post(current, notifier)
                 if found is not None:
                     await self._delivered(job.id, found, notifier)
                     return
@@ -481,15 +481,6 @@ class JobMachine:
                 )
                 return
         await self._delivered(job.id, message_id, notifier)
-
-    async def _find_post(self, job: JobRecord, notifier: JobNotifier | None) -> int | None:
-        if notifier is None:
-            return None
-        try:
-            return await notifier.find_delivery(job)
-        except Exception:
-            log.exception("job %d: could not look for its post", job.id)
-            return None
 
     async def _delivered(
         self, job_id: int, message_id: int | None, notifier: JobNotifier | None

@@ -63,7 +63,7 @@ POLL_DELAY = Histogram(
 
 PROVIDER_CALLS = Counter(
     "seedance_provider_calls",
-    "Calls to the video service, by call (submit, status, result, cancel, probe).",
+    "Calls to the video service, by call (submit, status, result, cancel, probe, price).",
     ["call"],
     registry=REGISTRY,
 )

@@ -18,17 +18,16 @@ from yarl import URL
 from bot.ops import metrics
 from bot.runcomfy.calls import CancelOutcome, Submission, VideoInput
 from bot.runcomfy.errors import (
+    CODE_ERRORS,
+    STATUS_ERRORS,
     ApiError,
-    AuthError,
     DeadlineExceededError,
-    InputRejectedError,
-    NoBalanceError,
-    NotFoundError,
     RateLimitedError,
     RunComfyError,
     ServerError,
     TransportError,
     UnknownSubmissionError,
+    error_code,
 )
 from bot.runcomfy.pricing import ListPrice, parse_list_price
 from bot.runcomfy.retry import parse_retry_after, retry_delay, should_retry
@@ -41,25 +40,6 @@ __all__ = ["CancelOutcome", "RunComfyClient", "Submission", "VideoInput"]
 MODEL_ID = "bytedance/seedance-1-0/lite/image-to-video"
 MODEL_PATH = f"/v1/models/{MODEL_ID}"
 
-_CODE_ERRORS: dict[int, type[ApiError]] = {
-    400001: InputRejectedError,
-    400002: NoBalanceError,
-    400004: AuthError,
-    403001: AuthError,
-    404001: NotFoundError,
-    422001: InputRejectedError,
-    500001: ServerError,
-}
-_STATUS_ERRORS: dict[int, type[ApiError]] = {
-    400: InputRejectedError,
-    401: AuthError,
-    402: NoBalanceError,
-    403: AuthError,
-    404: NotFoundError,
-    408: ServerError,
-    422: InputRejectedError,
-    429: RateLimitedError,
-}
 # Provider text ends up in logs and exception messages; keep it short.
 _MAX_TEXT = 300
 MAX_ANSWER_BYTES = 1 << 20
@@ -176,7 +156,7 @@ class RunComfyClient:
         """The model's published price (``GET /v1/models/{id}``), or None when the provider
         gives none the bot understands or cannot be asked; never raises for that."""
         try:
-            answer = await self._send("GET", f"{self._base_url}/v1/models/{MODEL_ID}")
+            answer = await self._send("GET", f"{self._base_url}/v1/models/{MODEL_ID}", call="price")
             self._raise_for_status(answer, request_id=None)
         except RunComfyError as exc:
             log.info("RunComfy's model price is not available: %s", exc)
@@ -400,7 +380,7 @@ class RunComfyClient:
                 ServerError, answer, _TOO_LARGE, code=None, detail=None, request_id=request_id
             )
         body = answer.body if isinstance(answer.body, Mapping) else {}
-        has_code, code = _error_code(body.get("error_code"))
+        has_code, code = error_code(body.get("error_code"))
         if 200 <= answer.status < 300 and not has_code:
             if not answer.parsed:
                 self._raise(
@@ -416,10 +396,10 @@ class RunComfyClient:
         detail = body.get("detail") if body else answer.text or None
         if answer.status == 429:
             cls: type[ApiError] = RateLimitedError
-        elif code in _CODE_ERRORS:
-            cls = _CODE_ERRORS[code]
-        elif answer.status in _STATUS_ERRORS:
-            cls = _STATUS_ERRORS[answer.status]
+        elif code in CODE_ERRORS:
+            cls = CODE_ERRORS[code]
+        elif answer.status in STATUS_ERRORS:
+            cls = STATUS_ERRORS[answer.status]
         elif answer.status >= 500:
             cls = ServerError
         else:
@@ -480,18 +460,6 @@ def _valid_id(body: Any) -> str | None:
     if isinstance(value, str) and REQUEST_ID_RE.fullmatch(value):
         return value
     return None
-
-
-def _error_code(value: Any) -> tuple[bool, int | None]:
-    """Whether a body's ``error_code`` marks an error, and the code when it is a number."""
-    if value is None or value is False or value in ("", 0):
-        return False, None
-    if isinstance(value, int):
-        return True, value
-    if isinstance(value, str) and value.strip().isdigit():
-        code = int(value.strip())
-        return code != 0, code or None
-    return True, None
 
 
 def _reason(answer: _Answer) -> str:

@@ -111,3 +111,37 @@ class UnknownSubmissionError(RunComfyError):
 
 class DeadlineExceededError(RunComfyError):
     """The job's deadline passed before RunComfy gave an answer."""
+
+
+# Which error each answer means: by RunComfy's error code first, else by HTTP status.
+CODE_ERRORS: dict[int, type[ApiError]] = {
+    400001: InputRejectedError,
+    400002: NoBalanceError,
+    400004: AuthError,
+    403001: AuthError,
+    404001: NotFoundError,
+    422001: InputRejectedError,
+    500001: ServerError,
+}
+STATUS_ERRORS: dict[int, type[ApiError]] = {
+    400: InputRejectedError,
+    401: AuthError,
+    402: NoBalanceError,
+    403: AuthError,
+    404: NotFoundError,
+    408: ServerError,
+    422: InputRejectedError,
+    429: RateLimitedError,
+}
+
+
+def error_code(value: Any) -> tuple[bool, int | None]:
+    """Whether a body's ``error_code`` marks an error, and the code when it is a number."""
+    if value is None or value is False or value in ("", 0):
+        return False, None
+    if isinstance(value, int):
+        return True, value
+    if isinstance(value, str) and value.strip().isdigit():
+        code = int(value.strip())
+        return code != 0, code or None
+    return True, None
