@@ -35,6 +35,7 @@ from bot.frames.rules import (
     prompt_text,
     render_violations,
 )
+from bot.i18n import _
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -101,7 +102,9 @@ async def check_request(
         try:
             data = await download()
         except AttachmentUnavailable:
-            failed = Violation("download", f"{meta.label}: the file could not be downloaded.")
+            failed = Violation.of(
+                "download", _("{label}: the file could not be downloaded.", label=_(meta.label))
+            )
             return None, b"", [failed]
         facts, found = await check_image(meta.label, data)
         return facts, data, found

@@ -18,6 +18,7 @@ import aiohttp
 
 from bot.config import Config
 from bot.errors import JobNotFound
+from bot.i18n import N_
 from bot.jobs.fetch import fetch_video
 from bot.jobs.notify import JobNotifier
 from bot.jobs.polling import PollPlan, expected_run_seconds, next_poll_delay
@@ -143,7 +144,13 @@ class JobMachine:
                 job_id, owner=self.owner, retry_at=retry_at, now=self._clock()
             )
             if attempts >= self._config.jobs.max_attempts:
-                reason = CRASHED_AGAIN + (f" (request {job.request_id})" if job.request_id else "")
+                reason = (
+                    N_("{reason} (request {request_id})").format(
+                        reason=CRASHED_AGAIN, request_id=job.request_id
+                    )
+                    if job.request_id
+                    else CRASHED_AGAIN
+                )
                 await self.end(job_id, JobState.FAILED, reason, notifier, owned=False)
             elif attempts:
                 log.warning("job %d: handed back, retried in %.0f s", job_id, backoff)
@@ -194,7 +201,9 @@ class JobMachine:
             self._queue.admit_now(job.guild_id, job.member_id, job.id)
         if job.state is JobState.SUBMITTING:
             # We sent a submit but never stored its answer: it may or may not be running.
-            await self._unknown_submission(job, "The bot stopped while sending this job.", notifier)
+            await self._unknown_submission(
+                job, N_("The bot stopped while sending this job."), notifier
+            )
             return
         if job.state is JobState.UNKNOWN_SUBMISSION and job.request_id is None:
             await self._hold_until_deadline(job, deadline, notifier)
@@ -241,7 +250,7 @@ class JobMachine:
                 log.warning("job %d: submit outcome unknown: %s", job.id, exc)
                 if exc.request_id is None:
                     await self._unknown_submission(
-                        job, "The video service did not confirm this job.", notifier, deadline
+                        job, N_("The video service did not confirm this job."), notifier, deadline
                     )
                     return None
                 # The answer named the request: follow it rather than guess.
@@ -290,10 +299,10 @@ class JobMachine:
         minutes = round(self._config.runcomfy.job_deadline / 60)
         await self._store.mark_unknown_submission(
             job.id,
-            error=(
-                f"{what} It is not sent again, so you cannot be charged twice; "
-                f"the credits are held for up to {minutes} minutes in case it ran, then released."
-            ),
+            error=N_(
+                "{what} It is not sent again, so you cannot be charged twice; "
+                "the credits are held for up to {minutes} minutes in case it ran, then released."
+            ).format(what=what, minutes=minutes),
             now=self._clock(),
             owner=self.owner,
         )
@@ -307,7 +316,7 @@ class JobMachine:
         await self.end(
             job.id,
             JobState.FAILED,
-            "The video service never confirmed this job. Your credits were released.",
+            N_("The video service never confirmed this job. Your credits were released."),
             notifier,
         )
 
@@ -368,14 +377,14 @@ class JobMachine:
                 await self.end(
                     job.id,
                     JobState.FAILED,
-                    "The video service could not make this video.",
+                    N_("The video service could not make this video."),
                     notifier,
                 )
             case Cancelled():
                 await self.end(
                     job.id,
                     JobState.CANCELLED,
-                    "The job was cancelled at the video service.",
+                    N_("The job was cancelled at the video service."),
                     notifier,
                 )
         return None
@@ -405,7 +414,9 @@ class JobMachine:
         await self.end(
             job.id,
             JobState.TIMED_OUT,
-            f"The video was not ready within {minutes} minutes, so the job was given up.",
+            N_("The video was not ready within {minutes} minutes, so the job was given up.").format(
+                minutes=minutes
+            ),
             notifier,
         )
 
@@ -417,7 +428,7 @@ class JobMachine:
             await self.end(
                 job.id,
                 JobState.FAILED,
-                "The video service finished but returned no video.",
+                N_("The video service finished but returned no video."),
                 notifier,
             )
             return
@@ -442,7 +453,7 @@ class JobMachine:
                 await self.end(
                     job.id,
                     JobState.FAILED,
-                    f"The finished video could not be fetched: {exc}",
+                    N_("The finished video could not be fetched: {reason}").format(reason=exc),
                     notifier,
                 )
                 return
@@ -464,7 +475,7 @@ class JobMachine:
                 await self.end(
                     job.id,
                     JobState.FAILED,
-                    "The video was made but could not be posted in this channel.",
+                    N_("The video was made but could not be posted in this channel."),
                     notifier,
                 )
                 return
