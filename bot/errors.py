@@ -12,10 +12,11 @@ if TYPE_CHECKING:
 
 class UserFacingError(Exception):
     """Raised where the member must be told something: `text` is worded in the member's
-    language where the error is answered; `message` is the English (logs, tests)."""
+    language where the error is answered (a plain str is looked up in the catalogs as it
+    is); `message` is the English (logs, tests)."""
 
     def __init__(self, message: str | Text) -> None:
-        self.text = message
+        self.text = message if isinstance(message, Text) else Text(message)
         self.message = str(message)
         super().__init__(self.message)
 

@@ -21,8 +21,7 @@ def error_message(error: app_commands.AppCommandError) -> Text | None:
     """The member-facing text for an expected error, or None for a bug."""
     original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
     if isinstance(original, UserFacingError):
-        text = original.text
-        return text if isinstance(text, Text) else _(text)
+        return original.text
     if isinstance(error, app_commands.NoPrivateMessage):
         return _("This command only works in a server.")
     if isinstance(error, app_commands.MissingPermissions):

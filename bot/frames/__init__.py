@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from bot.frames.images import inspect_image, inspect_image_async
 from bot.frames.rules import (
     ALLOWED_FORMATS,
+    ALLOWED_LIST,
     BYTES_PER_MB,
     IMAGE_LABEL,
     LAST_FRAME_1080P_NOTE,
@@ -39,6 +40,7 @@ from bot.i18n import _
 
 __all__ = [
     "ALLOWED_FORMATS",
+    "ALLOWED_LIST",
     "BYTES_PER_MB",
     "IMAGE_LABEL",
     "LAST_FRAME_1080P_NOTE",
