@@ -228,7 +228,8 @@ class ChannelNotifier:
         if self._told_privately:
             return
         self._told_privately = True
-        text = self._words(job)(
+        t = self._words(job)
+        text = t(
             "I lost permission to post in {channel}, so I can't show your video job there. "
             "Here is where it stands:",
             channel=f"<#{job.channel_id}>",
