@@ -13,7 +13,7 @@ RUN useradd --create-home --uid 10001 seedance \
     && chown seedance:seedance /data /config
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY bot ./bot
 COPY cogs ./cogs
 RUN pip install .
