@@ -18,7 +18,7 @@ COPY requirements.lock ./
 RUN pip install --no-cache-dir --require-hashes --only-binary=:all: -r requirements.lock
 
 # The bot itself, on top, without resolving anything again.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY bot ./bot
 COPY cogs ./cogs
 RUN pip install --no-cache-dir --no-deps --no-build-isolation . \

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.errors import GateClosed, QuotaExceeded, UserFacingError
+from bot.i18n import N_
 from bot.jobs.breaker import CircuitBreaker, ProviderUnavailable
 from bot.models import GuildDefaults, JobRecord, NewJob, QuotaRefusal
 from bot.moderation.blocklist import BLOCKLIST_BUDGET, BlocklistTimeout, find_blocked_rule
@@ -26,7 +27,7 @@ from bot.store.protocol import Store
 
 log = logging.getLogger(__name__)
 
-RESTARTING = (
+RESTARTING = N_(
     "The bot is restarting, so it is not taking new videos for a moment. Nothing was charged; "
     "please try again in a minute."
 )

@@ -31,6 +31,7 @@ from bot.runcomfy.client import RunComfyClient
 from bot.runcomfy.pricing import ListPrice
 from bot.store import Store, open_store
 from bot.tasks import TaskSet
+from cogs._i18n import CatalogTranslator
 from cogs._tree import SeedanceTree
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ class SeedanceBot(commands.Bot):
     async def setup_hook(self) -> None:
         # In the background: a slow or silent provider never holds up the start.
         self._tasks.create(self._read_list_price(), name="list-price")
+        await self.tree.set_translator(CatalogTranslator())
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.notifier_for is not None:
@@ -129,8 +131,13 @@ class SeedanceBot(commands.Bot):
         )
         if guild is not None:
             self.tree.copy_global_to(guild=guild)
+        # With their localizations: a changed translation is a changed command set.
+        translator = self.tree.translator
         payload: list[dict[str, Any]] = [
-            command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)
+            await command.get_translated_payload(self.tree, translator)
+            if translator is not None
+            else command.to_dict(self.tree)
+            for command in self.tree.get_commands(guild=guild)
         ]
         scope = f"guild:{guild.id}" if guild else "global"
         digest = hashlib.sha256(json.dumps([scope, payload], sort_keys=True).encode()).hexdigest()

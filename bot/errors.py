@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bot.i18n import Text
+
 if TYPE_CHECKING:
     from bot.models import QuotaRefusal
 
 
 class UserFacingError(Exception):
-    """Raised where the member must be told something; `message` is shown verbatim."""
+    """Raised where the member must be told something: `text` is worded in the member's
+    language where the error is answered (a plain str is looked up in the catalogs as it
+    is); `message` is the English (logs, tests)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str | Text) -> None:
+        self.text = message if isinstance(message, Text) else Text(message)
+        self.message = str(message)
+        super().__init__(self.message)
 
 
 class JobNotFound(LookupError):

@@ -13,10 +13,16 @@ from datetime import datetime
 
 import discord
 
+from bot.i18n import ENGLISH, N_, Text, Words, _, _n
 from bot.models import JobRecord, JobState, QuotaRefusal, Usage
 from bot.quota import Period
 
-PERIOD_WORD = {Period.DAY: "today", Period.WEEK: "this week", Period.MONTH: "this month"}
+PERIOD_WORD = {
+    Period.DAY: N_("today"),
+    Period.WEEK: N_("this week"),
+    Period.MONTH: N_("this month"),
+}
+"""The period a budget runs for, as said after "left" (a msgid: word it for the reader)."""
 
 
 @dataclass(frozen=True)
@@ -32,36 +38,50 @@ class Look:
 
     @property
     def headline(self) -> str:
-        return f"{self.emoji} {self.title}"
+        return self.headline_in(ENGLISH)
 
     @property
     def label(self) -> str:
-        return f"{self.emoji} {self.short}"
+        return self.label_in(ENGLISH)
+
+    def headline_in(self, t: Words) -> str:
+        return f"{self.emoji} {t(self.title)}"
+
+    def label_in(self, t: Words) -> str:
+        return f"{self.emoji} {t(self.short)}"
 
 
 STATES: dict[JobState, Look] = {
     JobState.ACCEPTED: Look(
-        "⏳", "Sending to the video service", "starting", discord.Colour.light_grey()
+        "⏳", N_("Sending to the video service"), N_("starting"), discord.Colour.light_grey()
     ),
     JobState.SUBMITTING: Look(
-        "⏳", "Sending to the video service", "starting", discord.Colour.light_grey()
+        "⏳", N_("Sending to the video service"), N_("starting"), discord.Colour.light_grey()
     ),
-    JobState.QUEUED: Look("🕒", "Waiting in the queue", "queued", discord.Colour.blurple()),
-    JobState.RUNNING: Look("🎬", "Generating the video", "generating", discord.Colour.gold()),
-    JobState.DELIVERING: Look("📦", "Posting the video", "posting", discord.Colour.gold()),
-    JobState.DELIVERED: Look("✅", "Video ready", "delivered", discord.Colour.green()),
-    JobState.FAILED: Look("❌", "Failed — no credits used", "failed", discord.Colour.red()),
+    JobState.QUEUED: Look("🕒", N_("Waiting in the queue"), N_("queued"), discord.Colour.blurple()),
+    JobState.RUNNING: Look(
+        "🎬", N_("Generating the video"), N_("generating"), discord.Colour.gold()
+    ),
+    JobState.DELIVERING: Look("📦", N_("Posting the video"), N_("posting"), discord.Colour.gold()),
+    JobState.DELIVERED: Look("✅", N_("Video ready"), N_("delivered"), discord.Colour.green()),
+    JobState.FAILED: Look("❌", N_("Failed — no credits used"), N_("failed"), discord.Colour.red()),
     JobState.CANCELLED: Look(
-        "🚫", "Cancelled — no credits used", "cancelled", discord.Colour.dark_grey()
+        "🚫", N_("Cancelled — no credits used"), N_("cancelled"), discord.Colour.dark_grey()
     ),
     JobState.TIMED_OUT: Look(
-        "⌛", "Timed out — no credits used", "timed out", discord.Colour.red()
+        "⌛", N_("Timed out — no credits used"), N_("timed out"), discord.Colour.red()
     ),
     JobState.UNKNOWN_SUBMISSION: Look(
-        "❔", "Not confirmed by the video service", "unconfirmed", discord.Colour.orange()
+        "❔",
+        N_("Not confirmed by the video service"),
+        N_("unconfirmed"),
+        discord.Colour.orange(),
     ),
     JobState.PENDING_APPROVAL: Look(
-        "🛡️", "Waiting for a moderator", "waiting for a moderator", discord.Colour.orange()
+        "🛡️",
+        N_("Waiting for a moderator"),
+        N_("waiting for a moderator"),
+        discord.Colour.orange(),
     ),
 }
 
@@ -71,8 +91,8 @@ def ts(moment: datetime, style: str = "R") -> str:
     return f"<t:{int(moment.timestamp())}:{style}>"
 
 
-def credits(n: int) -> str:
-    return f"{n} credit" if n == 1 else f"{n} credits"
+def credits(n: int, t: Words = ENGLISH) -> str:
+    return t(_n("{count} credit", "{count} credits", n))
 
 
 def clip(text: str, limit: int) -> str:
@@ -134,42 +154,57 @@ def requester_only(member_id: int) -> discord.AllowedMentions:
     )
 
 
-def settings_line(job: JobRecord) -> str:
-    last = " · last frame" if job.last_frame_url else ""
-    return f"{job.resolution} · {job.duration} s{last} · {credits(job.credits)}"
+def settings_line(job: JobRecord, t: Words = ENGLISH) -> str:
+    last = t(" · last frame") if job.last_frame_url else ""
+    return f"{job.resolution} · {job.duration} s{last} · {credits(job.credits, t)}"
 
 
-def quota_line(usage: Usage) -> str:
-    word = PERIOD_WORD[usage.period]
-    return (
-        f"{usage.member_left} of {credits(usage.member_limit)} left {word} · "
-        f"server pool {usage.server_left}/{usage.server_limit} · resets {ts(usage.resets_at)}"
+def quota_line(usage: Usage, t: Words = ENGLISH) -> str:
+    return t(
+        "{left} of {limit} left {period} · server pool {pool_left}/{pool_limit} · resets {resets}",
+        left=usage.member_left,
+        limit=credits(usage.member_limit, t),
+        period=_(PERIOD_WORD[usage.period]),
+        pool_left=usage.server_left,
+        pool_limit=usage.server_limit,
+        resets=ts(usage.resets_at),
     )
 
 
-def refusal_message(refusal: QuotaRefusal) -> str:
-    word = PERIOD_WORD[refusal.period]
+def refusal_message(refusal: QuotaRefusal) -> Text:
+    """Why a request does not fit the budgets, what is left and when it resets."""
+    period = _(PERIOD_WORD[refusal.period])
     resets = f"{ts(refusal.resets_at)} ({ts(refusal.resets_at, 'f')})"
     if refusal.reason == "member_credits":
         left = max(0, refusal.member_limit - refusal.member_used)
-        return (
-            f"Not enough credits: this video costs {credits(refusal.cost)} and you have "
-            f"{credits(left)} left of {refusal.member_limit} {word}. Your credits reset {resets}. "
-            "Nothing was charged."
+        return _(
+            "Not enough credits: this video costs {cost} and you have {left} left of {limit} "
+            "{period}. Your credits reset {resets}. Nothing was charged.",
+            cost=_n("{count} credit", "{count} credits", refusal.cost),
+            left=_n("{count} credit", "{count} credits", left),
+            limit=refusal.member_limit,
+            period=period,
+            resets=resets,
         )
     if refusal.reason == "server_credits":
         left = max(0, refusal.server_limit - refusal.server_used)
-        return (
-            f"The server's shared pool is too low: this video costs {credits(refusal.cost)} and "
-            f"the pool has {credits(left)} left of {refusal.server_limit} {word}. "
-            f"It resets {resets}. Nothing was charged."
+        return _(
+            "The server's shared pool is too low: this video costs {cost} and the pool has "
+            "{left} left of {limit} {period}. It resets {resets}. Nothing was charged.",
+            cost=_n("{count} credit", "{count} credits", refusal.cost),
+            left=_n("{count} credit", "{count} credits", left),
+            limit=refusal.server_limit,
+            period=period,
+            resets=resets,
         )
     if refusal.reason == "member_concurrent":
-        return (
-            f"You already have {refusal.active_member} video(s) in progress, the most allowed at "
-            "once. Wait for one to finish, then try again. Nothing was charged."
+        return _(
+            "You already have {count} video(s) in progress, the most allowed at once. Wait for "
+            "one to finish, then try again. Nothing was charged.",
+            count=refusal.active_member,
         )
-    return (
-        f"This server already has {refusal.active_server} videos in progress, the most allowed at "
-        "once. Try again in a few minutes. Nothing was charged."
+    return _(
+        "This server already has {count} videos in progress, the most allowed at once. Try "
+        "again in a few minutes. Nothing was charged.",
+        count=refusal.active_server,
     )

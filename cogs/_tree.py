@@ -9,28 +9,30 @@ import discord
 from discord import app_commands
 
 from bot.errors import UserFacingError
+from bot.i18n import Text, _
+from cogs._i18n import private_words
 
 log = logging.getLogger(__name__)
 
-UNEXPECTED = "Something went wrong on the bot's side. Nothing was charged; please try again."
+UNEXPECTED = _("Something went wrong on the bot's side. Nothing was charged; please try again.")
 
 
-def error_message(error: app_commands.AppCommandError) -> str | None:
+def error_message(error: app_commands.AppCommandError) -> Text | None:
     """The member-facing text for an expected error, or None for a bug."""
     original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
     if isinstance(original, UserFacingError):
-        return original.message
+        return original.text
     if isinstance(error, app_commands.NoPrivateMessage):
-        return "This command only works in a server."
+        return _("This command only works in a server.")
     if isinstance(error, app_commands.MissingPermissions):
-        return "You need the Manage Server permission to do that."
+        return _("You need the Manage Server permission to do that.")
     if isinstance(error, app_commands.BotMissingPermissions):
         missing = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
-        return f"I am missing these permissions in this channel: {missing}."
+        return _("I am missing these permissions in this channel: {missing}.", missing=missing)
     if isinstance(error, app_commands.CommandOnCooldown):
-        return f"Slow down: try again in {error.retry_after:.0f} s."
+        return _("Slow down: try again in {seconds} s.", seconds=f"{error.retry_after:.0f}")
     if isinstance(error, app_commands.CheckFailure):
-        return "You cannot use this command here."
+        return _("You cannot use this command here.")
     return None
 
 
@@ -50,10 +52,13 @@ class SeedanceTree(app_commands.CommandTree[discord.Client]):
 
 async def reply_ephemeral(
     interaction: discord.Interaction[discord.Client],
-    message: str,
+    message: str | Text,
     embed: discord.Embed | None = None,
 ) -> None:
-    """Answer privately, whether or not the interaction was already acknowledged."""
+    """Answer privately, whether or not the interaction was already acknowledged; a Text is
+    worded in the member's language (a str is sent as it is)."""
+    if isinstance(message, Text):
+        message = private_words(interaction)(message)
     kwargs: dict[str, Any] = {"ephemeral": True, "allowed_mentions": discord.AllowedMentions.none()}
     if embed is not None:
         kwargs["embed"] = embed

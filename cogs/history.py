@@ -8,26 +8,29 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.i18n import C_, ENGLISH, N_, Words
 from bot.models import JobRecord, JobState
+from cogs._i18n import private_words
 from cogs._render import STATES, clip, credits, message_link, shown_line, ts
 
 if TYPE_CHECKING:
     from bot.app import SeedanceBot
 
 
-def job_line(job: JobRecord) -> str:
-    charged = credits(job.credits) if job.state is JobState.DELIVERED else "no charge"
+def job_line(job: JobRecord, t: Words = ENGLISH) -> str:
+    charged = credits(job.credits, t) if job.state is JobState.DELIVERED else t("no charge")
     if not job.state.is_terminal:
-        charged = f"{credits(job.credits)} held"
+        charged = t("{credits} held", credits=credits(job.credits, t))
     where = ""
     if job.result_message_id:
-        where = f" · [video]({message_link(job.guild_id, job.channel_id, job.result_message_id)})"
+        link = message_link(job.guild_id, job.channel_id, job.result_message_id)
+        where = t(" · [video]({link})", link=link)
     elif job.status_message_id:
         link = message_link(job.guild_id, job.channel_id, job.status_message_id)
-        where = f" · [status]({link})"
+        where = t(" · [status]({link})", link=link)
     return (
-        f"**{STATES[job.state].label}** {ts(job.created_at)} · {job.resolution} {job.duration} s · "
-        f"{charged}{where}\n> {shown_line(job.prompt, 120)}"
+        f"**{STATES[job.state].label_in(t)}** {ts(job.created_at)} · {job.resolution} "
+        f"{job.duration} s · {charged}{where}\n> {shown_line(job.prompt, 120)}"
     )
 
 
@@ -37,16 +40,19 @@ class HistoryCog(commands.Cog):
     def __init__(self, bot: SeedanceBot) -> None:
         self.bot = bot
 
-    @app_commands.command(name="jobs", description="Your recent videos in this server.")
+    @app_commands.command(
+        name=C_("command", "jobs"), description=N_("Your recent videos in this server.")
+    )
     @app_commands.guild_only()
     async def jobs(self, interaction: discord.Interaction[Any]) -> None:
         assert interaction.guild_id is not None
         recent = await self.bot.runner.recent(interaction.guild_id, interaction.user.id)
-        embed = discord.Embed(title="Your recent videos", colour=discord.Colour.blurple())
+        t = private_words(interaction)
+        embed = discord.Embed(title=t("Your recent videos"), colour=discord.Colour.blurple())
         if recent:
-            embed.description = clip("\n".join(job_line(j) for j in recent), 4096)
+            embed.description = clip("\n".join(job_line(j, t) for j in recent), 4096)
         else:
-            embed.description = "No videos yet. Try `/animate` with an image and a prompt."
+            embed.description = t("No videos yet. Try `/animate` with an image and a prompt.")
         await interaction.response.send_message(
             embed=embed, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )

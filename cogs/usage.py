@@ -9,40 +9,66 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import UserFacingError
+from bot.i18n import C_, ENGLISH, N_, Words, _
 from bot.models import Usage
+from cogs._i18n import private_words
 from cogs._render import PERIOD_WORD, credits, ts
 
 if TYPE_CHECKING:
     from bot.app import SeedanceBot
 
 
-def usage_embed(usage: Usage, *, member: discord.abc.User) -> discord.Embed:
-    word = PERIOD_WORD[usage.period]
+def usage_embed(usage: Usage, *, member: discord.abc.User, t: Words = ENGLISH) -> discord.Embed:
     embed = discord.Embed(
-        title=f"Video credits — {member.display_name}", colour=discord.Colour.blurple()
+        title=t("Video credits — {name}", name=member.display_name),
+        colour=discord.Colour.blurple(),
     )
-    held = f" (+{usage.member_reserved} held by running jobs)" if usage.member_reserved else ""
+    held = (
+        t(" (+{count} held by running jobs)", count=usage.member_reserved)
+        if usage.member_reserved
+        else ""
+    )
     embed.add_field(
-        name=f"Used {word}",
-        value=f"{credits(usage.member_used)}{held} of {usage.member_limit}",
+        name=t("Used {period}", period=_(PERIOD_WORD[usage.period])),
+        value=t(
+            "{used}{held} of {limit}",
+            used=credits(usage.member_used, t),
+            held=held,
+            limit=usage.member_limit,
+        ),
         inline=True,
     )
-    embed.add_field(name="Left", value=credits(usage.member_left), inline=True)
+    embed.add_field(name=t("Left"), value=credits(usage.member_left, t), inline=True)
     embed.add_field(
-        name="Resets", value=f"{ts(usage.resets_at)} ({ts(usage.resets_at, 'f')})", inline=True
+        name=t("Resets"),
+        value=f"{ts(usage.resets_at)} ({ts(usage.resets_at, 'f')})",
+        inline=True,
     )
-    server_held = f" (+{usage.server_reserved} held)" if usage.server_reserved else ""
+    server_held = (
+        t(" (+{count} held)", count=usage.server_reserved) if usage.server_reserved else ""
+    )
     embed.add_field(
-        name="Server pool",
-        value=(
-            f"{credits(usage.server_used)}{server_held} used of {usage.server_limit} · "
-            f"{credits(usage.server_left)} left"
+        name=t("Server pool"),
+        value=t(
+            "{used}{held} used of {limit} · {left} left",
+            used=credits(usage.server_used, t),
+            held=server_held,
+            limit=usage.server_limit,
+            left=credits(usage.server_left, t),
         ),
         inline=False,
     )
     if usage.member_active_jobs:
-        embed.add_field(name="In progress", value=f"{usage.member_active_jobs} job(s)", inline=True)
+        embed.add_field(
+            name=t("In progress"),
+            value=t("{count} job(s)", count=usage.member_active_jobs),
+            inline=True,
+        )
     return embed
+
+
+OPTION_NAMES = (C_("command", "member"),)
+"""The option's name as members read it (discord.py takes it from the parameter)."""
 
 
 class UsageCog(commands.Cog):
@@ -52,10 +78,11 @@ class UsageCog(commands.Cog):
         self.bot = bot
 
     @app_commands.command(
-        name="usage", description="Your video credits: used, left, and when they reset."
+        name=C_("command", "usage"),
+        description=N_("Your video credits: used, left, and when they reset."),
     )
     @app_commands.guild_only()
-    @app_commands.describe(member="Moderators only: look at another member")
+    @app_commands.describe(member=N_("Moderators only: look at another member"))
     async def usage(
         self, interaction: discord.Interaction[Any], member: discord.Member | None = None
     ) -> None:
@@ -63,11 +90,11 @@ class UsageCog(commands.Cog):
         target: discord.abc.User = member or interaction.user
         if target.id != interaction.user.id and not interaction.permissions.manage_guild:
             raise UserFacingError(
-                "Only moderators (Manage Server) can look at another member's usage."
+                _("Only moderators (Manage Server) can look at another member's usage.")
             )
         roles = [r.id for r in getattr(target, "roles", [])]
         usage = await self.bot.guild_admin.usage(interaction.guild_id, target.id, roles)
-        embed = usage_embed(usage, member=target)
+        embed = usage_embed(usage, member=target, t=private_words(interaction))
         await interaction.response.send_message(
             embed=embed, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )

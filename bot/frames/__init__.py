@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from bot.frames.images import inspect_image, inspect_image_async
 from bot.frames.rules import (
     ALLOWED_FORMATS,
+    ALLOWED_LIST,
     BYTES_PER_MB,
     IMAGE_LABEL,
     LAST_FRAME_1080P_NOTE,
@@ -35,9 +36,11 @@ from bot.frames.rules import (
     prompt_text,
     render_violations,
 )
+from bot.i18n import _
 
 __all__ = [
     "ALLOWED_FORMATS",
+    "ALLOWED_LIST",
     "BYTES_PER_MB",
     "IMAGE_LABEL",
     "LAST_FRAME_1080P_NOTE",
@@ -101,7 +104,9 @@ async def check_request(
         try:
             data = await download()
         except AttachmentUnavailable:
-            failed = Violation("download", f"{meta.label}: the file could not be downloaded.")
+            failed = Violation.of(
+                "download", _("{label}: the file could not be downloaded.", label=_(meta.label))
+            )
             return None, b"", [failed]
         facts, found = await check_image(meta.label, data)
         return facts, data, found

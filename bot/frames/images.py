@@ -37,6 +37,7 @@ from bot.frames.rules import (
     dimensions_pass,
     format_number,
 )
+from bot.i18n import N_, Text, _
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,8 @@ def _decode_slots() -> asyncio.Semaphore:
 # Reading the bytes
 
 
-def _reject(rule: str, message: str) -> ImageRejected:
-    return ImageRejected(Violation(rule, message))
+def _reject(rule: str, message: Text) -> ImageRejected:
+    return ImageRejected(Violation.of(rule, message))
 
 
 _SVG_TAG: Final = re.compile(rb"<svg[\s>/]", re.IGNORECASE)
@@ -98,47 +99,67 @@ def _signature_refusal(label: str, data: bytes) -> ImageRejected | None:
         if major in _AVIF_BRANDS or (major in {b"mif1", b"msf1"} and _AVIF_BRANDS & set(brands)):
             return _reject(
                 "avif_unsupported",
-                f"{label}: AVIF images aren't supported. "
-                "Please convert it to JPEG, PNG or WebP and try again.",
+                _(
+                    "{label}: AVIF images aren't supported. "
+                    "Please convert it to JPEG, PNG or WebP and try again.",
+                    label=_(label),
+                ),
             )
         if major in _HEIF_BRANDS:
             return _reject(
                 "heif_unsupported",
-                f"{label}: HEIC/HEIF photos aren't supported. "
-                "Please convert it to JPEG or PNG and try again.",
+                _(
+                    "{label}: HEIC/HEIF photos aren't supported. "
+                    "Please convert it to JPEG or PNG and try again.",
+                    label=_(label),
+                ),
             )
         if major in _VIDEO_BRANDS or major.startswith(b"3g"):
-            return _reject(
-                "video_unsupported",
-                f"{label}: this is a video file, not a still image. "
-                f"Please attach a {ALLOWED_LIST} image.",
-            )
+            return _video_file(label)
     if data.startswith(_EBML):
-        return _reject(
-            "video_unsupported",
-            f"{label}: this is a video file, not a still image. "
-            f"Please attach a {ALLOWED_LIST} image.",
-        )
+        return _video_file(label)
     if data.startswith((_JXL_CONTAINER, _JXL_CODESTREAM)):
         return _reject(
             "jxl_unsupported",
-            f"{label}: JPEG XL images aren't supported. "
-            "Please convert it to JPEG or PNG and try again.",
+            _(
+                "{label}: JPEG XL images aren't supported. "
+                "Please convert it to JPEG or PNG and try again.",
+                label=_(label),
+            ),
         )
     head = data[:4096].removeprefix(b"\xef\xbb\xbf").lstrip()
     if head.startswith(b"<") and _SVG_TAG.search(head):
         return _reject(
             "svg_unsupported",
-            f"{label}: SVG (vector) images aren't supported. "
-            "Please export it as PNG or JPEG and try again.",
+            _(
+                "{label}: SVG (vector) images aren't supported. "
+                "Please export it as PNG or JPEG and try again.",
+                label=_(label),
+            ),
         )
     return None
+
+
+def _video_file(label: str) -> ImageRejected:
+    return _reject(
+        "video_unsupported",
+        _(
+            "{label}: this is a video file, not a still image. Please attach a {formats} image.",
+            label=_(label),
+            formats=_(ALLOWED_LIST),
+        ),
+    )
 
 
 def _unsupported_format(label: str, pillow_format: str) -> ImageRejected:
     return _reject(
         "format_unsupported",
-        f"{label}: {pillow_format} images aren't supported. Please use {ALLOWED_LIST}.",
+        _(
+            "{label}: {format} images aren't supported. Please use {formats}.",
+            label=_(label),
+            format=pillow_format,
+            formats=_(ALLOWED_LIST),
+        ),
     )
 
 
@@ -153,16 +174,23 @@ def _unreadable(label: str, data: bytes) -> ImageRejected:
         return _unsupported_format(label, known)
     return _reject(
         "not_an_image",
-        f"{label}: this file isn't an image we can read (it may be damaged, incomplete or "
-        f"not an image at all). Please attach a {ALLOWED_LIST} image.",
+        _(
+            "{label}: this file isn't an image we can read (it may be damaged, incomplete or "
+            "not an image at all). Please attach a {formats} image.",
+            label=_(label),
+            formats=_(ALLOWED_LIST),
+        ),
     )
 
 
 def _damaged(label: str) -> ImageRejected:
     return _reject(
         "undecodable",
-        f"{label}: the image is damaged or incomplete and can't be read. "
-        "Please save it again (for example as PNG or JPEG) and retry.",
+        _(
+            "{label}: the image is damaged or incomplete and can't be read. "
+            "Please save it again (for example as PNG or JPEG) and retry.",
+            label=_(label),
+        ),
     )
 
 
@@ -170,23 +198,41 @@ def _too_large_to_read(label: str) -> ImageRejected:
     max_side = format_number(max(r.limit for r in RULES if r.id in {"width_max", "height_max"}))
     return _reject(
         "too_many_pixels",
-        f"{label}: the image has far too many pixels to process; "
-        f"width and height must each be less than {max_side} px.",
+        _(
+            "{label}: the image has far too many pixels to process; "
+            "width and height must each be less than {max_side} px.",
+            label=_(label),
+            max_side=max_side,
+        ),
     )
 
 
 def _animated(label: str, pillow_format: str) -> ImageRejected:
     kind = {
-        "GIF": "Animated GIFs aren't",
-        "WEBP": "Animated WebP images aren't",
-        "PNG": "Animated PNGs (APNG) aren't",
-        "TIFF": "Multi-page TIFFs aren't",
-    }.get(pillow_format, "Animated images aren't")
-    return _reject(
-        "animated",
-        f"{label}: {kind} supported; please attach a still image "
-        "(for example one frame saved as PNG).",
+        "GIF": N_(
+            "{label}: Animated GIFs aren't supported; please attach a still image "
+            "(for example one frame saved as PNG)."
+        ),
+        "WEBP": N_(
+            "{label}: Animated WebP images aren't supported; please attach a still image "
+            "(for example one frame saved as PNG)."
+        ),
+        "PNG": N_(
+            "{label}: Animated PNGs (APNG) aren't supported; please attach a still image "
+            "(for example one frame saved as PNG)."
+        ),
+        "TIFF": N_(
+            "{label}: Multi-page TIFFs aren't supported; please attach a still image "
+            "(for example one frame saved as PNG)."
+        ),
+    }.get(
+        pillow_format,
+        N_(
+            "{label}: Animated images aren't supported; please attach a still image "
+            "(for example one frame saved as PNG)."
+        ),
     )
+    return _reject("animated", _(kind, label=_(label)))
 
 
 def _orientation(img: Image.Image) -> int:
@@ -226,7 +272,7 @@ def inspect_image(label: str, data: bytes) -> ImageFacts:
     a fully decoded image or already break a dimension rule (and `check_facts` says which).
     """
     if not data:
-        raise _reject("empty_file", f"{label}: the file is empty.")
+        raise _reject("empty_file", _("{label}: the file is empty.", label=_(label)))
     refusal = _signature_refusal(label, data)
     if refusal is not None:
         raise refusal
@@ -279,8 +325,12 @@ def _inspect_opened(label: str, data: bytes, img: ImageFile.ImageFile) -> ImageF
 def _too_slow(label: str) -> ImageRejected:
     return _reject(
         "decode_time",
-        f"{label}: the image took too long to read (over {DECODE_SECONDS:g} s). "
-        "Save it again as an ordinary JPEG or PNG and try again.",
+        _(
+            "{label}: the image took too long to read (over {seconds} s). "
+            "Save it again as an ordinary JPEG or PNG and try again.",
+            label=_(label),
+            seconds=f"{DECODE_SECONDS:g}",
+        ),
     )
 
 

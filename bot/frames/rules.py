@@ -20,12 +20,13 @@ from fractions import Fraction
 from typing import Final, Literal
 
 from bot.errors import UserFacingError
+from bot.i18n import ENGLISH, N_, Text, Words, _, _n
 
 log = logging.getLogger(__name__)
 
-PROMPT_LABEL: Final = "Prompt"
-IMAGE_LABEL: Final = "Image"
-LAST_FRAME_LABEL: Final = "Last frame"
+PROMPT_LABEL: Final = N_("Prompt")
+IMAGE_LABEL: Final = N_("Image")
+LAST_FRAME_LABEL: Final = N_("Last frame")
 
 BYTES_PER_MB: Final = 1_000_000
 """The schema's "MB": 30 MB is read as 30,000,000 bytes, the stricter of the two readings."""
@@ -46,10 +47,10 @@ _COMPARE: Final[Mapping[Operator, Callable[[Fraction, Fraction], bool]]] = {
     ">=": operator.ge,
 }
 _OPERATOR_WORDS: Final[Mapping[Operator, str]] = {
-    "<": "less than",
-    ">": "greater than",
-    "<=": "at most",
-    ">=": "at least",
+    "<": N_("less than"),
+    ">": N_("greater than"),
+    "<=": N_("at most"),
+    ">=": N_("at least"),
 }
 
 
@@ -75,20 +76,20 @@ class Rule:
         return _COMPARE[self.op](value, self.limit)
 
 
-_ASPECT: Final = "aspect ratio (width ÷ height)"
+_ASPECT: Final = N_("aspect ratio (width ÷ height)")
 
 RULES: Final[tuple[Rule, ...]] = (
     # The prompt: required, 1..1900 characters once surrounding whitespace is trimmed.
-    Rule("prompt_min", "prompt", "prompt_chars", ">=", Fraction(1), "length", "character"),
-    Rule("prompt_max", "prompt", "prompt_chars", "<=", Fraction(1900), "length", "character"),
+    Rule("prompt_min", "prompt", "prompt_chars", ">=", Fraction(1), N_("length"), "character"),
+    Rule("prompt_max", "prompt", "prompt_chars", "<=", Fraction(1900), N_("length"), "character"),
     # Each image, in the order and with the operators of the schema's `validations`.
-    Rule("width_max", "image", "width_pixels", "<", Fraction(6000), "width", "px"),
-    Rule("height_max", "image", "height_pixels", "<", Fraction(6000), "height", "px"),
-    Rule("width_min", "image", "width_pixels", ">", Fraction(300), "width", "px"),
-    Rule("height_min", "image", "height_pixels", ">", Fraction(300), "height", "px"),
+    Rule("width_max", "image", "width_pixels", "<", Fraction(6000), N_("width"), "px"),
+    Rule("height_max", "image", "height_pixels", "<", Fraction(6000), N_("height"), "px"),
+    Rule("width_min", "image", "width_pixels", ">", Fraction(300), N_("width"), "px"),
+    Rule("height_min", "image", "height_pixels", ">", Fraction(300), N_("height"), "px"),
     Rule("aspect_min", "image", "width/height", ">", Fraction("0.4"), _ASPECT, ""),
     Rule("aspect_max", "image", "width/height", "<", Fraction("2.5"), _ASPECT, ""),
-    Rule("file_size_max", "image", "file_size_mb", "<", Fraction(30), "file size", "MB"),
+    Rule("file_size_max", "image", "file_size_mb", "<", Fraction(30), N_("file size"), "MB"),
 )
 
 PROMPT_MAX_CHARS: Final = next(int(r.limit) for r in RULES if r.id == "prompt_max")
@@ -110,9 +111,9 @@ ALLOWED_FORMATS: Final[Mapping[str, str]] = {
 # Pillow registers no opener for MPO: the JPEG opener returns it.
 JPEG_FAMILY: Final = frozenset({"JPEG", "MPO"})
 PILLOW_FORMATS: Final = tuple(ALLOWED_FORMATS)
-ALLOWED_LIST: Final = "JPEG, PNG, WebP, BMP, TIFF or a still GIF"
+ALLOWED_LIST: Final = N_("JPEG, PNG, WebP, BMP, TIFF or a still GIF")
 
-LAST_FRAME_1080P_NOTE: Final = (
+LAST_FRAME_1080P_NOTE: Final = N_(
     "Note: at 1080p Seedance ignores the last frame, so it won't shape how the video ends. "
     "Choose 480p or 720p if you want the last frame used."
 )
@@ -123,10 +124,19 @@ SWAPPING_ORIENTATIONS: Final = frozenset({5, 6, 7, 8})
 
 @dataclass(frozen=True)
 class Violation:
-    """One broken rule: a machine id and a member-facing sentence with the actual value."""
+    """One broken rule: a machine id and a member-facing sentence with the actual value
+    (``message`` in English; ``text``, when set, to word it in the member's language)."""
 
     rule: str
     message: str
+    text: Text | None = None
+
+    @classmethod
+    def of(cls, rule: str, text: Text) -> Violation:
+        return cls(rule, str(text), text)
+
+    def worded(self, t: Words) -> str:
+        return self.message if self.text is None else t(self.text)
 
 
 @dataclass(frozen=True)
@@ -207,7 +217,7 @@ class RequestCheck:
 @dataclass(frozen=True)
 class _Measurement:
     value: Fraction
-    detail: str = ""  # said after the value, inside the parentheses of the message
+    detail: Text | str = ""  # said after the value, inside the parentheses of the message
 
 
 def _evaluate(
@@ -220,27 +230,34 @@ def _evaluate(
             continue
         measurement = measured[rule.quantity]
         if not rule.holds(measurement.value):
-            violations.append(Violation(rule.id, _rule_message(label, rule, measurement)))
+            violations.append(Violation.of(rule.id, _rule_message(label, rule, measurement)))
     return violations
 
 
-def _rule_message(label: str, rule: Rule, measurement: _Measurement) -> str:
+def _rule_message(label: str, rule: Rule, measurement: _Measurement) -> Text:
     value = measurement.value
-    exactly = "exactly " if value == rule.limit else ""
-    limit_text = format_number(rule.limit) + _unit(rule.unit, rule.limit)
-    value_text = format_number(value, near=rule.limit) + _unit(rule.unit, value)
-    return (
-        f"{label}: {rule.noun} must be {_OPERATOR_WORDS[rule.op]} {limit_text} "
-        f"(it is {exactly}{value_text}{measurement.detail})."
+    template = (
+        N_("{label}: {noun} must be {comparison} {limit} (it is exactly {value}{detail}).")
+        if value == rule.limit
+        else N_("{label}: {noun} must be {comparison} {limit} (it is {value}{detail}).")
+    )
+    return _(
+        template,
+        label=_(label),
+        noun=_(rule.noun),
+        comparison=_(_OPERATOR_WORDS[rule.op]),
+        limit=_amount(rule.limit, rule.unit),
+        value=_amount(value, rule.unit, near=rule.limit),
+        detail=measurement.detail,
     )
 
 
-def _unit(unit: str, value: Fraction) -> str:
-    if not unit:
-        return ""
-    if unit == "character" and value != 1:
-        return " characters"
-    return f" {unit}"
+def _amount(value: Fraction, unit: str, *, near: Fraction | None = None) -> Text | str:
+    number = format_number(value, near=near)
+    if unit == "character":
+        count = int(value) if value.denominator == 1 else 2
+        return _n("{number} character", "{number} characters", count, number=number)
+    return f"{number} {unit}" if unit else number
 
 
 def format_number(value: Fraction, *, near: Fraction | None = None, max_places: int = 2) -> str:
@@ -268,7 +285,7 @@ def prompt_text(prompt: str) -> str:
 def check_prompt(prompt: str) -> list[Violation]:
     """The prompt's rules: 1 to 1900 characters after trimming whitespace."""
     trimmed = prompt_text(prompt)
-    detail = " after trimming spaces" if trimmed != prompt else ""
+    detail = _(" after trimming spaces") if trimmed != prompt else ""
     measured: dict[Quantity, _Measurement] = {
         "prompt_chars": _Measurement(Fraction(len(trimmed)), detail)
     }
@@ -294,7 +311,7 @@ def check_facts(facts: ImageFacts) -> list[Violation]:
 
 
 def _image_measurements(facts: ImageFacts) -> dict[Quantity, _Measurement]:
-    shown = ", as displayed after its EXIF rotation" if facts.rotated else ""
+    shown: Text | str = _(", as displayed after its EXIF rotation") if facts.rotated else ""
     measured: dict[Quantity, _Measurement] = {
         "width_pixels": _Measurement(Fraction(facts.width), shown),
         "height_pixels": _Measurement(Fraction(facts.height), shown),
@@ -303,7 +320,7 @@ def _image_measurements(facts: ImageFacts) -> dict[Quantity, _Measurement]:
     if facts.height > 0:
         dims = f"{facts.width}\N{MULTIPLICATION SIGN}{facts.height} px"
         measured["width/height"] = _Measurement(
-            Fraction(facts.width, facts.height), f": {dims}{shown}"
+            Fraction(facts.width, facts.height), _(": {dims}{shown}", dims=dims, shown=shown)
         )
     return measured
 
@@ -324,20 +341,24 @@ def dimensions_pass(width: int, height: int) -> bool:
 # Saying it
 
 
+DEFAULT_HEADING: Final = N_("Please fix the following and run /animate again:")
+
+
 def render_violations(
     violations: Sequence[Violation],
     *,
-    heading: str | None = "Please fix the following and run /animate again:",
+    heading: str | None = DEFAULT_HEADING,
     limit: int = 2000,
+    t: Words = ENGLISH,
 ) -> str:
     """One member-facing message listing every violation, cut to fit `limit` characters."""
-    lines = [f"\N{BULLET} {v.message}" for v in violations]
-    head = [heading] if heading else []
+    lines = [f"\N{BULLET} {v.worded(t)}" for v in violations]
+    head = [t(heading)] if heading else []
     text = "\n".join([*head, *lines])
     shown = len(lines)
     while len(text) > limit and shown > 0:
         shown -= 1
-        more = f"\N{HORIZONTAL ELLIPSIS}and {len(lines) - shown} more."
+        more = "\N{HORIZONTAL ELLIPSIS}" + t("and {count} more.", count=len(lines) - shown)
         text = "\n".join([*head, *lines[:shown], more])
     return text[:limit]
 

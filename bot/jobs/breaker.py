@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from bot.errors import UserFacingError
+from bot.i18n import N_, _
 from bot.ops import metrics
 from bot.runcomfy.errors import (
     AuthError,
@@ -34,11 +35,11 @@ class Trouble(StrEnum):
 
 
 MEMBER_TEXT = {
-    Trouble.OUTAGE: (
+    Trouble.OUTAGE: N_(
         "The video service is having trouble right now, so new videos are paused. "
         "Nothing was charged; please try again in a few minutes."
     ),
-    Trouble.ACCOUNT: (
+    Trouble.ACCOUNT: N_(
         "The video service is refusing the bot's account (its key or its balance), so new "
         "videos are paused until the operator fixes it. Nothing was charged."
     ),
@@ -49,7 +50,7 @@ class ProviderUnavailable(UserFacingError):
     """New requests are refused while the breaker is open."""
 
     def __init__(self, trouble: Trouble) -> None:
-        super().__init__(MEMBER_TEXT[trouble])
+        super().__init__(_(MEMBER_TEXT[trouble]))
         self.trouble = trouble
 
 

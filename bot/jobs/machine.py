@@ -7,11 +7,10 @@ runs in. Every step is stored before the next one starts, so a restart resumes f
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +19,8 @@ import aiohttp
 from bot import logs
 from bot.config import Config
 from bot.errors import JobNotFound
+from bot.i18n import N_
+from bot.jobs.critical import CriticalSections
 from bot.jobs.fetch import fetch_video, find_post
 from bot.jobs.notify import JobNotifier
 from bot.jobs.polling import PollPlan, expected_run_seconds, next_poll_delay
@@ -71,9 +72,7 @@ class JobMachine:
         """This process's identity in the jobs' leases: every write of the run names it."""
         self.closing = False
         """Set on a graceful stop: no new submit starts."""
-        self._critical: set[int] = set()
-        self._calm = asyncio.Event()
-        self._calm.set()
+        self._critical = CriticalSections()
         self._config = config
         self._store = store
         self._provider = provider
@@ -86,23 +85,9 @@ class JobMachine:
             ceiling=max(config.runcomfy.poll_interval * 3, 1.0),
         )
 
-    @contextlib.contextmanager
-    def _critical_section(self, job_id: int) -> Iterator[None]:
-        """A submit or a post under way, which a graceful stop lets finish."""
-        self._critical.add(job_id)
-        self._calm.clear()
-        try:
-            yield
-        finally:
-            self._critical.discard(job_id)
-            if not self._critical:
-                self._calm.set()
-
     async def calm(self, grace: float) -> None:
         """Wait (up to ``grace`` seconds) until no submit or post is under way."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(grace):
-                await self._calm.wait()
+        await self._critical.calm(grace)
 
     async def run(self, job_id: int, notifier: JobNotifier | None) -> None:
         """Run a job from whatever state it is stored in, until it ends or must wait.
@@ -146,7 +131,13 @@ class JobMachine:
                 job_id, owner=self.owner, retry_at=retry_at, now=self._clock()
             )
             if attempts >= self._config.jobs.max_attempts:
-                reason = CRASHED_AGAIN + (f" (request {job.request_id})" if job.request_id else "")
+                reason = (
+                    N_("{reason} (request {request_id})").format(
+                        reason=CRASHED_AGAIN, request_id=job.request_id
+                    )
+                    if job.request_id
+                    else CRASHED_AGAIN
+                )
                 await self.end(job_id, JobState.FAILED, reason, notifier, owned=False)
             elif attempts:
                 log.warning("job %d: handed back, retried in %.0f s", job_id, backoff)
@@ -197,7 +188,9 @@ class JobMachine:
             self._queue.admit_now(job.guild_id, job.member_id, job.id)
         if job.state is JobState.SUBMITTING:
             # We sent a submit but never stored its answer: it may or may not be running.
-            await self._unknown_submission(job, "The bot stopped while sending this job.", notifier)
+            await self._unknown_submission(
+                job, N_("The bot stopped while sending this job."), notifier
+            )
             return
         if job.state is JobState.UNKNOWN_SUBMISSION and job.request_id is None:
             await self._hold_until_deadline(job, deadline, notifier)
@@ -238,14 +231,14 @@ class JobMachine:
             resolution=job.resolution,
             duration=job.duration,
         )
-        with self._critical_section(job.id):
+        with self._critical.hold(job.id):
             try:
                 sub = await self._provider.submit(request)
             except UnknownSubmissionError as exc:
                 log.warning("job %d: submit outcome unknown: %s", job.id, exc)
                 if exc.request_id is None:
                     await self._unknown_submission(
-                        job, "The video service did not confirm this job.", notifier, deadline
+                        job, N_("The video service did not confirm this job."), notifier, deadline
                     )
                     return None
                 # The answer named the request: follow it rather than guess.
@@ -295,10 +288,10 @@ class JobMachine:
         minutes = round(self._config.runcomfy.job_deadline / 60)
         await self._store.mark_unknown_submission(
             job.id,
-            error=(
-                f"{what} It is not sent again, so you cannot be charged twice; "
-                f"the credits are held for up to {minutes} minutes in case it ran, then released."
-            ),
+            error=N_(
+                "{what} It is not sent again, so you cannot be charged twice; "
+                "the credits are held for up to {minutes} minutes in case it ran, then released."
+            ).format(what=what, minutes=minutes),
             now=self._clock(),
             owner=self.owner,
         )
@@ -313,7 +306,7 @@ class JobMachine:
         await self.end(
             job.id,
             JobState.FAILED,
-            "The video service never confirmed this job. Your credits were released.",
+            N_("The video service never confirmed this job. Your credits were released."),
             notifier,
         )
 
@@ -379,14 +372,14 @@ class JobMachine:
                 await self.end(
                     job.id,
                     JobState.FAILED,
-                    "The video service could not make this video.",
+                    N_("The video service could not make this video."),
                     notifier,
                 )
             case Cancelled():
                 await self.end(
                     job.id,
                     JobState.CANCELLED,
-                    "The job was cancelled at the video service.",
+                    N_("The job was cancelled at the video service."),
                     notifier,
                 )
         return None
@@ -416,7 +409,9 @@ class JobMachine:
         await self.end(
             job.id,
             JobState.TIMED_OUT,
-            f"The video was not ready within {minutes} minutes, so the job was given up.",
+            N_("The video was not ready within {minutes} minutes, so the job was given up.").format(
+                minutes=minutes
+            ),
             notifier,
         )
 
@@ -428,7 +423,7 @@ class JobMachine:
             await self.end(
                 job.id,
                 JobState.FAILED,
-                "The video service finished but returned no video.",
+                N_("The video service finished but returned no video."),
                 notifier,
             )
             return
@@ -454,7 +449,7 @@ class JobMachine:
                 await self.end(
                     job.id,
                     JobState.FAILED,
-                    f"The finished video could not be fetched: {exc}",
+                    N_("The finished video could not be fetched: {reason}").format(reason=exc),
                     notifier,
                 )
                 return
@@ -464,7 +459,7 @@ class JobMachine:
             if not await self._store.mark_posting(job.id, owner=self.owner, now=self._clock()):
                 return  # another process holds the job now
             try:
-                with self._critical_section(job.id):
+                with self._critical.hold(job.id):
                     message_id = await notifier.deliver(current, delivery) if notifier else None
             except Exception:
                 log.exception("job %d: delivery failed", job.id)
@@ -476,7 +471,7 @@ class JobMachine:
                 await self.end(
                     job.id,
                     JobState.FAILED,
-                    "The video was made but could not be posted in this channel.",
+                    N_("The video was made but could not be posted in this channel."),
                     notifier,
                 )
                 return

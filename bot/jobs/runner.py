@@ -22,6 +22,7 @@ import aiohttp
 
 from bot import logs
 from bot.config import Config
+from bot.i18n import N_
 from bot.jobs.machine import JobMachine
 from bot.jobs.notify import CancelResult, JobNotifier, ModeratorDesk
 from bot.jobs.polling import expected_run_seconds
@@ -286,7 +287,8 @@ class JobRunner:
             return CancelResult.FINISHED
         if actor_id != job.member_id and not is_moderator:
             return CancelResult.NOT_ALLOWED
-        who = "its requester" if actor_id == job.member_id else "a moderator"
+        who = N_("its requester") if actor_id == job.member_id else N_("a moderator")
+        why = N_("Cancelled by {who}.").format(who=who)
         if job.state is JobState.PENDING_APPROVAL:
             if actor_id == job.member_id:
                 await self._store.withdraw_request(job.id, member_id=actor_id)
@@ -295,7 +297,7 @@ class JobRunner:
                     job.guild_id,
                     job.id,
                     by=actor_id,
-                    reason=reason or f"Cancelled by {who}.",
+                    reason=reason or why,
                     now=self._clock(),
                 )
             await self.notify(job.id, self._notifiers.pop(job.id, None))
@@ -305,7 +307,7 @@ class JobRunner:
             # Take the notifier first: stopping the task forgets it.
             notifier = self._notifiers.get(job.id)
             await self._stop_task(job.id)
-            await self._machine.end(job.id, JobState.CANCELLED, f"Cancelled by {who}.", notifier)
+            await self._machine.end(job.id, JobState.CANCELLED, why, notifier)
             return CancelResult.CANCELLED
         if job.state is not JobState.QUEUED or job.request_id is None:
             return CancelResult.NOT_CANCELLABLE
@@ -318,7 +320,7 @@ class JobRunner:
             return CancelResult.NOT_CANCELLABLE
         notifier = self._notifiers.get(job.id)
         await self._stop_task(job.id)
-        await self._machine.end(job.id, JobState.CANCELLED, f"Cancelled by {who}.", notifier)
+        await self._machine.end(job.id, JobState.CANCELLED, why, notifier)
         return CancelResult.CANCELLED
 
     async def _stop_task(self, job_id: int) -> None:

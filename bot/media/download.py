@@ -24,6 +24,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from bot.config import DEFAULT_OUTPUT_HOSTS, is_loopback_host
+from bot.i18n import N_
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,11 @@ class VideoTooLargeError(DownloadError):
     """The video is bigger than the configured cap; ``size`` is None when only a bound is known."""
 
     def __init__(self, *, size: int | None, limit: int) -> None:
-        super().__init__(f"the video is larger than the {_megabytes(limit)} download limit")
+        super().__init__(
+            N_("the video is larger than the {limit} download limit").format(
+                limit=_megabytes(limit)
+            )
+        )
         self.size = size
         self.limit = limit
 
@@ -59,7 +64,7 @@ class InsecureUrlError(DownloadError):
     """The video link (or a redirect) is not one the bot may fetch; ``url`` is for the logs."""
 
     def __init__(self, url: str) -> None:
-        super().__init__("the video link is not a secure https link, so it was not downloaded")
+        super().__init__(N_("the video link is not a secure https link, so it was not downloaded"))
         self.url = url
 
 
@@ -67,7 +72,7 @@ class NotAVideoError(DownloadError):
     """The file is not an MP4 video, whatever its name and content type said."""
 
     def __init__(self) -> None:
-        super().__init__("the file the video service returned is not an MP4 video")
+        super().__init__(N_("the file the video service returned is not an MP4 video"))
 
 
 class _RefusedAddress(OSError):
@@ -220,7 +225,7 @@ async def download_video(
         ):
             return await _follow(fetcher, url, dest, part, policy=policy, max_bytes=max_bytes)
     except TimeoutError as exc:
-        raise DownloadInterrupted("downloading the video took too long") from exc
+        raise DownloadInterrupted(N_("downloading the video took too long")) from exc
     finally:
         await guarded.close()
         await asyncio.to_thread(part.unlink, missing_ok=True)
@@ -251,15 +256,17 @@ async def _follow(
                 if resp.status in _REDIRECT_STATUSES:
                     location = resp.headers.get("Location")
                     if not location:
-                        raise DownloadError("the video link redirected to nowhere")
+                        raise DownloadError(N_("the video link redirected to nowhere"))
                     current = str(URL(current, encoded=True).join(URL(location, encoded=True)))
                     continue
                 if resp.status != 200:
                     log.warning("Video download from %s answered HTTP %s", current, resp.status)
                     passing = resp.status in (408, 429) or resp.status >= 500
                     raise (DownloadInterrupted if passing else DownloadError)(
-                        f"the video could not be downloaded (the file server answered "
-                        f"HTTP {resp.status})"
+                        N_(
+                            "the video could not be downloaded (the file server answered "
+                            "HTTP {status})"
+                        ).format(status=resp.status)
                     )
                 if not _video_type(resp.headers.get("Content-Type")):
                     log.warning(
@@ -276,18 +283,18 @@ async def _follow(
                 raise InsecureUrlError(current) from exc
             log.warning("Video download from %s failed: %s", current, exc)
             raise DownloadInterrupted(
-                "the video could not be downloaded (connection problem)"
+                N_("the video could not be downloaded (connection problem)")
             ) from exc
         except aiohttp.ClientError as exc:
             log.warning("Video download from %s failed: %s", current, exc)
             raise DownloadInterrupted(
-                "the video could not be downloaded (connection problem)"
+                N_("the video could not be downloaded (connection problem)")
             ) from exc
         except ValueError as exc:
-            raise DownloadError("the video link could not be read") from exc
+            raise DownloadError(N_("the video link could not be read")) from exc
         await asyncio.to_thread(os.replace, part, dest)
         return written
-    raise DownloadError("the video link redirected too many times")
+    raise DownloadError(N_("the video link redirected too many times"))
 
 
 def _video_type(content_type: str | None) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from bot.errors import GateClosed, UserFacingError
+from bot.i18n import N_, Text, _
 from bot.models import BlockRule, GuildSettings
 
 GateReason = Literal["paused", "banned", "channel", "blocked", "unchecked"]
@@ -24,15 +25,23 @@ def closed_gate(
 
 
 _GATE_MESSAGES: dict[GateReason, str] = {
-    "paused": "Video generation is paused on this server by its moderators.",
-    "banned": "You are not allowed to use this bot on this server.",
-    "channel": "Videos cannot be made in this channel. Ask a moderator where the bot is allowed.",
-    "blocked": "Your prompt was refused by the server's blocklist",
-    "unchecked": (
+    "paused": N_("Video generation is paused on this server by its moderators."),
+    "banned": N_("You are not allowed to use this bot on this server."),
+    "channel": N_(
+        "Videos cannot be made in this channel. Ask a moderator where the bot is allowed."
+    ),
+    "blocked": N_("Your prompt was refused by the server's blocklist."),
+    "unchecked": N_(
         "Your prompt could not be checked against the server's blocklist in time. "
         "Please try a shorter or simpler prompt."
     ),
 }
+
+
+def _rule(rule: BlockRule) -> Text:
+    """Which rule refused a prompt, as its member reads it (:meth:`BlockRule.describe`)."""
+    what = _("a blocked word") if rule.kind == "word" else _("a blocked pattern")
+    return what if rule.id is None else _("rule #{number} ({what})", number=rule.id, what=what)
 
 
 class RequestRefused(UserFacingError):
@@ -45,9 +54,11 @@ class RequestRefused(UserFacingError):
         rule: BlockRule | None = None,
         allowed_channels: frozenset[int] = frozenset(),
     ) -> None:
-        message = _GATE_MESSAGES[reason]
-        if reason == "blocked":
-            message += f": {rule.describe()}." if rule is not None else "."
+        message: Text = _(_GATE_MESSAGES[reason])
+        if reason == "blocked" and rule is not None:
+            message = _(
+                "Your prompt was refused by the server's blocklist: {rule}.", rule=_rule(rule)
+            )
         super().__init__(message)
         self.reason: GateReason = reason
         self.rule = rule

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any, Self, cast
 import discord
 
 from bot.errors import UserFacingError
+from bot.i18n import ENGLISH, N_, Words, _
 from bot.jobs.notify import CancelResult
 from bot.models import JobRecord
+from cogs._i18n import private_words
 from cogs._tree import UNEXPECTED, reply_ephemeral
 from cogs.animate.form import Choice, Preset, VideoForm
 
@@ -26,22 +28,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CANCEL_TEXT = {
-    CancelResult.CANCELLED: "Cancelled. The credits were released.",
-    CancelResult.NOT_ALLOWED: (
+    CancelResult.CANCELLED: N_("Cancelled. The credits were released."),
+    CancelResult.NOT_ALLOWED: N_(
         "Only the member who asked for this video, or a moderator, can cancel it."
     ),
-    CancelResult.NOT_CANCELLABLE: (
+    CancelResult.NOT_CANCELLABLE: N_(
         "This job can no longer be cancelled: the video service has already started on it."
     ),
-    CancelResult.FINISHED: "This job has already finished.",
-    CancelResult.UNKNOWN: "This job no longer exists.",
+    CancelResult.FINISHED: N_("This job has already finished."),
+    CancelResult.UNKNOWN: N_("This job no longer exists."),
 }
 
 
 MAX_JOB_ID = 2**63 - 1
 """The largest id a job can have (SQLite's and PostgreSQL's 64-bit integers)."""
 
-GONE = "This video job no longer exists here, or this button does not belong to this message."
+GONE = _("This video job no longer exists here, or this button does not belong to this message.")
 
 
 class JobButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"$^"):
@@ -55,13 +57,14 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], temp
     prefix = "job"
     action = ""
     label = ""
+    """A msgid: the label is worded in the language of the message the button sits on."""
     style = discord.ButtonStyle.secondary
     emoji: str | None = None
 
-    def __init__(self, job_id: int) -> None:
+    def __init__(self, job_id: int, t: Words = ENGLISH) -> None:
         super().__init__(
             discord.ui.Button(
-                label=self.label,
+                label=t(self.label),
                 style=self.style,
                 custom_id=f"{self.prefix}:{self.action}:{job_id}",
                 emoji=self.emoji,
@@ -114,7 +117,7 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], temp
                 return
             await self.act(interaction, job)
         except UserFacingError as exc:
-            await reply_ephemeral(interaction, exc.message)
+            await reply_ephemeral(interaction, exc.text)
         except Exception:
             log.exception("job %d: the %s button failed", self.job_id, self.action)
             await reply_ephemeral(interaction, UNEXPECTED)
@@ -127,7 +130,7 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], temp
 class CancelButton(JobButton, template=r"job:cancel:(?P<job_id>[0-9]+)"):
     """Cancel a job not yet running; the requester or a moderator only."""
 
-    action, label, style, emoji = "cancel", "Cancel", discord.ButtonStyle.danger, "✖️"
+    action, label, style, emoji = "cancel", N_("Cancel"), discord.ButtonStyle.danger, "✖️"
 
     async def message_of(self, bot: SeedanceBot, job: JobRecord) -> int | None:
         return job.status_message_id
@@ -140,13 +143,13 @@ class CancelButton(JobButton, template=r"job:cancel:(?P<job_id>[0-9]+)"):
             actor_id=interaction.user.id,
             is_moderator=interaction.permissions.manage_guild,
         )
-        await reply_ephemeral(interaction, CANCEL_TEXT[result])
+        await reply_ephemeral(interaction, _(CANCEL_TEXT[result]))
 
 
 class RetryButton(JobButton, template=r"job:retry:(?P<job_id>[0-9]+)"):
     """Run a delivered job again with the same inputs (a new job, charged anew)."""
 
-    action, label, emoji = "retry", "Retry", "🔁"
+    action, label, emoji = "retry", N_("Retry"), "🔁"
 
     async def message_of(self, bot: SeedanceBot, job: JobRecord) -> int | None:
         return job.result_message_id
@@ -161,7 +164,7 @@ class RemixButton(JobButton, template=r"job:remix:(?P<job_id>[0-9]+)"):
     """Open the video form pre-filled with a delivered job's prompt and settings; the
     requester only. The submitted form makes a new job from the same frames, charged anew."""
 
-    action, label, emoji = "remix", "Remix", "🎛️"
+    action, label, emoji = "remix", N_("Remix"), "🎛️"
 
     async def message_of(self, bot: SeedanceBot, job: JobRecord) -> int | None:
         return job.result_message_id
@@ -169,7 +172,7 @@ class RemixButton(JobButton, template=r"job:remix:(?P<job_id>[0-9]+)"):
     async def act(self, interaction: discord.Interaction[Any], job: JobRecord) -> None:
         if interaction.user.id != job.member_id:
             await reply_ephemeral(
-                interaction, "Only the member who asked for this video can remix it."
+                interaction, _("Only the member who asked for this video can remix it.")
             )
             return
         bot = cast("SeedanceBot", interaction.client)
@@ -178,19 +181,21 @@ class RemixButton(JobButton, template=r"job:remix:(?P<job_id>[0-9]+)"):
             resolution=job.resolution,
             duration=job.duration,
             last_frame=True if job.last_frame_url else None,
-            last_frame_yes="Keep the same last frame",
+            last_frame_yes=N_("Keep the same last frame"),
         )
 
         async def submitted(done: discord.Interaction[Any], choice: Choice) -> None:
             # Acknowledged by the form; the /animate cog hears `on_job_remix` and answers.
             done.client.dispatch("job_remix", done, job.id, choice)
 
+        t = private_words(interaction)
         form = VideoForm(
-            title="Remix this video",
+            title=t("Remix this video"),
             custom_id=f"job:remix-form:{job.id}",
             preset=preset,
             costs=bot.config.quota.cost,
             on_done=submitted,
+            t=t,
         )
         # A form can only be the first answer to a click: no defer before it.
         await interaction.response.send_modal(form)
@@ -199,7 +204,7 @@ class RemixButton(JobButton, template=r"job:remix:(?P<job_id>[0-9]+)"):
 class DeleteButton(JobButton, template=r"job:delete:(?P<job_id>[0-9]+)"):
     """Remove a delivered video from the channel; the requester or a moderator only."""
 
-    action, label, emoji = "delete", "Delete", "🗑️"
+    action, label, emoji = "delete", N_("Delete"), "🗑️"
 
     async def message_of(self, bot: SeedanceBot, job: JobRecord) -> int | None:
         return job.result_message_id
@@ -208,11 +213,11 @@ class DeleteButton(JobButton, template=r"job:delete:(?P<job_id>[0-9]+)"):
         if interaction.user.id != job.member_id and not interaction.permissions.manage_guild:
             await reply_ephemeral(
                 interaction,
-                "Only the member who asked for this video, or a moderator, can delete it.",
+                _("Only the member who asked for this video, or a moderator, can delete it."),
             )
             return
         if interaction.message is None:
-            await reply_ephemeral(interaction, "That message is already gone.")
+            await reply_ephemeral(interaction, _("That message is already gone."))
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
@@ -220,20 +225,20 @@ class DeleteButton(JobButton, template=r"job:delete:(?P<job_id>[0-9]+)"):
         except discord.NotFound:
             log.info("job %d: the video message was already deleted", job.id)
         except discord.HTTPException:
-            await reply_ephemeral(interaction, "I could not delete that message.")
+            await reply_ephemeral(interaction, _("I could not delete that message."))
             return
-        await reply_ephemeral(interaction, "Deleted.")
+        await reply_ephemeral(interaction, _("Deleted."))
 
 
-def delivered_view(job_id: int) -> discord.ui.View:
+def delivered_view(job_id: int, t: Words = ENGLISH) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(RetryButton(job_id))
-    view.add_item(RemixButton(job_id))
-    view.add_item(DeleteButton(job_id))
+    view.add_item(RetryButton(job_id, t))
+    view.add_item(RemixButton(job_id, t))
+    view.add_item(DeleteButton(job_id, t))
     return view
 
 
-def cancel_view(job_id: int) -> discord.ui.View:
+def cancel_view(job_id: int, t: Words = ENGLISH) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(CancelButton(job_id))
+    view.add_item(CancelButton(job_id, t))
     return view

@@ -9,7 +9,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import frames
 from bot.errors import UserFacingError
+from bot.i18n import C_, N_
 from bot.models import NewJob
 from bot.tasks import TaskSet
 from cogs._tree import UNEXPECTED, reply_ephemeral
@@ -27,6 +29,14 @@ log = logging.getLogger(__name__)
 RESOLUTION_CHOICES = [app_commands.Choice(name=r, value=r) for r in ("480p", "720p", "1080p")]
 DURATION_CHOICES = [app_commands.Choice(name=str(s), value=s) for s in (5, 10)]
 BUTTONS = (CancelButton, RetryButton, RemixButton, DeleteButton)
+# The options' names as members read them (discord.py takes them from the parameters).
+OPTION_NAMES = (
+    C_("command", "image"),
+    C_("command", "prompt"),
+    C_("command", "last_frame"),
+    C_("command", "resolution"),
+    C_("command", "duration"),
+)
 
 
 class AnimateCog(commands.Cog):
@@ -51,15 +61,16 @@ class AnimateCog(commands.Cog):
         await self.tasks.cancel_all()
 
     @app_commands.command(
-        name="animate", description="Turn an image and a prompt into a short video."
+        name=C_("command", "animate"),
+        description=N_("Turn an image and a prompt into a short video."),
     )
     @app_commands.guild_only()
     @app_commands.describe(
-        image="The first frame: JPEG, PNG, WebP, BMP, TIFF or a still GIF, under 30 MB",
-        prompt="What should happen in the video",
-        last_frame="Optional last frame (no effect at 1080p)",
-        resolution="Video resolution (costs more credits at higher resolutions)",
-        duration="Length in seconds",
+        image=N_("The first frame: JPEG, PNG, WebP, BMP, TIFF or a still GIF, under 30 MB"),
+        prompt=N_("What should happen in the video"),
+        last_frame=N_("Optional last frame (no effect at 1080p)"),
+        resolution=N_("Video resolution (costs more credits at higher resolutions)"),
+        duration=N_("Length in seconds"),
     )
     @app_commands.choices(resolution=RESOLUTION_CHOICES)
     @app_commands.choices(duration=DURATION_CHOICES)
@@ -77,9 +88,9 @@ class AnimateCog(commands.Cog):
         require_channel(interaction)
         assert interaction.guild_id is not None and interaction.channel_id is not None
 
-        images = [attachment_frame(FIRST_FRAME, "Image", image)]
+        images = [attachment_frame(FIRST_FRAME, frames.IMAGE_LABEL, image)]
         if last_frame is not None:
-            images.append(attachment_frame(LAST_FRAME, "Last frame", last_frame))
+            images.append(attachment_frame(LAST_FRAME, frames.LAST_FRAME_LABEL, last_frame))
         defaults = self.bot.config.animate
         new = NewJob(
             guild_id=interaction.guild_id,
@@ -101,7 +112,7 @@ class AnimateCog(commands.Cog):
         try:
             await self.launcher.retry(interaction, job_id)
         except UserFacingError as exc:
-            await reply_ephemeral(interaction, exc.message)
+            await reply_ephemeral(interaction, exc.text)
         except Exception:
             log.exception("job %d: retry failed", job_id)
             await reply_ephemeral(interaction, UNEXPECTED)
@@ -114,7 +125,7 @@ class AnimateCog(commands.Cog):
         try:
             await self.launcher.remix(interaction, job_id, choice)
         except UserFacingError as exc:
-            await reply_ephemeral(interaction, exc.message)
+            await reply_ephemeral(interaction, exc.text)
         except Exception:
             log.exception("job %d: remix failed", job_id)
             await reply_ephemeral(interaction, UNEXPECTED)

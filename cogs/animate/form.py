@@ -17,6 +17,7 @@ import discord
 
 from bot import frames
 from bot.errors import UserFacingError
+from bot.i18n import ENGLISH, N_, Words, _
 from cogs._render import credits
 from cogs._tree import UNEXPECTED, reply_ephemeral
 
@@ -51,8 +52,9 @@ class Preset:
     duration: int = 5
     last_frame: bool | None = None
     """None: no last frame to offer; True/False: offered, and picked or not."""
-    last_frame_label: str = "Last frame"
-    last_frame_yes: str = "Use the second image as the last frame"
+    last_frame_label: str = N_("Last frame")
+    last_frame_yes: str = N_("Use the second image as the last frame")
+    """Msgids, worded in the form's language."""
 
 
 OnDone = Callable[[discord.Interaction[Any], Choice], Awaitable[None]]
@@ -73,6 +75,7 @@ class VideoForm(discord.ui.Modal):
         preset: Preset,
         costs: Mapping[str, Mapping[int, int]],
         on_done: OnDone,
+        t: Words = ENGLISH,
     ) -> None:
         super().__init__(title=title[:TITLE_LIMIT], custom_id=custom_id, timeout=15 * 60)
         self._on_done = on_done
@@ -82,52 +85,52 @@ class VideoForm(discord.ui.Modal):
             min_length=1,
             max_length=frames.PROMPT_MAX_CHARS,
             default=preset.prompt[: frames.PROMPT_MAX_CHARS] or None,
-            placeholder="What should happen in the video",
+            placeholder=t("What should happen in the video"),
         )
-        self.add_item(discord.ui.Label(text="Prompt", component=self.prompt))
+        self.add_item(discord.ui.Label(text=t("Prompt"), component=self.prompt))
         self.resolution = _select(
             RESOLUTION_ID,
             [
                 discord.SelectOption(
                     label=res,
                     value=res,
-                    description=_cost_line(costs, res),
+                    description=_cost_line(costs, res, t),
                     default=res == preset.resolution,
                 )
                 for res in RESOLUTIONS
                 if res in costs
             ],
         )
-        self.add_item(discord.ui.Label(text="Resolution", component=self.resolution))
+        self.add_item(discord.ui.Label(text=t("Resolution"), component=self.resolution))
         self.duration = _select(
             DURATION_ID,
             [
                 discord.SelectOption(
-                    label=f"{seconds} seconds",
+                    label=t("{seconds} seconds", seconds=seconds),
                     value=str(seconds),
                     default=seconds == preset.duration,
                 )
                 for seconds in DURATIONS
             ],
         )
-        self.add_item(discord.ui.Label(text="Duration", component=self.duration))
+        self.add_item(discord.ui.Label(text=t("Duration"), component=self.duration))
         self.last_frame: discord.ui.Select[Any] | None = None
         if preset.last_frame is not None:
             self.last_frame = _select(
                 LAST_FRAME_ID,
                 [
                     discord.SelectOption(
-                        label=preset.last_frame_yes, value=YES, default=preset.last_frame
+                        label=t(preset.last_frame_yes), value=YES, default=preset.last_frame
                     ),
                     discord.SelectOption(
-                        label="No last frame", value=NO, default=not preset.last_frame
+                        label=t("No last frame"), value=NO, default=not preset.last_frame
                     ),
                 ],
             )
             self.add_item(
                 discord.ui.Label(
-                    text=preset.last_frame_label,
-                    description="Seedance ignores the last frame at 1080p.",
+                    text=t(preset.last_frame_label),
+                    description=t("Seedance ignores the last frame at 1080p."),
                     component=self.last_frame,
                 )
             )
@@ -137,7 +140,7 @@ class VideoForm(discord.ui.Modal):
         resolution = _one(self.resolution)
         duration = _one(self.duration)
         if resolution not in RESOLUTIONS or duration not in {str(d) for d in DURATIONS}:
-            raise UserFacingError("That resolution or duration is not offered.")
+            raise UserFacingError(_("That resolution or duration is not offered."))
         return Choice(
             prompt=self.prompt.value.strip(),
             resolution=resolution,
@@ -151,7 +154,7 @@ class VideoForm(discord.ui.Modal):
         try:
             await self._on_done(interaction, self.choice())
         except UserFacingError as exc:
-            await reply_ephemeral(interaction, exc.message)
+            await reply_ephemeral(interaction, exc.text)
 
     async def on_error(  # type: ignore[override]  # Modal's own signature
         self, interaction: discord.Interaction[Any], error: Exception, /
@@ -165,7 +168,11 @@ def _one(select: discord.ui.Select[Any]) -> str:
     return str(values[0]) if values else ""
 
 
-def _cost_line(costs: Mapping[str, Mapping[int, int]], resolution: str) -> str:
+def _cost_line(costs: Mapping[str, Mapping[int, int]], resolution: str, t: Words) -> str:
     by_seconds = costs.get(resolution, {})
-    parts = [f"{credits(by_seconds[s])} for {s} s" for s in DURATIONS if s in by_seconds]
+    parts = [
+        t("{credits} for {seconds} s", credits=credits(by_seconds[s], t), seconds=s)
+        for s in DURATIONS
+        if s in by_seconds
+    ]
     return " · ".join(parts)[:100]

@@ -23,8 +23,10 @@ import discord
 from bot import frames
 from bot.admission import Request
 from bot.errors import QuotaExceeded, UserFacingError
+from bot.i18n import N_, Words, _
 from bot.models import JobRecord, JobState, NewJob
 from bot.tasks import TaskSet
+from cogs._i18n import private_words
 from cogs._render import PERIOD_WORD, credits, message_link, refusal_message, ts
 from cogs.animate.form import Choice
 from cogs.animate.notifier import (
@@ -67,7 +69,7 @@ REQUIRED_PERMISSIONS = (
 def require_channel(interaction: discord.Interaction[Any]) -> None:
     """A server channel (or thread) where the bot can show the job and post the video."""
     if interaction.guild_id is None or interaction.channel_id is None:
-        raise UserFacingError("This command only works in a server channel.")
+        raise UserFacingError(_("This command only works in a server channel."))
     needed = list(REQUIRED_PERMISSIONS)
     if isinstance(interaction.channel, discord.Thread):
         # In a thread, posting is its own permission.
@@ -76,7 +78,9 @@ def require_channel(interaction: discord.Interaction[Any]) -> None:
     missing = [name for name in needed if not getattr(permissions, name)]
     if missing:
         names = ", ".join(m.replace("_", " ").title() for m in missing)
-        raise UserFacingError(f"I can't post videos in this channel: I am missing {names}.")
+        raise UserFacingError(
+            _("I can't post videos in this channel: I am missing {names}.", names=names)
+        )
 
 
 @dataclass(frozen=True)
@@ -210,10 +214,14 @@ class Launcher:
         if wait > 0:
             when = datetime.now(UTC) + timedelta(seconds=wait + 1)
             raise UserFacingError(
-                f"One video request at a time, please: you can try again {ts(when)}. "
-                "Nothing was charged."
+                _(
+                    "One video request at a time, please: you can try again {when}. "
+                    "Nothing was charged.",
+                    when=ts(when),
+                )
             )
-        copies = await self._check_frames(new.prompt, images)
+        t = private_words(interaction)
+        copies = await self._check_frames(new.prompt, images, t)
         try:
             job = await self.bot.admission.accept(request)
         except QuotaExceeded as exc:
@@ -239,20 +247,25 @@ class Launcher:
         if job.state is JobState.PENDING_APPROVAL:
             await self._ask_moderators(job, notifier)
             lines = [
-                "This is over your credit cap, so it went to the moderators: if they approve, "
-                f"it runs on the server's pool. Follow it here: {link}"
+                t(
+                    "This is over your credit cap, so it went to the moderators: if they "
+                    "approve, it runs on the server's pool. Follow it here: {link}",
+                    link=link,
+                )
             ]
         else:
             # The requester's credits are theirs to see: here, never on the public status.
             usage = await self.bot.guild_admin.usage(job.guild_id, job.member_id, request.role_ids)
-            left = (
-                f"{usage.member_left} of {credits(usage.member_limit)} left "
-                f"{PERIOD_WORD[usage.period]}"
+            left = t(
+                "{left} of {limit} left {period}",
+                left=usage.member_left,
+                limit=credits(usage.member_limit, t),
+                period=_(PERIOD_WORD[usage.period]),
             )
-            lines = [f"Your video is on its way: {link} · {left}"]
+            lines = [t("Your video is on its way: {link} · {left}", link=link, left=left)]
         note = frames.last_frame_note(new.resolution, new.last_frame_url is not None)
         if note:
-            lines.append(note)
+            lines.append(t(note))
         await interaction.edit_original_response(
             content="\n".join(lines), allowed_mentions=discord.AllowedMentions.none()
         )
@@ -269,22 +282,24 @@ class Launcher:
         except Exception as exc:
             # Refused, or timed out or cut every time it was sent: the job never starts.
             log.warning("job %d: status message not posted: %r", job.id, exc)
-            await self.bot.runner.abandon(job, "The status message could not be posted.")
+            await self.bot.runner.abandon(job, N_("The status message could not be posted."))
             raise UserFacingError(
-                "I could not post in this channel, so the video was not started. "
-                "Nothing was charged."
+                _(
+                    "I could not post in this channel, so the video was not started. "
+                    "Nothing was charged."
+                )
             ) from None
         await self.bot.runner.shown_at(job.id, status.id)
         return message_link(job.guild_id, job.channel_id, status.id)
 
-    async def _check_frames(self, prompt: str, images: list[Frame]) -> list[FrameCopy]:
+    async def _check_frames(self, prompt: str, images: list[Frame], t: Words) -> list[FrameCopy]:
         """Every frame rule on the prompt and the images, all violations in one message.
 
         Returns copies of the accepted frames, to keep on the status message.
         """
         check = await frames.check_request(prompt, [(f.meta, f.download) for f in images])
         if not check.ok:
-            raise UserFacingError(frames.render_violations(check.violations))
+            raise UserFacingError(frames.render_violations(check.violations, t=t))
         return [
             FrameCopy(f"{frame.kind}{EXTENSIONS.get(facts.format, '.img')}", data)
             for frame, facts, data in zip(images, check.images, check.data, strict=True)
@@ -299,15 +314,19 @@ class Launcher:
             if current is not None:
                 await notifier.job_changed(current)
             raise UserFacingError(
-                "This is over your credit cap, and no moderator channel is set up to approve it. "
-                "Nothing was charged."
+                _(
+                    "This is over your credit cap, and no moderator channel is set up to "
+                    "approve it. Nothing was charged."
+                )
             )
         await self.bot.guild_admin.set_approval_message(job.id, message_id)
         self.bot.runner.watch(job, notifier)
 
     async def retry(self, interaction: discord.Interaction[Any], job_id: int) -> None:
         """Run a finished job again with the same inputs, as a new job with its own charge."""
-        old = await self._own_job(interaction, job_id, "run it again")
+        old = await self._own_job(
+            interaction, job_id, N_("Only the member who asked for this video can run it again.")
+        )
         images, first_url, last_url = await self._frames_again(old)
         new = NewJob(
             guild_id=old.guild_id,
@@ -326,7 +345,9 @@ class Launcher:
     ) -> None:
         """A new job from a delivered one's frames, with the prompt and settings the member
         picked in the Remix form; checked and charged like any job."""
-        old = await self._own_job(interaction, job_id, "remix it")
+        old = await self._own_job(
+            interaction, job_id, N_("Only the member who asked for this video can remix it.")
+        )
         images, first_url, last_url = await self._frames_again(old)
         if not choice.last_frame:
             images = [f for f in images if f.kind != LAST_FRAME]
@@ -344,13 +365,13 @@ class Launcher:
         await self.launch(interaction, new, images)
 
     async def _own_job(
-        self, interaction: discord.Interaction[Any], job_id: int, what: str
+        self, interaction: discord.Interaction[Any], job_id: int, not_yours: str
     ) -> JobRecord:
         job = await self.bot.runner.job(job_id)
         if job is None or job.guild_id != interaction.guild_id:
-            raise UserFacingError("This job no longer exists.")
+            raise UserFacingError(_("This job no longer exists."))
         if interaction.user.id != job.member_id:
-            raise UserFacingError(f"Only the member who asked for this video can {what}.")
+            raise UserFacingError(_(not_yours))
         return job
 
     async def _frames_again(self, job: JobRecord) -> tuple[list[Frame], str, str | None]:

@@ -17,7 +17,9 @@ from discord import app_commands
 
 from bot import frames
 from bot.errors import UserFacingError
+from bot.i18n import C_, ENGLISH, Words, _
 from bot.models import NewJob
+from cogs._i18n import private_words
 from cogs.animate.form import Choice, Preset, VideoForm
 from cogs.animate.launcher import Launcher, attachment_frame, require_channel
 from cogs.animate.notifier import FIRST_FRAME, LAST_FRAME
@@ -27,9 +29,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MENU_NAME = "Animate"
+MENU_NAME = C_("menu", "Animate")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-FORMATS = "JPEG, PNG, WebP, BMP, TIFF or a still GIF"
+FORMATS = frames.ALLOWED_LIST
 
 
 def looks_like_image(attachment: discord.Attachment) -> bool:
@@ -38,22 +40,30 @@ def looks_like_image(attachment: discord.Attachment) -> bool:
     return kind.startswith("image/") or attachment.filename.lower().endswith(IMAGE_SUFFIXES)
 
 
-def usable_images(message: discord.Message) -> list[discord.Attachment]:
+def usable_images(message: discord.Message, t: Words = ENGLISH) -> list[discord.Attachment]:
     """The message's images that pass the rules Discord's numbers can judge, in order.
 
-    Raises UserFacingError saying plainly why there is nothing to animate.
+    Raises UserFacingError saying plainly (in ``t``'s language) why there is nothing to
+    animate.
     """
     if not message.attachments:
         raise UserFacingError(
-            "This message has no image attached, so there is nothing to animate. "
-            f"Animate works on a message with a {FORMATS} attached. Nothing was charged."
+            _(
+                "This message has no image attached, so there is nothing to animate. "
+                "Animate works on a message with a {formats} attached. Nothing was charged.",
+                formats=_(FORMATS),
+            )
         )
     images = [a for a in message.attachments if looks_like_image(a)]
     if not images:
         names = ", ".join(a.filename for a in message.attachments[:5])
         raise UserFacingError(
-            f"This message's attachments ({discord.utils.escape_markdown(names)}) are not "
-            f"images. Animate takes a {FORMATS}. Nothing was charged."
+            _(
+                "This message's attachments ({names}) are not images. Animate takes a "
+                "{formats}. Nothing was charged.",
+                names=discord.utils.escape_markdown(names),
+                formats=_(FORMATS),
+            )
         )
     usable: list[discord.Attachment] = []
     violations: list[frames.Violation] = []
@@ -70,7 +80,7 @@ def usable_images(message: discord.Message) -> list[discord.Attachment]:
         else:
             usable.append(attachment)
     if not usable:
-        raise UserFacingError(frames.render_violations(violations))
+        raise UserFacingError(frames.render_violations(violations, t=t))
     return usable
 
 
@@ -91,8 +101,9 @@ class AnimateMenu:
     ) -> None:
         """Check the message has an image, then ask for the prompt and settings."""
         if interaction.guild_id is None:
-            raise UserFacingError("Animate only works in a server channel.")
-        images = usable_images(message)
+            raise UserFacingError(_("Animate only works in a server channel."))
+        t = private_words(interaction)
+        images = usable_images(message, t)
         defaults = self.bot.config.animate
         preset = Preset(
             resolution=defaults.default_resolution,
@@ -100,11 +111,12 @@ class AnimateMenu:
             last_frame=False if len(images) > 1 else None,
         )
         form = VideoForm(
-            title="Animate this image",
+            title=t("Animate this image"),
             custom_id=f"animate:form:{message.id}",
             preset=preset,
             costs=self.bot.config.quota.cost,
             on_done=functools.partial(self.submitted, images=images[:2]),
+            t=t,
         )
         # A form can only be the first answer: it is the acknowledgement.
         await interaction.response.send_modal(form)

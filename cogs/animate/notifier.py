@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING
 import aiohttp
 import discord
 
+from bot.i18n import ENGLISH, Words
 from bot.jobs.notify import Delivery
 from bot.media.transcode import TranscodeError, fit_video_in_turn
 from bot.models import JobRecord, JobState
+from cogs._i18n import guild_words
 from cogs._render import clip, message_link, requester_only, settings_line, shown_text
 from cogs.animate.buttons import delivered_view
 from cogs.animate.pacer import ChannelPacer
@@ -58,13 +60,13 @@ class FrameCopy:
     data: bytes
 
 
-def delivery_embed(job: JobRecord) -> discord.Embed:
+def delivery_embed(job: JobRecord, t: Words = ENGLISH) -> discord.Embed:
     """What the video was made from: the prompt as plain text, and the settings."""
     embed = discord.Embed(
         description=shown_text(job.prompt, 3000),
         colour=discord.Colour.green(),
     )
-    embed.set_footer(text=settings_line(job))
+    embed.set_footer(text=settings_line(job, t))
     return embed
 
 
@@ -99,6 +101,10 @@ class ChannelNotifier:
     def _channel(self) -> discord.PartialMessageable:
         return self._bot.get_partial_messageable(self._channel_id)
 
+    def _words(self, job: JobRecord) -> Words:
+        """A job's messages are public: in the server's language."""
+        return guild_words(self._bot, job.guild_id)
+
     async def post_status(
         self, job: JobRecord, copies: list[FrameCopy] | None = None
     ) -> discord.Message:
@@ -107,7 +113,7 @@ class ChannelNotifier:
         The input frames go along as attachments when they fit the upload limit: the embed's
         thumbnail then never expires, and Retry can re-sign their URLs by fetching the message.
         """
-        content, embed, view = render_status(job, await self._embed(job))
+        content, embed, view = render_status(job, await self._embed(job), self._words(job))
         kept = [c for c in copies or [] if len(c.data) <= self._upload_limit]
         if sum(len(c.data) for c in kept) > self._upload_limit:
             kept = kept[:1]
@@ -160,6 +166,7 @@ class ChannelNotifier:
             expected_finish=await runner.expected_finish(job),
             result_jump_url=jump,
             slot_position=runner.slot_position(job.id),
+            t=self._words(job),
         )
         if self._thumbnail:
             embed.set_thumbnail(url=self._thumbnail)
@@ -181,7 +188,7 @@ class ChannelNotifier:
 
     async def _edit(self, job: JobRecord) -> None:
         async with self._lock:
-            content, embed, view = render_status(job, await self._embed(job))
+            content, embed, view = render_status(job, await self._embed(job), self._words(job))
             shown = embed.to_dict()
             if shown == self._last_shown:
                 return
@@ -221,9 +228,11 @@ class ChannelNotifier:
         if self._told_privately:
             return
         self._told_privately = True
-        text = (
-            f"I lost permission to post in <#{job.channel_id}>, so I can't show your video "
-            "job there. Here is where it stands:"
+        t = self._words(job)
+        text = t(
+            "I lost permission to post in {channel}, so I can't show your video job there. "
+            "Here is where it stands:",
+            channel=f"<#{job.channel_id}>",
         )
         try:
             user = await self._bot.fetch_user(job.member_id)
@@ -273,21 +282,24 @@ class ChannelNotifier:
         then the link is posted instead: a made video is never thrown away.
         """
         channel = self._channel()
-        head = f"<@{job.member_id}> your video is ready!"
-        embed = delivery_embed(job)
+        t = self._words(job)
+        head = t("{member} your video is ready!", member=f"<@{job.member_id}>")
+        embed = delivery_embed(job, t)
         mentions = requester_only(job.member_id)
         nonce = f"video-{job.id}"
         why = (
-            "The video could not be fetched to upload here"
+            t("The video could not be fetched to upload here")
             if delivery.cut
-            else "The video is too large to fetch and upload here"
+            else t("The video is too large to fetch and upload here")
         )
         if delivery.file is not None and delivery.size is not None:
-            why = (
-                f"The video is {mib(delivery.size)}, over this channel's upload limit of "
-                f"{mib(self._upload_limit)}, and could not be made to fit"
+            why = t(
+                "The video is {size}, over this channel's upload limit of {limit}, and could "
+                "not be made to fit",
+                size=mib(delivery.size),
+                limit=mib(self._upload_limit),
             )
-            async for path, note in self._upload_ladder(job, delivery.file, delivery.size):
+            async for path, note in self._upload_ladder(job, delivery.file, delivery.size, t):
                 for attempt in range(UPLOAD_ATTEMPTS):
                     try:
                         message = await self._pacer.run(
@@ -297,7 +309,7 @@ class ChannelNotifier:
                                 head + note,
                                 embed=embed,
                                 file=discord.File(path, filename=f"seedance-{job.id}.mp4"),
-                                view=delivered_view(job.id),
+                                view=delivered_view(job.id, t),
                                 allowed_mentions=mentions,
                                 nonce=nonce,
                             ),
@@ -317,9 +329,11 @@ class ChannelNotifier:
                         log.warning("job %d: upload failed (%s), attempt %d", job.id, exc, attempt)
                         await asyncio.sleep(2.0**attempt)
                 else:
-                    why = "The upload kept failing"
+                    why = t("The upload kept failing")
                     break
-        link = f"{why}, so here is the link (it may expire): {delivery.video_url}"
+        link = t(
+            "{why}, so here is the link (it may expire): {url}", why=why, url=delivery.video_url
+        )
         if len(head) + 1 + len(link) <= CONTENT_LIMIT:
             content = f"{head}\n{link}"
         else:
@@ -331,7 +345,7 @@ class ChannelNotifier:
                 channel.send,
                 content,
                 embed=embed,
-                view=delivered_view(job.id),
+                view=delivered_view(job.id, t),
                 allowed_mentions=mentions,
                 nonce=nonce,
             ),
@@ -355,7 +369,7 @@ class ChannelNotifier:
         return None
 
     async def _upload_ladder(
-        self, job: JobRecord, file: Path, size: int
+        self, job: JobRecord, file: Path, size: int, t: Words
     ) -> AsyncIterator[tuple[Path, str]]:
         """The files to try in turn: the original when it fits, then a re-encoded copy.
 
@@ -374,4 +388,7 @@ class ChannelNotifier:
             log.info("job %d: could not fit %s under %d bytes: %s", job.id, mib(size), target, exc)
             return
         log.info("job %d: re-encoded %s to %s to fit", job.id, mib(size), mib(fitted_size))
-        yield fitted, f"\n(re-encoded from {mib(size)} to fit this channel's upload limit)"
+        yield (
+            fitted,
+            "\n" + t("(re-encoded from {size} to fit this channel's upload limit)", size=mib(size)),
+        )

@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any, cast
 import discord
 
 from bot.errors import JobNotFound, QuotaExceeded
+from bot.i18n import ENGLISH, N_, Text, Words, _, _n
 from bot.jobs.notify import CancelResult
 from bot.models import JobRecord, JobState, QuotaRefusal
-from cogs._render import PERIOD_WORD, clip, credits, requester_only, shown_line, without_controls
+from cogs._i18n import private_words, public_words
+from cogs._render import PERIOD_WORD, clip, requester_only, shown_line, without_controls
 from cogs._tree import UNEXPECTED, reply_ephemeral
 from cogs.animate.buttons import JobButton
 
@@ -24,17 +26,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def approval_refusal(refusal: QuotaRefusal) -> str:
+def approval_refusal(refusal: QuotaRefusal) -> Text:
     """Why an approval cannot run now; the request keeps waiting."""
     if refusal.reason == "server_concurrent":
-        return (
-            f"This server already has {refusal.active_server} video(s) in progress, the most "
-            "allowed at once. The request is still waiting: approve it again when one finishes."
+        return _(
+            "This server already has {count} video(s) in progress, the most allowed at once. "
+            "The request is still waiting: approve it again when one finishes.",
+            count=refusal.active_server,
         )
     left = max(0, refusal.server_limit - refusal.server_used)
-    return (
-        f"The server's pool has {credits(left)} left {PERIOD_WORD[refusal.period]}, not enough "
-        f"for this video ({credits(refusal.cost)}). The request is still waiting."
+    return _(
+        "The server's pool has {left} left {period}, not enough for this video ({cost}). "
+        "The request is still waiting.",
+        left=_n("{count} credit", "{count} credits", left),
+        period=_(PERIOD_WORD[refusal.period]),
+        cost=_n("{count} credit", "{count} credits", refusal.cost),
     )
 
 
@@ -56,7 +62,7 @@ async def decide(
     *,
     approve: bool,
     reason: str | None = None,
-) -> str:
+) -> Text:
     """A moderator's Approve / Deny on an over-cap request; returns what they are told.
 
     ``reason`` (a denial's, already cleaned) reaches the requester and the mod-log.
@@ -64,19 +70,19 @@ async def decide(
     bot = cast("SeedanceBot", interaction.client)
     assert interaction.guild_id is not None
     if bot.notifier_for is None:
-        return "Videos are not available right now."
+        return _("Videos are not available right now.")
     moderator = interaction.user.id
     if job.state is not JobState.PENDING_APPROVAL:
-        return "This request was already decided, or withdrawn."
+        return _(DECIDED)
     if approve:
         try:
             request = await bot.guild_admin.approve(interaction.guild_id, job.id, by=moderator)
         except JobNotFound:
-            return "This request no longer exists."
+            return _("This request no longer exists.")
         except QuotaExceeded as exc:
             return approval_refusal(exc.refusal)
         if not request.changed:
-            return "This request was already decided, or withdrawn."
+            return _(DECIDED)
         job = request.job
     else:
         # Through the runner, which also stops watching the request for its status message.
@@ -84,8 +90,12 @@ async def decide(
             job.id, actor_id=moderator, is_moderator=True, reason=reason
         )
         if result is not CancelResult.CANCELLED:
-            return "This request was already decided, or withdrawn."
-    verdict = "Approved" if approve else "Denied"
+            return _(DECIDED)
+    # The mod-log and the channel are public: in the server's language.
+    t = public_words(interaction)
+    verdict = (
+        N_("Approved by {moderator}{because}") if approve else N_("Denied by {moderator}{because}")
+    )
     because = "."
     if reason and not approve:
         shown = shown_line(reason, REASON_MAX + 100)
@@ -93,7 +103,7 @@ async def decide(
     if interaction.message is not None:
         try:
             await interaction.message.edit(
-                content=f"{verdict} by <@{moderator}>{because}",
+                content=t(verdict, moderator=f"<@{moderator}>", because=because),
                 view=None,
                 allowed_mentions=discord.AllowedMentions.none(),
             )
@@ -101,20 +111,28 @@ async def decide(
             log.info("job %d: could not mark the approval message: %s", job.id, exc)
     if approve:
         await bot.runner.start(job, bot.notifier_for(job))
-        return "Approved: the video is being made on the server's pool."
+        return _("Approved: the video is being made on the server's pool.")
     try:
         await bot.get_partial_messageable(job.channel_id).send(
-            f"<@{job.member_id}> a moderator declined your video request{because} "
-            "Nothing was charged.",
+            t(
+                "{member} a moderator declined your video request{because} Nothing was charged.",
+                member=f"<@{job.member_id}>",
+                because=because,
+            ),
             allowed_mentions=requester_only(job.member_id),
         )
     except discord.HTTPException as exc:
         log.info("job %d: could not tell the member about the denial: %s", job.id, exc)
-    return "Denied: the member was told and nothing was charged."
+    return _("Denied: the member was told and nothing was charged.")
+
+
+DECIDED = N_("This request was already decided, or withdrawn.")
+MODERATORS_ONLY = N_("Only moderators (Manage Server) can decide this.")
 
 
 class DenyForm(discord.ui.Modal, title="Deny this video request"):
-    """The reason for a denial, optional; the requester and the mod-log see it."""
+    """The reason for a denial, optional; the requester and the mod-log see it. Worded in
+    the moderator's language."""
 
     reason: discord.ui.Label[DenyForm] = discord.ui.Label(
         text="Reason (optional)",
@@ -128,9 +146,18 @@ class DenyForm(discord.ui.Modal, title="Deny this video request"):
         ),
     )
 
-    def __init__(self, job_id: int) -> None:
-        super().__init__(custom_id=f"approval:deny-form:{job_id}", timeout=15 * 60)
+    def __init__(self, job_id: int, t: Words = ENGLISH) -> None:
+        super().__init__(
+            title=t("Deny this video request"),
+            custom_id=f"approval:deny-form:{job_id}",
+            timeout=15 * 60,
+        )
         self.job_id = job_id
+        self.reason.text = t("Reason (optional)")
+        self.reason.description = t("The member reads it with the denial.")
+        field = self.reason.component
+        assert isinstance(field, discord.ui.TextInput)
+        field.placeholder = t("e.g. Please keep requests within your own credits this week.")
 
     @property
     def text(self) -> str | None:
@@ -140,13 +167,13 @@ class DenyForm(discord.ui.Modal, title="Deny this video request"):
 
     async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:
         if not interaction.permissions.manage_guild:
-            await reply_ephemeral(interaction, "Only moderators (Manage Server) can decide this.")
+            await reply_ephemeral(interaction, _(MODERATORS_ONLY))
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         bot = cast("SeedanceBot", interaction.client)
         job = await bot.runner.job(self.job_id)
         if job is None or job.guild_id != interaction.guild_id:
-            await reply_ephemeral(interaction, "This request no longer exists.")
+            await reply_ephemeral(interaction, _("This request no longer exists."))
             return
         await reply_ephemeral(
             interaction, await decide(interaction, job, approve=False, reason=self.text)
@@ -171,34 +198,34 @@ class _Decision(JobButton, template=r"$^"):
 
     async def act(self, interaction: discord.Interaction[Any], job: JobRecord) -> None:
         if not interaction.permissions.manage_guild:
-            await reply_ephemeral(interaction, "Only moderators (Manage Server) can decide this.")
+            await reply_ephemeral(interaction, _(MODERATORS_ONLY))
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         await reply_ephemeral(interaction, await decide(interaction, job, approve=self.approve))
 
 
 class ApproveButton(_Decision, template=r"approval:approve:(?P<job_id>[0-9]+)"):
-    action, label, style, approve = "approve", "Approve", discord.ButtonStyle.success, True
+    action, label, style, approve = "approve", N_("Approve"), discord.ButtonStyle.success, True
 
 
 class DenyButton(_Decision, template=r"approval:deny:(?P<job_id>[0-9]+)"):
     """Deny opens a form for the reason first; the form's submission decides."""
 
-    action, label, style, approve = "deny", "Deny", discord.ButtonStyle.danger, False
+    action, label, style, approve = "deny", N_("Deny"), discord.ButtonStyle.danger, False
 
     async def act(self, interaction: discord.Interaction[Any], job: JobRecord) -> None:
         if not interaction.permissions.manage_guild:
-            await reply_ephemeral(interaction, "Only moderators (Manage Server) can decide this.")
+            await reply_ephemeral(interaction, _(MODERATORS_ONLY))
             return
         if job.state is not JobState.PENDING_APPROVAL:
-            await reply_ephemeral(interaction, "This request was already decided, or withdrawn.")
+            await reply_ephemeral(interaction, _(DECIDED))
             return
         # A form can only be the first answer to a click: no defer before it.
-        await interaction.response.send_modal(DenyForm(job.id))
+        await interaction.response.send_modal(DenyForm(job.id, private_words(interaction)))
 
 
-def approval_view(job_id: int) -> discord.ui.View:
+def approval_view(job_id: int, t: Words = ENGLISH) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(ApproveButton(job_id))
-    view.add_item(DenyButton(job_id))
+    view.add_item(ApproveButton(job_id, t))
+    view.add_item(DenyButton(job_id, t))
     return view

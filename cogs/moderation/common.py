@@ -10,6 +10,7 @@ import discord
 from discord import app_commands
 
 from bot.errors import UserFacingError
+from bot.i18n import _
 from bot.models import MAX_CONCURRENT, MAX_CREDITS
 
 Interaction = discord.Interaction[Any]
@@ -21,15 +22,23 @@ AllowableChannel = discord.TextChannel | discord.VoiceChannel | discord.ForumCha
 
 @contextmanager
 def refused_as(prefix: str) -> Iterator[None]:
-    """Turn the store's moderator-facing ``ValueError`` into a private reply."""
+    """Turn the store's moderator-facing ``ValueError`` into a private reply; ``prefix`` is
+    a msgid (the reason is looked up in the catalogs as it is)."""
     try:
         yield
     except ValueError as exc:
-        raise UserFacingError(f"{prefix}: {exc}") from None
+        raise UserFacingError(_("{what}: {why}", what=_(prefix), why=_(str(exc)))) from None
 
 
 def check_range(option: str, value: int | None, low: int, high: int) -> None:
     """Discord enforces option ranges, but a value can still arrive out of range (a stale
     client, another tool posting the interaction): refuse it with the option's own name."""
     if value is not None and not low <= value <= high:
-        raise UserFacingError(f"`{option}` must be a whole number from {low:,} to {high:,}.")
+        raise UserFacingError(
+            _(
+                "`{option}` must be a whole number from {low} to {high}.",
+                option=option,
+                low=f"{low:,}",
+                high=f"{high:,}",
+            )
+        )

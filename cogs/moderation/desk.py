@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot.i18n import ENGLISH, N_, Text, Words
 from bot.jobs.breaker import Trip, Trouble
 from bot.models import ApprovalRequest, JobRecord, JobState
+from cogs._i18n import guild_words
 from cogs._render import STATES, clip, credits, message_link, shown_text, without_controls
 from cogs.moderation.buttons import approval_view
 
@@ -23,40 +25,47 @@ def shown_prompt(job: JobRecord) -> str:
     return shown_text(job.prompt, 1800)
 
 
-def job_entry(job: JobRecord) -> discord.Embed:
-    """Who, what, settings, credits, outcome: one glance per job."""
+def _who_where(job: JobRecord, t: Words) -> str:
+    where = t("{member} in {channel}", member=f"<@{job.member_id}>", channel=f"<#{job.channel_id}>")
+    return f"{where}\n>>> {shown_prompt(job)}"
+
+
+def job_entry(job: JobRecord, t: Words = ENGLISH) -> discord.Embed:
+    """Who, what, settings, credits, outcome: one glance per job (in the server's language)."""
     look = STATES[job.state]
     charged = job.credits if job.state is JobState.DELIVERED else 0
     embed = discord.Embed(
-        title=f"Job {job.id} · {look.short}",
+        title=t("Job {id} · {state}", id=job.id, state=t(look.short)),
         colour=look.colour,
-        description=f"<@{job.member_id}> in <#{job.channel_id}>\n>>> {shown_prompt(job)}",
+        description=_who_where(job, t),
     )
-    embed.add_field(
-        name="Settings",
-        value=f"{job.resolution} · {job.duration} s{' · last frame' if job.last_frame_url else ''}",
-    )
-    embed.add_field(name="Credits", value=credits(charged))
+    last = t(" · last frame") if job.last_frame_url else ""
+    embed.add_field(name=t("Settings"), value=f"{job.resolution} · {job.duration} s{last}")
+    embed.add_field(name=t("Credits"), value=credits(charged, t))
     if job.result_message_id:
         link = message_link(job.guild_id, job.channel_id, job.result_message_id)
-        embed.add_field(name="Video", value=f"[open]({link})")
+        embed.add_field(name=t("Video"), value=t("[open]({link})", link=link))
     if job.error and job.state is not JobState.DELIVERED:
-        embed.add_field(name="Why", value=shown_text(job.error, 1024), inline=False)
+        embed.add_field(name=t("Why"), value=shown_text(t.stored(job.error), 1024), inline=False)
     embed.set_thumbnail(url=job.image_url)
     if job.request_id:
-        embed.set_footer(text=clip(without_controls(f"request {job.request_id}"), 2048))
+        footer = t("request {request_id}", request_id=job.request_id)
+        embed.set_footer(text=clip(without_controls(footer), 2048))
     return embed
 
 
-def approval_entry(job: JobRecord, *, reason: str) -> discord.Embed:
+def approval_entry(job: JobRecord, *, reason: str | Text, t: Words = ENGLISH) -> discord.Embed:
     embed = discord.Embed(
-        title=f"Approval needed · job {job.id}",
+        title=t("Approval needed · job {id}", id=job.id),
         colour=discord.Colour.orange(),
-        description=f"<@{job.member_id}> in <#{job.channel_id}>\n>>> {shown_prompt(job)}",
+        description=_who_where(job, t),
     )
-    embed.add_field(name="Settings", value=f"{job.resolution} · {job.duration} s")
-    embed.add_field(name="Cost", value=f"{credits(job.credits)} from the server pool")
-    embed.add_field(name="Why it is here", value=reason, inline=False)
+    embed.add_field(name=t("Settings"), value=f"{job.resolution} · {job.duration} s")
+    embed.add_field(
+        name=t("Cost"),
+        value=t("{credits} from the server pool", credits=credits(job.credits, t)),
+    )
+    embed.add_field(name=t("Why it is here"), value=t(reason), inline=False)
     embed.set_thumbnail(url=job.image_url)
     return embed
 
@@ -76,7 +85,8 @@ class ModLogDesk:
             return
         try:
             await self.bot.get_partial_messageable(channel_id).send(
-                embed=job_entry(job), allowed_mentions=discord.AllowedMentions.none()
+                embed=job_entry(job, guild_words(self.bot, job.guild_id)),
+                allowed_mentions=discord.AllowedMentions.none(),
             )
         except discord.HTTPException as exc:
             log.warning("guild %d: mod-log entry for job %d failed: %s", job.guild_id, job.id, exc)
@@ -88,8 +98,12 @@ class ModLogDesk:
             return None
         try:
             message = await self.bot.get_partial_messageable(channel_id).send(
-                embed=approval_entry(job, reason="Over the member's cap; the pool has credits."),
-                view=approval_view(job.id),
+                embed=approval_entry(
+                    job,
+                    reason=N_("Over the member's cap; the pool has credits."),
+                    t=guild_words(self.bot, job.guild_id),
+                ),
+                view=approval_view(job.id, guild_words(self.bot, job.guild_id)),
                 allowed_mentions=discord.AllowedMentions.none(),
             )
         except discord.HTTPException as exc:
@@ -99,8 +113,9 @@ class ModLogDesk:
             return None
         return message.id
 
-    async def approval_ended(self, request: ApprovalRequest, text: str) -> None:
-        """Mark a request's mod-log message with what became of it, without its buttons."""
+    async def approval_ended(self, request: ApprovalRequest, text: str | Text) -> None:
+        """Mark a request's mod-log message with what became of it, without its buttons (a
+        Text is worded in the server's language)."""
         message_id = request.approval.message_id
         channel_id = await self.channel_id(request.job.guild_id)
         if message_id is None or channel_id is None:
@@ -108,18 +123,26 @@ class ModLogDesk:
         message = self.bot.get_partial_messageable(channel_id).get_partial_message(message_id)
         try:
             await message.edit(
-                content=text, view=None, allowed_mentions=discord.AllowedMentions.none()
+                content=guild_words(self.bot, request.job.guild_id)(text)
+                if isinstance(text, Text)
+                else text,
+                view=None,
+                allowed_mentions=discord.AllowedMentions.none(),
             )
         except discord.HTTPException as exc:
             log.info("job %d: could not mark the approval message: %s", request.job.id, exc)
 
     async def provider_trouble(self, trip: Trip) -> None:
         text = (
-            "⚠️ The video service refuses the bot's account (its key or its balance). New videos "
-            "are paused until the operator fixes it; nothing is being charged."
+            N_(
+                "The video service refuses the bot's account (its key or its balance). New "
+                "videos are paused until the operator fixes it; nothing is being charged."
+            )
             if trip.trouble is Trouble.ACCOUNT
-            else "⚠️ The video service is failing repeatedly. New videos are paused until it "
-            "answers again; nothing is being charged."
+            else N_(
+                "The video service is failing repeatedly. New videos are paused until it "
+                "answers again; nothing is being charged."
+            )
         )
         for guild in self.bot.guilds:
             channel_id = await self.channel_id(guild.id)
@@ -127,7 +150,8 @@ class ModLogDesk:
                 continue
             try:
                 await self.bot.get_partial_messageable(channel_id).send(
-                    text, allowed_mentions=discord.AllowedMentions.none()
+                    "⚠️ " + guild_words(self.bot, guild.id)(text),
+                    allowed_mentions=discord.AllowedMentions.none(),
                 )
             except discord.HTTPException as exc:
                 log.warning("guild %d: could not post the service alert: %s", guild.id, exc)

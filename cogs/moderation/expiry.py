@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot.i18n import _
 from bot.models import ApprovalRequest
+from cogs._i18n import guild_words
 from cogs._render import requester_only
 
 if TYPE_CHECKING:
@@ -64,14 +66,22 @@ class ApprovalExpiry:
         self.bot.runner.forget(job.id)
         hours = f"{self.max_age.total_seconds() / 3600:g}"
         await self.desk.approval_ended(
-            request, f"⌛ Expired: no moderator answered within {hours} h. Nothing was charged."
+            request,
+            _(
+                "⌛ Expired: no moderator answered within {hours} h. Nothing was charged.",
+                hours=hours,
+            ),
         )
         if self.bot.notifier_for is not None:
             await self.bot.notifier_for(job).job_changed(job)
+        t = guild_words(self.bot, job.guild_id)
         try:
             await self.bot.get_partial_messageable(job.channel_id).send(
-                f"<@{job.member_id}> no moderator answered your video request in time, so it "
-                "was dropped. Nothing was charged.",
+                t(
+                    "{member} no moderator answered your video request in time, so it was "
+                    "dropped. Nothing was charged.",
+                    member=f"<@{job.member_id}>",
+                ),
                 allowed_mentions=requester_only(job.member_id),
             )
         except discord.HTTPException as exc:

@@ -280,21 +280,34 @@ def _as_id(value: Any, name: str) -> int:
         raise InvocationError(f"option {name!r} takes an id, got {value!r}") from None
 
 
-def command_summary(command: JSON) -> list[JSON]:
-    """A command flattened to its runnable forms (``"admin budget set"``) with their options."""
+def command_summary(command: JSON, locale: str | None = None) -> list[JSON]:
+    """A command flattened to its runnable forms (``"admin budget set"``) with their options;
+    ``label`` and ``description`` as a client in ``locale`` shows them."""
     out: list[JSON] = []
 
-    def walk(prefix: str, options: list[JSON], description: str) -> None:
+    def shown(item: JSON, key: str) -> str:
+        table = item.get(f"{key}_localizations") or {}
+        return str(table.get(locale) or item.get(key, ""))
+
+    def walk(prefix: str, label: str, options: list[JSON], description: str) -> None:
         subs = [o for o in options if o["type"] in (SUB_COMMAND, SUB_COMMAND_GROUP)]
         if not subs:
-            out.append({"name": prefix, "description": description, "options": options})
+            out.append(
+                {"name": prefix, "label": label, "description": description, "options": options}
+            )
             return
         for sub in subs:
             walk(
                 f"{prefix} {sub['name']}",
+                f"{label} {shown(sub, 'name')}",
                 list(sub.get("options") or []),
-                sub.get("description", ""),
+                shown(sub, "description"),
             )
 
-    walk(command["name"], list(command.get("options") or []), command.get("description", ""))
+    walk(
+        command["name"],
+        "/" + shown(command, "name"),
+        list(command.get("options") or []),
+        shown(command, "description"),
+    )
     return out

@@ -23,6 +23,8 @@ class User:
     username: str
     global_name: str | None
     bot: bool = False
+    locale: str = "en-US"
+    """The language of the user's Discord client: interactions carry it as ``locale``."""
 
     @property
     def display_name(self) -> str:

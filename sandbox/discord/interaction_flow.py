@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from .command_rules import LOCALES
 from .errors import (
     ALREADY_ACKNOWLEDGED,
     INVALID_WEBHOOK_TOKEN,
@@ -87,7 +88,9 @@ class InteractionFlow(_Base):
             "data": data,
             "token": token,
             "version": 1,
-            "locale": "en-US",
+            # Interactions > Receiving and Responding, "Interaction Object": ``locale`` is the
+            # invoking user's selected language, ``guild_locale`` the guild's preferred one.
+            "locale": world.user(user_id).locale,
             "entitlements": [],
             "entitlement_sku_ids": [],
             "attachment_size_limit": self.limits.upload_limit,
@@ -101,8 +104,8 @@ class InteractionFlow(_Base):
             channel_data["permissions"] = str(member_perms)
             payload.update(
                 guild_id=str(guild_id),
-                guild={"id": str(guild_id), "locale": "en-US", "features": []},
-                guild_locale="en-US",
+                guild={"id": str(guild_id), "locale": world.preferred_locale, "features": []},
+                guild_locale=world.preferred_locale,
                 member=world.resolved_member(user_id, channel_id),
                 app_permissions=str(world.channel_permissions(self.bot_id, channel_id)),
             )
@@ -135,6 +138,21 @@ class InteractionFlow(_Base):
         record.deadline = loop.call_later(self.limits.ack_deadline, self._deadline_passed, record)
         self.listener.interaction_created(record)
         return record
+
+    # languages ------------------------------------------------------------------------------
+
+    def set_user_locale(self, user_id: int, locale: str) -> None:
+        """The language a user's Discord client is set to (their next interactions carry it)."""
+        if locale not in LOCALES:
+            raise ValueError(f"{locale!r} is not one of Discord's locales")
+        self.world.user(user_id).locale = locale
+
+    def set_guild_locale(self, locale: str) -> None:
+        """The server's preferred language, as its settings set it; the bot hears GUILD_UPDATE."""
+        if locale not in LOCALES:
+            raise ValueError(f"{locale!r} is not one of Discord's locales")
+        self.world.preferred_locale = locale
+        self.listener.guild_updated()
 
     def _deadline_passed(self, record: InteractionRecord) -> None:
         record.deadline = None

@@ -80,6 +80,8 @@ class Listener(Protocol):
 
     def member_updated(self, member: Member) -> None: ...
 
+    def guild_updated(self) -> None: ...
+
 
 class MessageFlow:
     """Messages: what creating, reading, editing and deleting them does, and who may."""

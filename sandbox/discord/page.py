@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 from aiohttp.web_request import FileField
 
-from .command_rules import MESSAGE
+from .command_rules import LOCALES, MESSAGE
 from .commands import command_summary
 from .errors import JSON, DiscordHTTPError, InvocationError
 from .page_access import PageAccess
@@ -72,6 +72,7 @@ class SandboxPage:
         app.router.add_post("/sandbox/post", guard(self.post))
         app.router.add_post("/sandbox/message-command", guard(self.message_command))
         app.router.add_post("/sandbox/modal", guard(self.modal))
+        app.router.add_post("/sandbox/locale", guard(self.locale))
         app.router.add_get("/sandbox/events", guard(self.events))
         app.on_shutdown.append(self._close_sockets)
 
@@ -124,6 +125,7 @@ class SandboxPage:
                 "username": world.users[uid].username,
                 "label": label,
                 "roles": [world.roles[r].name for r in world.members[uid].roles],
+                "locale": world.users[uid].locale,
             }
             for uid, label in labels.items()
         ]
@@ -148,6 +150,8 @@ class SandboxPage:
                 "upload_limit": emu.upload_limit,
                 "ack_deadline": emu.limits.ack_deadline,
                 "bot_connected": emu.bot_connected,
+                "guild_locale": world.preferred_locale,
+                "locales": sorted(LOCALES),
             }
         )
 
@@ -159,14 +163,26 @@ class SandboxPage:
             available = self._emu.available_commands(channel_id, user_id)
         except DiscordHTTPError as exc:
             return _bad_request(exc.message)
+        user = self._emu.world.users.get(user_id or self._emu.requester_id)
+        locale = user.locale if user is not None else None
         runnable: list[JSON] = []
         for command in available:
             if command.get("type", 1) != 1:
                 continue
-            runnable.extend(command_summary(command))
+            runnable.extend(command_summary(command, locale))
         # Message commands are offered on a message's right-click menu (Apps).
-        on_messages = [c["name"] for c in available if c.get("type") == MESSAGE]
-        return json_response({"commands": runnable, "message_commands": on_messages})
+        on_messages = [c for c in available if c.get("type") == MESSAGE]
+        labels = {
+            c["name"]: (c.get("name_localizations") or {}).get(locale, c["name"])
+            for c in on_messages
+        }
+        return json_response(
+            {
+                "commands": runnable,
+                "message_commands": [c["name"] for c in on_messages],
+                "message_command_labels": labels,
+            }
+        )
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         """A channel's messages plus the ephemeral ones the given user sees there."""
@@ -289,6 +305,29 @@ class SandboxPage:
         except InvocationError as exc:
             return _bad_request(str(exc))
         return json_response({"interaction_id": str(handle.id)})
+
+    async def locale(self, request: web.Request) -> web.StreamResponse:
+        """Switch a person's Discord language (``user_id`` and ``locale``) or the server's
+        (``guild_locale``), as the client's and the server's settings would."""
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise TypeError("body")
+            user_id = _int_or_none(body.get("user_id"))
+            locale = body.get("locale")
+            guild_locale = body.get("guild_locale")
+        except (ValueError, TypeError):
+            return _bad_request("send user_id and locale, or guild_locale, as JSON")
+        try:
+            if locale is not None:
+                if user_id is None or user_id not in self._emu.world.users:
+                    return _bad_request("no such user")
+                self._emu.set_locale(user_id, str(locale))
+            if guild_locale is not None:
+                self._emu.set_guild_locale(str(guild_locale))
+        except ValueError as exc:
+            return _bad_request(str(exc))
+        return json_response({"ok": True})
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         """A websocket streaming every event as JSON (the page filters ephemeral ones)."""

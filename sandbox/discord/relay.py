@@ -31,7 +31,9 @@ class Relay:
         render: Callable[[Message, bool], JSON],
         bot_user_id: int,
         guild_id: int,
+        guild: Callable[[], JSON],
     ) -> None:
+        self._guild = guild
         self._gateway = gateway
         self._events = events
         self._render = render
@@ -113,6 +115,10 @@ class Relay:
         data = member.to_dict()
         data["guild_id"] = str(self._guild_id)
         self._gateway.dispatch("GUILD_MEMBER_UPDATE", data, intent=GUILD_MEMBERS)
+
+    def guild_updated(self) -> None:
+        """GUILD_UPDATE (e.g. a new preferred locale)."""
+        self._gateway.dispatch("GUILD_UPDATE", self._guild(), intent=GUILDS)
 
 
 def interaction_summary(record: InteractionRecord) -> JSON:

@@ -106,6 +106,7 @@ class DiscordEmulator(EmulatorReadings):
                 render=lambda message, gateway: self.service.render(message, gateway=gateway),
                 bot_user_id=self.world.cast.bot_user_id,
                 guild_id=self.world.guild_id,
+                guild=self.world.guild_dict,
             ),
         )
         self.driver = Driver(
@@ -429,6 +430,16 @@ class DiscordEmulator(EmulatorReadings):
     def set_member_roles(self, user_id: int, role_ids: list[int]) -> None:
         """Give a member exactly these roles."""
         self.service.set_member_roles(user_id, role_ids)
+
+    def set_locale(self, user_id: int, locale: str) -> None:
+        """Set a member's Discord client language (``"it"``, ``"en-US"`` ...): their
+        interactions carry it as ``locale``."""
+        self.service.set_user_locale(user_id, locale)
+
+    def set_guild_locale(self, locale: str) -> None:
+        """Set the server's preferred language: interactions carry it as ``guild_locale``, and
+        the bot hears it in a GUILD_UPDATE."""
+        self.service.set_guild_locale(locale)
 
     def set_dms_open(self, user_id: int, is_open: bool) -> None:
         """Whether the bot may DM this member (closed: 50007 Cannot send messages to this user)."""

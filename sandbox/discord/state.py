@@ -81,6 +81,8 @@ class World:
         self.channels: dict[int, Channel] = {}
         self.members: dict[int, Member] = {}
         self.guild_name = guild_name
+        self.preferred_locale = "en-US"
+        """The server's language (Server Settings > Community): ``guild_locale``."""
         self.created = utcnow()
 
         application_id = ids.next()
@@ -306,7 +308,7 @@ class World:
             "premium_tier": 0,
             "premium_subscription_count": 0,
             "premium_progress_bar_enabled": False,
-            "preferred_locale": "en-US",
+            "preferred_locale": self.preferred_locale,
             "nsfw_level": 0,
         }
 

@@ -15,6 +15,7 @@ const state = {
   pendingClicks: new Map(), // interaction id -> button element
   botOnline: false,
   messageCommands: [],   // names offered on a message's right-click menu (Apps)
+  messageCommandLabels: {}, // those names as the acting person's Discord language shows them
 };
 
 const $ = (id) => document.getElementById(id);
@@ -435,6 +436,7 @@ async function loadCommands() {
   const previous = select.value;
   state.commands = commands;
   state.messageCommands = answer.message_commands || [];
+  state.messageCommandLabels = answer.message_command_labels || {};
   select.replaceChildren(...commands.map((c) => el("option", { value: c.name }, c.label || `/${c.name}`)));
   if (commands.some((c) => c.name === previous)) select.value = previous;
   else if (commands.length) select.value = commands[0].name;
@@ -521,6 +523,31 @@ function selectChannel(channelId) {
   loadMessages().catch((error) => setStatus(error.message, true));
 }
 
+// languages: the acting person's Discord client language, and the server's ------------------
+
+function showLanguages() {
+  const person = state.info.people.find((p) => p.id === state.userId);
+  $("member-locale").value = person ? person.locale : "en-US";
+  $("guild-locale").value = state.info.guild_locale;
+}
+
+async function setLanguage(change) {
+  try {
+    await api("/sandbox/locale", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(change),
+    });
+    state.info = await api("/sandbox/info");
+    showLanguages();
+    await loadCommands();
+    setStatus(change.guild_locale ? `The server's language is now ${change.guild_locale}.`
+      : `${userName(state.userId)}'s Discord language is now ${change.locale}.`);
+  } catch (error) {
+    setStatus(error.message, true);
+  }
+}
+
 async function init() {
   state.info = await api("/sandbox/info");
   document.title = `${state.info.guild.name} — sandbox`;
@@ -537,9 +564,16 @@ async function init() {
   switcher.addEventListener("change", () => {
     state.userId = switcher.value;
     localStorage.setItem("sandbox-user", state.userId);
+    showLanguages();
     loadMessages().catch((error) => setStatus(error.message, true));
     loadCommands().catch((error) => setStatus(error.message, true));
   });
+  const localeOptions = () => state.info.locales.map((code) => el("option", { value: code }, code));
+  $("member-locale").replaceChildren(...localeOptions());
+  $("guild-locale").replaceChildren(...localeOptions());
+  $("member-locale").addEventListener("change", () => setLanguage({ user_id: state.userId, locale: $("member-locale").value }));
+  $("guild-locale").addEventListener("change", () => setLanguage({ guild_locale: $("guild-locale").value }));
+  showLanguages();
 
   setBotStatus(state.info.bot_connected);
   $("command-select").addEventListener("change", renderOptions);

@@ -51,7 +51,7 @@ function openMessageMenu(event) {
       ? names.map((name) => el("button", {
         type: "button", role: "menuitem", class: "message-menu-item",
         onclick: () => runMessageCommand(messageId, name),
-      }, name))
+      }, (state.messageCommandLabels || {})[name] || name))
       : el("div", { class: "message-menu-empty" }, "No apps for messages here"));
   menu.style.left = `${event.clientX}px`;
   menu.style.top = `${event.clientY}px`;
