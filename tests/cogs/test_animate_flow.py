@@ -64,9 +64,11 @@ async def test_the_status_message_shows_the_queue_and_a_cancel_button(world: Wor
     status = world.channel.by_id(job.status_message_id or 0)
 
     async def shown() -> bool:
-        return status.current_view() is not None
+        embed = status.current_embed()
+        queue = {f.name: f.value for f in embed.fields}.get("Queue") if embed else None
+        return status.current_view() is not None and queue is not None
 
-    await eventually(shown)
+    await eventually(shown)  # the queued state's edit has landed
     view = status.current_view()
     assert view is not None
     [button] = view.children
