@@ -44,6 +44,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+SHOW_ENDINGS_FOR = timedelta(days=1)
+"""How long after a job settled a start still shows an ending its status message missed."""
+
+
 class JobRunner:
     """Runs every job of the process; one instance per bot."""
 
@@ -130,6 +134,13 @@ class JobRunner:
         """Remember the channel message that shows the job's status."""
         await self._store.set_status_message(job_id, message_id, now=self._clock())
 
+    async def final_shown(self, job_id: int) -> None:
+        """The settled job's status message shows its ending: no start needs to show it again."""
+        try:
+            await self._store.mark_final_shown(job_id, now=self._clock())
+        except Exception:
+            log.warning("job %d: could not record its ending as shown", job_id, exc_info=True)
+
     def watch(self, job: JobRecord, notifier: JobNotifier) -> None:
         """Show a job that is not running yet (waiting for a moderator) as it changes."""
         self._notifiers[job.id] = notifier
@@ -208,7 +219,20 @@ class JobRunner:
             if started:
                 metrics.LEASE_TAKEOVERS.inc()
             taken += started
+        await self._show_endings()
         return taken
+
+    async def _show_endings(self) -> None:
+        """Show again the endings of settled jobs their status message never showed (the
+        process stopped before the edit, or Discord kept failing it)."""
+        assert self._notifier_for is not None
+        now = self._clock()
+        for job in await self._store.unshown_endings(now - SHOW_ENDINGS_FOR):
+            # A job that just ended here is still being shown by its own notifier.
+            if job.finished_at is not None and job.finished_at > now - self._lease:
+                continue
+            log.info("job %d: showing its ending (%s) again", job.id, job.state.value)
+            await self._notifier_for(job).job_changed(job)
 
     async def _keep_leases(self) -> None:
         """Renew this process's leases every third of a lease; stop jobs another process took."""

@@ -156,6 +156,15 @@ class LeaseRepository(Protocol):
         """Runnable jobs nobody holds (lease run out or never taken), oldest first."""
         ...
 
+    async def mark_final_shown(self, job_id: int, *, now: datetime) -> None:
+        """The settled job's status message now shows how it ended (no-op for an open job)."""
+        ...
+
+    async def unshown_endings(self, since: datetime, *, limit: int = 50) -> list[JobRecord]:
+        """Jobs settled since ``since``, with a status message never seen showing the end,
+        oldest first: a restart shows their endings again."""
+        ...
+
     async def mark_posting(self, job_id: int, *, owner: str, now: datetime) -> bool:
         """Record that posting the video starts now (so a restart looks for the post first)."""
         ...

@@ -10,6 +10,7 @@ import asyncio
 import functools
 import io
 import logging
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -195,7 +196,9 @@ class ChannelNotifier:
             self._last_shown = shown  # type: ignore[assignment]
             self._last_edit = asyncio.get_running_loop().time()
             if self._message_id is None:
-                await self._repost(job, content, embed, view)
+                # Never shown, or its post's answer was lost before a restart: the same nonce
+                # as the first post gets that message back rather than a second one.
+                await self._repost(job, content, embed, view, nonce=f"status-{job.id}")
                 return
             message = self._channel().get_partial_message(self._message_id)
             age = discord.utils.utcnow() - discord.utils.snowflake_time(self._message_id)
@@ -205,6 +208,7 @@ class ChannelNotifier:
                 return
             try:
                 await message.edit(content=content, embed=embed, view=view)
+                await self._shown(job)
             except discord.NotFound:
                 log.info("job %d: status message was deleted; posting a new one", job.id)
                 await self._repost(job, content, embed, view)
@@ -254,8 +258,18 @@ class ChannelNotifier:
         except discord.HTTPException as exc:
             log.info("job %d: the old status message stays: %s", job.id, exc)
 
+    async def _shown(self, job: JobRecord) -> None:
+        if job.state.is_terminal:
+            await self._bot.runner.final_shown(job.id)
+
     async def _repost(
-        self, job: JobRecord, content: str, embed: discord.Embed, view: discord.ui.View | None
+        self,
+        job: JobRecord,
+        content: str,
+        embed: discord.Embed,
+        view: discord.ui.View | None,
+        *,
+        nonce: str | None = None,
     ) -> None:
         try:
             message = await self._channel().send(
@@ -263,6 +277,8 @@ class ChannelNotifier:
                 embed=embed,
                 view=view or discord.utils.MISSING,
                 allowed_mentions=discord.AllowedMentions.none(),
+                # A fresh nonce for a new status message: Discord dedupes within minutes.
+                nonce=nonce or f"re{job.id}-{secrets.token_hex(3)}",
             )
         except discord.Forbidden as exc:
             log.warning("job %d: no permission to post a status message: %s", job.id, exc)
@@ -273,6 +289,11 @@ class ChannelNotifier:
             return
         self._message_id = message.id
         await self._bot.runner.shown_at(job.id, message.id)
+        earlier = [e.title for e in message.embeds] != [embed.title]
+        if nonce is not None and earlier:
+            # Discord gave back the earlier post, as it was then: show the job as it is now.
+            await message.edit(content=content, embed=embed, view=view)
+        await self._shown(job)
 
     async def deliver(self, job: JobRecord, delivery: Delivery) -> int | None:
         """Post the video as a file, re-encoded to fit the channel if needed, else its link.

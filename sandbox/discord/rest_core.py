@@ -39,12 +39,15 @@ class RestCore:
         on_commands_synced: Callable[[int | None], None],
         limiter: RateLimiter,
         lost_answers: Counter[tuple[str, str]] | None = None,
+        failing: dict[tuple[str, str], list[int]] | None = None,
     ) -> None:
         self.limiter = limiter
         self.lost_answers: Counter[tuple[str, str]] = (
             Counter() if lost_answers is None else lost_answers
         )
         """Requests to handle, then drop the connection before answering (by method, route)."""
+        self.failing: dict[tuple[str, str], list[int]] = {} if failing is None else failing
+        """Requests answered with a 5xx without being handled: [status, times left]."""
         self.service = service
         self.commands = commands
         self.log = log_
@@ -90,8 +93,14 @@ class RestCore:
                     method, route, request.path, dict(request.match_info), token
                 )
                 headers = verdict.headers
+                failing = self.failing.get((method, route))
                 if verdict.refusal is not None:
                     response: web.StreamResponse = json_response(verdict.refusal, 429)
+                elif failing is not None and failing[1] > 0:
+                    failing[1] -= 1
+                    status = failing[0]
+                    body = {"message": f"{status}: Server Error", "code": 0}
+                    response = json_response(body, status)
                 else:
                     response = await handler(request)
             except DiscordHTTPError as exc:

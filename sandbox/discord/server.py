@@ -70,6 +70,7 @@ class DiscordEmulator(EmulatorReadings):
         self._ids = SnowflakeGenerator(clock=self.clock.time)
         self.limiter = RateLimiter(self.clock, enabled=rate_limits)
         self.lost_answers: Counter[tuple[str, str]] = Counter()
+        self.failing: dict[tuple[str, str], list[int]] = {}
         self.world = World(self._ids, guild_name=guild_name, bot_name=bot_name)
         if bot_token is not None:
             self.world.bot_token = bot_token
@@ -136,6 +137,7 @@ class DiscordEmulator(EmulatorReadings):
             on_commands_synced=self._commands_synced,
             limiter=self.limiter,
             lost_answers=self.lost_answers,
+            failing=self.failing,
         )
         rest.add_routes(app)
         app.router.add_get("/gateway", self.gateway.handle)
@@ -257,6 +259,11 @@ class DiscordEmulator(EmulatorReadings):
         docs spell it, e.g. ``/channels/{channel_id}/messages``), then drop the connection
         before the answer: the work is done but the bot never hears of it."""
         self.lost_answers[method.upper(), route] += times
+
+    def fail_requests(self, method: str, route: str, *, status: int = 503, times: int = 1) -> None:
+        """Answer the next ``times`` ``method route`` requests with ``status`` (a 5xx, as in an
+        outage) without handling them; ``times=0`` ends it."""
+        self.failing[method.upper(), route] = [status, times]
 
     def drop_gateway(self, code: int = 4000) -> None:
         """Close the bot's websocket with ``code``; 4000 lets it resume."""

@@ -241,3 +241,26 @@ async def test_a_kill_during_the_submit_is_never_resubmitted_and_is_refunded(
     assert harness.videos() == []
     await harness.stop()
     assert await harness.job_state() == (JobState.FAILED, 0, 0)
+
+
+async def test_an_ending_the_status_message_missed_is_shown_after_a_restart(
+    harness: Harness,
+) -> None:
+    # Discord fails every edit of the status message while the job ends, then the bot stops:
+    # the ending is stored, and the next start shows it instead of "Generating" for ever.
+    harness.sandbox.runcomfy.plan_next_job(queue_seconds=0.5, run_seconds=2.0)
+    await harness.start()
+    await harness.animate()
+    await until(lambda: any("Generating" in str(m["embeds"]) for m in harness.status_messages()))
+    edit = "/channels/{channel_id}/messages/{message_id}"
+    harness.sandbox.discord.fail_requests("PATCH", edit, status=503, times=10_000)
+    await until(lambda: len(harness.videos()) == 1)
+    await asyncio.sleep(1.0)  # the final edit is being tried (and failed)
+    await harness.kill()
+    [status] = harness.status_messages()
+    assert "ready" not in str(status["embeds"])
+
+    harness.sandbox.discord.fail_requests("PATCH", edit, times=0)
+    await harness.start()
+    await until(lambda: "ready" in str(harness.status_messages()[0]["embeds"]))
+    assert len(harness.videos()) == 1

@@ -783,3 +783,19 @@ async def test_cancelled_reservations_leave_the_store_consistent(
     assert after.state is JobState.ACCEPTED
     usage = await usage_in(store, GUILD, 999, limits=limits, window=TODAY)
     assert usage.server_reserved == 2 * (len(job_ids) + 1)
+
+
+async def test_an_ending_not_yet_shown_is_listed_until_marked_shown(store: Store) -> None:
+    shown, unshown, open_job, silent = [await reserve(store, member=m) for m in (1, 2, 3, 4)]
+    for job in (shown, unshown, open_job):
+        await store.set_status_message(job.id, 100 + job.id, now=NOW)
+    for job in (shown, unshown, silent):  # silent never had a status message to show it on
+        await store.finish_failed(job.id, JobState.FAILED, error="x", now=NOW)
+    await store.mark_final_shown(shown.id, now=NOW)
+    await store.mark_final_shown(open_job.id, now=NOW)  # open: nothing to mark yet
+    listed = await store.unshown_endings(NOW - timedelta(hours=1))
+    assert [job.id for job in listed] == [unshown.id]
+    assert await store.unshown_endings(NOW + timedelta(seconds=1)) == []  # too old to show
+    await store.finish_delivered(open_job.id, result_message_id=9, now=NOW)
+    listed = await store.unshown_endings(NOW - timedelta(hours=1))
+    assert {job.id for job in listed} == {unshown.id, open_job.id}

@@ -113,3 +113,25 @@ class LeaseMixin(StoreCore):
             ) as cursor,
         ):
             return cursor.rowcount > 0
+
+    async def mark_final_shown(self, job_id: int, *, now: datetime) -> None:
+        """The settled job's status message now shows how it ended."""
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE jobs SET final_shown_at = ? WHERE id = ? AND finished_at IS NOT NULL",
+                (to_text(now), job_id),
+            )
+
+    async def unshown_endings(self, since: datetime, *, limit: int = 50) -> list[JobRecord]:
+        """Jobs settled since ``since`` whose status message was never seen showing the end."""
+        async with (
+            self._read() as db,
+            db.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE final_shown_at IS NULL "
+                "AND finished_at IS NOT NULL AND finished_at >= ? "
+                "AND status_message_id IS NOT NULL ORDER BY finished_at LIMIT ?",
+                (to_text(since), limit),
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [job_from_row(row) for row in rows]
