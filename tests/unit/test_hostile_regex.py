@@ -22,13 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.models import BlockRule
-from bot.moderation.blocklist import (
-    check_prompt_blocked,
-    find_blocked_rule,
-    normalize_prompt,
-    normalize_word,
-    skeleton,
-)
+from bot.moderation.blocklist import check_prompt_blocked, find_blocked_rule, normalize_word
+from bot.moderation.folding import normalize_prompt, skeleton
 from bot.moderation.gates import RequestRefused
 from bot.moderation.regexes import MAX_PROMPT_CHARS, validate_regex
 from bot.store import Store, open_store
@@ -168,6 +163,19 @@ def test_a_word_rule_given_in_look_alikes_matches_the_plain_word() -> None:
     # A moderator who pastes "dragon" spelled with a Cyrillic a still blocks the Latin spelling.
     rule = word("dr\u0430gon")
     assert check_prompt_blocked("a dragon", [rule]) == rule
+
+
+def test_every_invisible_character_and_mark_unicode_knows_is_folded_away() -> None:
+    # The folding tables are built from the planes Unicode puts these characters in; this
+    # checks the claim against every code point this Python's Unicode database knows.
+    hidden = [
+        chr(code)
+        for code in range(sys.maxunicode + 1)
+        if unicodedata.category(chr(code)) in ("Cf", "Mn", "Me")
+    ]
+    assert len(hidden) > 2000
+    text = "".join(f"x{char}" for char in hidden)
+    assert normalize_prompt(text) == "x" * len(hidden)
 
 
 # -- properties -------------------------------------------------------------------------

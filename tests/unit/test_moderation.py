@@ -16,6 +16,7 @@ import pytest
 from bot.errors import MemberBusy
 from bot.models import BlockRule, GuildDefaults, JobState, NewJob
 from bot.moderation.blocklist import (
+    WORD_CHUNK,
     BlocklistTimeout,
     check_prompt_blocked,
     find_blocked_rule,
@@ -115,6 +116,18 @@ def test_phrases_and_punctuation_words() -> None:
     assert check_prompt_blocked("write C++ code", [plus]) == plus
     assert check_prompt_blocked("c+++", [plus]) == plus  # "+" is no word character
     assert check_prompt_blocked("abc++", [plus]) is None
+
+
+def test_a_long_word_list_finds_the_first_rule_in_order() -> None:
+    # Words are screened WORD_CHUNK at a time; a hit in any chunk still names the first rule.
+    words = [word(f"banned{n}", n) for n in range(WORD_CHUNK * 3 + 7)]
+    rules = [*words[:40], regex(r"\bbanned7[0-9]\b", 999), *words[40:]]
+    assert check_prompt_blocked("a banned71 and a banned3", rules) == words[3]
+    assert check_prompt_blocked("a banned71 and a banned45", rules) == rules[40]
+    assert check_prompt_blocked("only banned81 here", rules) == words[81]
+    assert check_prompt_blocked("banned81x and xbanned3 are longer words", rules) is None
+    # The same chunk holds a word inside a longer one and a whole one: only the whole counts.
+    assert check_prompt_blocked("notbanned2 but BANNED5.", rules) == words[5]
 
 
 def test_regex_matches_case_insensitively_and_the_first_rule_wins() -> None:
