@@ -22,7 +22,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.models import BlockRule
-from bot.moderation.blocklist import check_prompt_blocked, find_blocked_rule, normalize_word
+from bot.moderation.blocklist import (
+    WORD_CHUNK,
+    check_prompt_blocked,
+    find_blocked_rule,
+    normalize_word,
+)
 from bot.moderation.folding import normalize_prompt, skeleton
 from bot.moderation.gates import RequestRefused
 from bot.moderation.regexes import MAX_PROMPT_CHARS, validate_regex
@@ -235,3 +240,33 @@ def test_a_word_never_blocks_a_longer_plain_word(text: str, tail: str) -> None:
         skeleton(part) == skeleton(text) for part in longer.split()
     ):
         assert check_prompt_blocked(f"a {longer} b", [rule]) is None
+
+
+# Syllables, so that a prompt holds some rules' text (whole or inside a longer word) and not
+# others', and a chunk of word rules can be passed over as a whole.
+_SYLLABLES = [c + v for c in "bdgkmnprst" for v in "aeiou"]
+_RULE_TEXT = st.lists(st.sampled_from(_SYLLABLES), min_size=1, max_size=2).map("".join)
+_PROMPT_PART = st.sampled_from([*_SYLLABLES, " ", "-", "_", "1", "\u0301", "\u043e", "\u200b"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    # Mostly words, and more than a chunk of them.
+    st.lists(
+        st.tuples(st.sampled_from([False, False, False, True]), _RULE_TEXT),
+        min_size=WORD_CHUNK + 5,
+        max_size=2 * WORD_CHUNK + 10,
+    ),
+    st.lists(_PROMPT_PART, max_size=8),
+)
+def test_a_blocklist_answers_as_its_rules_one_by_one_would(
+    specs: list[tuple[bool, str]], parts: list[str]
+) -> None:
+    # Words are screened a chunk at a time; the answer must still be the first rule, in
+    # order, that would refuse the prompt on its own.
+    rules = [
+        regex(text, n) if is_regex else word(text, n) for n, (is_regex, text) in enumerate(specs)
+    ]
+    prompt = "".join(parts)
+    alone = [rule for rule in rules if check_prompt_blocked(prompt, [rule]) == rule]
+    assert check_prompt_blocked(prompt, rules) == (alone[0] if alone else None)
