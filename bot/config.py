@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from yarl import URL
 
-from bot.models import GuildDefaults
+from bot.models import MAX_CONCURRENT, MAX_CREDITS, GuildDefaults
 from bot.quota import DEFAULT_COSTS, Period
 
 RESOLUTIONS = ("480p", "720p", "1080p")
@@ -214,10 +214,16 @@ class _Section:
         return convert(self.where(key), self.table[key])
 
 
-def _int(minimum: int) -> Callable[[str, Any], int]:
+_INT64_MAX = 2**63 - 1
+"""The largest integer the database (or a Discord id) holds."""
+
+
+def _int(minimum: int, maximum: int = _INT64_MAX) -> Callable[[str, Any], int]:
     def convert(where: str, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ConfigError(f"{where} must be an integer ≥ {minimum}")
+        if value > maximum:
+            raise ConfigError(f"{where} must be an integer ≤ {maximum:,}")
         return value
 
     return convert
@@ -336,13 +342,13 @@ def _snowflake(where: str, value: Any) -> int | None:
         return None
     if isinstance(value, str) and value.isdigit():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _INT64_MAX:
         raise ConfigError(f"{where} must be a Discord server id (a number), or 0 for none")
     return value
 
 
 def _path(where: str, value: Any) -> Path:
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
         raise ConfigError(f"{where} must be a file path")
     return Path(value)
 
@@ -360,7 +366,9 @@ def _costs(_where: str, value: Any) -> dict[str, dict[int, int]]:
         for seconds, credits in row.items():
             if not str(seconds).isdigit() or int(seconds) not in DURATIONS:
                 raise ConfigError(f"{where} {resolution} has unknown duration {seconds!r}")
-            costs[resolution][int(seconds)] = _int(0)(f"{where} {resolution}.{seconds}", credits)
+            costs[resolution][int(seconds)] = _int(0, MAX_CREDITS)(
+                f"{where} {resolution}.{seconds}", credits
+            )
     return costs
 
 
@@ -430,10 +438,10 @@ def parse_config(data: Mapping[str, Any]) -> Config:
     )
     quota = QuotaConfig(
         period=Period(q.get("period", "day", _choice(tuple(p.value for p in Period)))),
-        member_credits=q.get("member_credits", 10, _int(0)),
-        server_credits=q.get("server_credits", 100, _int(0)),
-        member_concurrent_jobs=q.get("member_concurrent_jobs", 1, _int(1)),
-        server_concurrent_jobs=q.get("server_concurrent_jobs", 5, _int(1)),
+        member_credits=q.get("member_credits", 10, _int(0, MAX_CREDITS)),
+        server_credits=q.get("server_credits", 100, _int(0, MAX_CREDITS)),
+        member_concurrent_jobs=q.get("member_concurrent_jobs", 1, _int(1, MAX_CONCURRENT)),
+        server_concurrent_jobs=q.get("server_concurrent_jobs", 5, _int(1, MAX_CONCURRENT)),
         cost=q.get("cost", _default_costs(), _costs),
         approval_hours=q.get("approval_hours", 20.0, _hours_below_a_day),
     )

@@ -1,11 +1,16 @@
-"""The prompt blocklist: rules, the normal forms prompts are matched in, and matching.
+"""The prompt blocklist: rules, and matching them against a prompt's two forms.
 
 A rule is a word (or phrase) or a regular expression, always matched case-insensitively.
-Every rule is tried against two forms of the prompt: the *folded* form (NFKC, invisible
-format characters and combining marks removed) and its *skeleton* (Unicode's UTS #39
-confusables mapping on top, so a Cyrillic and a Latin "a" are one letter). Regexes are
-matched by RE2 (:mod:`bot.moderation.regexes`), whose searches are linear in the prompt;
-word rules are our own escaped patterns on ``re``.
+Every rule is tried against two forms of the prompt (:mod:`bot.moderation.folding`): the
+*folded* form (NFKC, invisible format characters and combining marks removed) and its
+*skeleton* (Unicode's UTS #39 confusables mapping on top, so a Cyrillic and a Latin "a" are one
+letter). Both are matched by RE2 (:mod:`bot.moderation.regexes`), whose searches are linear in
+the prompt and let go of the GIL while they run, so the event loop stays free.
+
+A server's word rules are searched a chunk at a time: one RE2 alternation of up to
+:data:`WORD_CHUNK` words' text per form finds whether any of them occurs at all; only a chunk
+that does is looked at word by word, with the whole-word boundaries. A prompt with no blocked
+word therefore costs a handful of searches, however many words the server blocks.
 """
 
 from __future__ import annotations
@@ -15,13 +20,13 @@ import functools
 import logging
 import time
 import unicodedata
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import re2
-from confusable_homoglyphs import confusables
 
-from bot.models import BlockRule, RuleKind
+from bot.models import BlockRule
+from bot.moderation.folding import normalize_prompt, skeleton
 from bot.moderation.regexes import MAX_PROMPT_CHARS, compile_regex, validate_regex
 
 log = logging.getLogger(__name__)
@@ -31,93 +36,19 @@ MAX_BLOCK_RULES = 200
 """Rules per server; every rule is run on every prompt."""
 MAX_REGEX_RULES = 50
 """Of which regexes: each is an RE2 scan of the prompt's two forms."""
-
+WORD_CHUNK = 25
+"""Word rules screened by one RE2 search per form. Compiling a chunk holds the GIL (about
+0.06 ms a word), so a chunk stays small enough that compiling it never stalls the bot."""
 
 BLOCKLIST_BUDGET = 2.0
 """Seconds one prompt may spend in the blocklist before it is refused unchecked."""
 
 _MAX_SKELETON_CHARS = 4 * MAX_PROMPT_CHARS
 # A few prototypes are several letters ("m" is "rn"), so a skeleton can be longer.
-_DIRECTION_MARKS = str.maketrans("", "", "\u200e\u200f")
 
 
 class BlocklistTimeout(TimeoutError):
     """The blocklist check ran out of time before every rule was tried."""
-
-
-def _prototypes(data: Mapping[str, Any]) -> dict[int, str]:
-    """UTS #39's confusable -> prototype map, from confusable-homoglyphs' copy of Unicode's data.
-
-    The package stores each line of confusables.txt both ways, so the map is a forest of
-    stars: a prototype is linked to all its look-alikes, a look-alike only to its prototype.
-    A look-alike and a prototype that only have each other cannot be told apart from the data;
-    either serves as long as the choice is the same everywhere (ASCII first, then the lower
-    code point).
-    """
-    links: dict[str, set[str]] = {}
-    for key, entries in data.items():
-        links.setdefault(key.translate(_DIRECTION_MARKS), set()).update(
-            entry["c"].translate(_DIRECTION_MARKS) for entry in entries
-        )
-    table: dict[int, str] = {}
-    for char, linked in links.items():
-        if len(char) != 1 or len(linked) != 1:
-            continue  # a prototype (or a multi-letter sequence, never a look-alike)
-        (other,) = linked
-        is_prototype = len(links.get(other, ())) > 1 or len(other) != 1
-        if is_prototype or (not other.isascii(), ord(other)) < (not char.isascii(), ord(char)):
-            table[ord(char)] = other
-    return table
-
-
-@functools.cache
-def _prototype_table() -> dict[int, str]:
-    return _prototypes(confusables.confusables_data)
-
-
-def _fold_once(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text)
-    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
-    decomposed = unicodedata.normalize("NFD", text)
-    bare = "".join(ch for ch in decomposed if unicodedata.category(ch) not in ("Mn", "Me"))
-    return unicodedata.normalize("NFC", bare)
-
-
-def _fixpoint(step: Any, text: str) -> str:
-    # Each step can expose one more thing to fold (NFKC of a stripped letter, a prototype
-    # that is itself a compatibility form); a few rounds reach the fixed point.
-    for _ in range(6):
-        folded: str = step(text)
-        if folded == text:
-            break
-        text = folded
-    return text
-
-
-def normalize_prompt(prompt: str) -> str:
-    """The folded form: NFKC, format characters (zero-width, bidi) and combining marks removed.
-
-    NFKC turns full-width and other compatibility letters into plain ones, dropping format
-    characters stops "nu\\u200bde" slipping past a word rule, and dropping combining marks
-    (after NFD) turns "d\\u0336r\\u0336a\\u0336g\\u0336o\\u0336n\\u0336" and "drágon" into "dragon".
-    Idempotent.
-    """
-    return _fixpoint(_fold_once, prompt)
-
-
-def skeleton(text: str) -> str:
-    """The UTS #39 skeleton of the folded, case-folded text: look-alike letters become one.
-
-    Idempotent; ``skeleton(a) == skeleton(b)`` when ``a`` and ``b`` differ only in look-alike
-    letters ("dragon" spelled with a Cyrillic "a", and "dragon"), case, invisible characters
-    or marks.
-    """
-    table = _prototype_table()
-
-    def step(current: str) -> str:
-        return normalize_prompt(normalize_prompt(current).casefold().translate(table).casefold())
-
-    return _fixpoint(step, text)
 
 
 def normalize_word(word: str) -> str:
@@ -135,37 +66,112 @@ def normalize_word(word: str) -> str:
     return text
 
 
-def _word_regex(word: str) -> str:
-    # Whole words only: "ass" must not refuse "class". RE2 has no look-around and only an
-    # ASCII \b, so the boundary is a character that is no Unicode letter, digit or "_" (or
-    # the text's edge), which also gives a word that starts or ends with punctuation ("c++")
-    # its boundary; any run of spaces matches a space inside a phrase. Matched by RE2 like
-    # the regex rules: linear, and a whole blocklist stays far below a stall of the bot.
-    body = r"[\s\p{Z}]+".join(re2.escape(part) for part in word.split())
-    return rf"(?:^|[^\pL\pN_])(?:{body})(?:[^\pL\pN_]|$)"
+@dataclass(frozen=True)
+class _Forms:
+    """A prompt's two forms, encoded once as the UTF-8 RE2 searches."""
+
+    folded: bytes
+    skeletal: bytes
+    same: bool
+
+    @classmethod
+    def of(cls, prompt: str) -> _Forms:
+        folded = normalize_prompt(prompt)[:MAX_PROMPT_CHARS]
+        skeletal = skeleton(folded)[:_MAX_SKELETON_CHARS]
+        return cls(folded.encode(), skeletal.encode(), skeletal == folded)
 
 
 class _Matcher:
-    """One rule, ready to search a prompt's folded form and its skeleton."""
+    """A pattern for each form (one, when they are the same), searching that form."""
 
-    def __init__(self, folded: Any, skeletal: Any) -> None:
-        self._folded = folded
-        self._skeletal = skeletal
+    def __init__(self, folded: str, skeletal: str) -> None:
+        self._folded = compile_regex(folded)
+        self._skeletal = self._folded if skeletal == folded else compile_regex(skeletal)
 
-    def hits(self, folded: str, skeletal: str) -> bool:
-        return (
-            self._folded.search(folded) is not None or self._skeletal.search(skeletal) is not None
-        )
+    def hits(self, forms: _Forms) -> bool:
+        if self._folded.search(forms.folded) is not None:
+            return True
+        if self._skeletal is self._folded and forms.same:
+            return False  # the same search again
+        return self._skeletal.search(forms.skeletal) is not None
+
+
+# -- word rules ---------------------------------------------------------------------------
+
+
+def _word_text(word: str) -> str:
+    """The RE2 pattern of a word's letters: escaped, any run of spaces inside a phrase."""
+    return r"[\s\p{Z}]+".join(re2.escape(part) for part in word.split())
+
+
+def _whole_word(text: str) -> str:
+    # Whole words only: "ass" must not refuse "class". RE2 has no look-around and only an
+    # ASCII \b, so the boundary is a character that is no Unicode letter, digit or "_" (or
+    # the text's edge), which also gives a word that starts or ends with punctuation ("c++")
+    # its boundary.
+    return rf"(?:^|[^\pL\pN_])(?:{text})(?:[^\pL\pN_]|$)"
+
+
+def _forms_of_word(word: str) -> tuple[str, str]:
+    """A stored word as it is looked for in the folded form and in the skeleton."""
+    return normalize_word(word), skeleton(word)
+
+
+@functools.lru_cache(maxsize=4096)
+def _word_anywhere(word: str) -> _Matcher:
+    """The word's text anywhere: quick to compile, the test a prompt usually fails."""
+    folded, skeletal = _forms_of_word(word)
+    return _Matcher(_word_text(folded), _word_text(skeletal))
 
 
 @functools.lru_cache(maxsize=2048)
-def _compiled(kind: RuleKind, pattern: str) -> _Matcher | None:
-    """The matcher of a rule, or None (logged once) for a stored regex RE2 cannot take."""
-    if kind == "word":
+def _whole_word_matcher(word: str) -> _Matcher:
+    """The word as a whole word. Its Unicode boundary classes take a few ms to compile, so
+    it is only built once a prompt contains the word's text."""
+    folded, skeletal = _forms_of_word(word)
+    return _Matcher(_whole_word(_word_text(folded)), _whole_word(_word_text(skeletal)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _word_screen(words: tuple[str, ...]) -> _Matcher | None:
+    """One search per form telling whether any of ``words``' text occurs; None if too big."""
+    forms = [_forms_of_word(word) for word in words]
+    try:
         return _Matcher(
-            compile_regex(_word_regex(normalize_word(pattern))),
-            compile_regex(_word_regex(skeleton(pattern))),
+            "|".join(f"(?:{_word_text(folded)})" for folded, _ in forms),
+            "|".join(f"(?:{_word_text(skeletal)})" for _, skeletal in forms),
         )
+    except ValueError as exc:
+        log.warning("blocked words are checked one by one: %s", exc)
+        return None
+
+
+class _WordRules:
+    """A server's word rules in chunks, each screened at most once per prompt."""
+
+    def __init__(self, words: Sequence[str]) -> None:
+        self._chunk_of = {word: index // WORD_CHUNK for index, word in enumerate(words)}
+        self._chunks = [
+            tuple(words[start : start + WORD_CHUNK]) for start in range(0, len(words), WORD_CHUNK)
+        ]
+        self._screened: dict[int, bool] = {}
+
+    def hits(self, word: str, forms: _Forms) -> bool:
+        chunk = self._chunk_of[word]
+        if chunk not in self._screened:
+            screen = _word_screen(self._chunks[chunk])
+            self._screened[chunk] = screen is None or screen.hits(forms)
+        if not self._screened[chunk]:
+            return False
+        return _word_anywhere(word).hits(forms) and _whole_word_matcher(word).hits(forms)
+
+
+# -- regex rules --------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=2048)
+def _regex_matcher(pattern: str) -> _Matcher | None:
+    """The matcher of a stored regex, or None (logged once) for one RE2 cannot take."""
     try:
         validate_regex(pattern)
     except ValueError as exc:
@@ -173,8 +179,7 @@ def _compiled(kind: RuleKind, pattern: str) -> _Matcher | None:
         # pattern RE2 refuses (a look-ahead, say). It is skipped, not run on `re`.
         log.warning("blocklist regex %r is skipped: %s", pattern, exc)
         return None
-    matcher = compile_regex(pattern)
-    return _Matcher(matcher, matcher)
+    return _Matcher(pattern, pattern)
 
 
 def check_prompt_blocked(
@@ -183,19 +188,24 @@ def check_prompt_blocked(
     """The first rule (in the given order) that matches ``prompt``, or None.
 
     Words match whole words, case-insensitively; regexes match anywhere, case-insensitively.
-    Both see the prompt folded by :func:`normalize_prompt` and cut to
+    Both see the prompt folded by :func:`~bot.moderation.folding.normalize_prompt` and cut to
     :data:`MAX_PROMPT_CHARS` characters (the longest prompt a job can have), and its
-    :func:`skeleton`; a hit in either refuses it. With a
+    :func:`~bot.moderation.folding.skeleton`; a hit in either refuses it. With a
     ``deadline`` (on :func:`time.monotonic`'s clock), raises :class:`BlocklistTimeout` when
     it passes before every rule was tried.
     """
-    folded = normalize_prompt(prompt)[:MAX_PROMPT_CHARS]
-    skeletal = skeleton(folded)[:_MAX_SKELETON_CHARS]
+    rules = list(rules)
+    forms = _Forms.of(prompt)
+    words = _WordRules(list(dict.fromkeys(r.pattern for r in rules if r.kind == "word")))
     for rule in rules:
         if deadline is not None and time.monotonic() > deadline:
             raise BlocklistTimeout(f"blocklist check stopped before {rule.describe()}")
-        matcher = _compiled(rule.kind, rule.pattern)
-        if matcher is not None and matcher.hits(folded, skeletal):
+        if rule.kind == "word":
+            if words.hits(rule.pattern, forms):
+                return rule
+            continue
+        matcher = _regex_matcher(rule.pattern)
+        if matcher is not None and matcher.hits(forms):
             return rule
     return None
 
@@ -206,7 +216,7 @@ async def find_blocked_rule(
     """:func:`check_prompt_blocked` in a worker thread, within ``budget`` seconds.
 
     The thread keeps the event loop free; the budget bounds the whole check to the budget
-    plus one rule, and one rule is one linear scan (RE2 for regexes).
+    plus one search, and one search is linear in the prompt (RE2).
     Raises :class:`BlocklistTimeout` when the budget runs out.
     """
     deadline = time.monotonic() + budget

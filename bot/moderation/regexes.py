@@ -43,6 +43,10 @@ _UNSUPPORTED: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+_REPEAT_SIZE = re.compile(r"invalid repetition size: (\{(\d+)(?:,(\d*))?\})")
+_TOO_LARGE = "This pattern is too large: its repetitions expand too far. Use smaller counts."
+
+
 def _options() -> Any:
     options = re2.Options()
     options.case_sensitive = False
@@ -75,7 +79,21 @@ def _explain(pattern: str, exc: Exception) -> str:
         detail = detail.decode("utf-8", errors="replace")
     detail = str(detail)
     if "too large" in detail or "too big" in detail:
-        return "This pattern is too large: its repetitions expand too far. Use smaller counts."
+        return _TOO_LARGE
+    repeat = _REPEAT_SIZE.search(detail)
+    if repeat is not None:
+        # RE2 says "invalid repetition size" for {2,1}, but also for any count over 1000 and
+        # for nested counts whose product is over 1000, where the count it quotes is fine.
+        braces, low, high = repeat[1], int(repeat[2]), repeat[3]
+        if high and int(high) < low:
+            return (
+                f"This is not a valid regular expression: in {braces} the first count must "
+                "not be larger than the second."
+            )
+        return (
+            "This pattern is too large: a repetition counts to at most 1000, and nested "
+            "repetitions multiply. Use smaller counts."
+        )
     return f"This is not a valid regular expression: {detail or 'RE2 refused it'}."
 
 
@@ -93,9 +111,7 @@ def validate_regex(pattern: str) -> None:
         raise ValueError("A blocked pattern cannot contain a NUL character.")
     compiled = compile_regex(pattern)
     if compiled.programsize > MAX_PROGRAM_SIZE:
-        raise ValueError(
-            "This pattern is too large: its repetitions expand too far. Use smaller counts."
-        )
+        raise ValueError(_TOO_LARGE)
     if compiled.search("") is not None:
         raise ValueError("The pattern matches an empty text, so it would refuse every prompt.")
 

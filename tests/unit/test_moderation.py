@@ -16,6 +16,7 @@ import pytest
 from bot.errors import MemberBusy
 from bot.models import BlockRule, GuildDefaults, JobState, NewJob
 from bot.moderation.blocklist import (
+    WORD_CHUNK,
     BlocklistTimeout,
     check_prompt_blocked,
     find_blocked_rule,
@@ -117,6 +118,18 @@ def test_phrases_and_punctuation_words() -> None:
     assert check_prompt_blocked("abc++", [plus]) is None
 
 
+def test_a_long_word_list_finds_the_first_rule_in_order() -> None:
+    # Words are screened WORD_CHUNK at a time; a hit in any chunk still names the first rule.
+    words = [word(f"banned{n}", n) for n in range(WORD_CHUNK * 3 + 7)]
+    rules = [*words[:40], regex(r"\bbanned7[0-9]\b", 999), *words[40:]]
+    assert check_prompt_blocked("a banned71 and a banned3", rules) == words[3]
+    assert check_prompt_blocked("a banned71 and a banned45", rules) == rules[40]
+    assert check_prompt_blocked("only banned81 here", rules) == words[81]
+    assert check_prompt_blocked("banned81x and xbanned3 are longer words", rules) is None
+    # The same chunk holds a word inside a longer one and a whole one: only the whole counts.
+    assert check_prompt_blocked("notbanned2 but BANNED5.", rules) == words[5]
+
+
 def test_regex_matches_case_insensitively_and_the_first_rule_wins() -> None:
     rules = [word("cat", 1), regex(r"\bdo+g\b", 2), regex(r"k[i1]tten", 3)]
     assert check_prompt_blocked("a DOOOG runs", rules) == rules[1]
@@ -179,32 +192,6 @@ def test_backtracking_shapes_are_accepted_and_run_on_re2(pattern: str) -> None:
     assert check_prompt_blocked(hostile, [regex(pattern, 1)]) is None
 
 
-@pytest.mark.parametrize(
-    ("pattern", "message"),
-    [
-        (r"(a)\1", r"back-references like \\1"),
-        (r"(?P<x>a)(?P=x)", "back-references"),
-        (r"(a)?(?(1)b|c)", "conditionals"),
-        (r"(?=.*\bcat\b)(?=.*\bdog\b)", r"look-around like \(\?="),
-        (r"(?<!x)y", "look-around"),
-        (r"a++b", "possessive"),
-        (r"(?>ab)c", "atomic groups"),
-        (r"(\w{1000}){1000}", "too large|not a valid"),
-        (r"(a{1,30}){1,30}x", "too large: its repetitions expand too far"),
-        (r"(a|a)*", "empty text"),
-        (r"[", "not a valid regular expression"),
-        (r"a{2,1}", "not a valid regular expression"),
-        ("", "empty"),
-        ("x" * 201, "at most 200"),
-        (r"a*", "empty text"),
-        (r"(?:)", "empty text"),
-    ],
-)
-def test_invalid_regexes_are_rejected_with_a_reason(pattern: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        validate_regex(pattern)
-
-
 @pytest.mark.parametrize("pattern", SAFE)
 def test_ordinary_blocklist_regexes_are_accepted(pattern: str) -> None:
     validate_regex(pattern)
@@ -232,14 +219,6 @@ async def test_rules_are_stored_normalised_and_refuse_prompts(store: Store) -> N
     assert await store.remove_block_rule(GUILD, first.id or 0, by=MOD) == first
     assert await store.remove_block_rule(GUILD, first.id or 0, by=MOD) is None
     await check_gates(store, GUILD, MEMBER, 1, prompt="gore")
-
-
-async def test_a_pathological_regex_is_refused_when_added(store: Store) -> None:
-    for pattern in (r"(?=x)y", r"(a)\1", r"(?<!a)b", r"a++", r"(x|x)*"):
-        with pytest.raises(ValueError):
-            await add_block_rule(store, GUILD, "regex", pattern, by=MOD)
-    assert await store.block_rules(GUILD) == []
-    assert await store.audit_log(GUILD) == []
 
 
 async def test_a_server_has_a_bounded_blocklist(store: Store, db_path: Path) -> None:
