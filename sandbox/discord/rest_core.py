@@ -74,6 +74,7 @@ class RestCore:
 
     def _wrap(self, method: str, route: str, handler: Handler, auth: bool) -> Handler:
         async def run(request: web.Request) -> web.StreamResponse:
+            received = time.time()
             code: int | None = None
             headers: dict[str, str] = {}
             try:
@@ -104,7 +105,9 @@ class RestCore:
             response.headers["Via"] = "1.1 google"
             response.headers.update(headers)
             self.log.add(
-                RequestRecord(method, route, request.path, response.status, code, time.time())
+                RequestRecord(
+                    method, route, request.path, response.status, code, time.time(), received
+                )
             )
             return response
 
