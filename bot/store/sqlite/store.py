@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -17,6 +18,7 @@ from bot.errors import JobNotFound
 from bot.models import FAILURE_STATES, PROGRESS_STATES, JobRecord, JobState
 from bot.store.sqlite.approvals import ApprovalMixin
 from bot.store.sqlite.budgets import BudgetMixin
+from bot.store.sqlite.inline import Db, InlineThread
 from bot.store.sqlite.leases import LeaseMixin
 from bot.store.sqlite.moderation import ModerationMixin
 from bot.store.sqlite.reports import ReportMixin
@@ -36,6 +38,8 @@ OWNED = " AND (:owner IS NULL OR owner = :owner)"
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 
 class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, ReportMixin):
     """Jobs, the usage ledger and each server's moderation settings in one SQLite file.
@@ -43,12 +47,15 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
     One aiosqlite connection is shared by every coroutine. Each method holds an asyncio lock
     for its whole run, so statements of concurrent calls never mix inside one transaction;
     writes run in ``BEGIN IMMEDIATE`` so another process on the same file waits (up to the
-    busy timeout) instead of reading budgets that are about to change.
+    busy timeout) instead of reading budgets that are about to change. The hot paths run
+    their whole transaction in one call on a thread of their own (see ``inline``), under the
+    same lock.
     """
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, inline: InlineThread) -> None:
         """Wrap an open, migrated connection. Use :meth:`open` instead."""
         self._db = db
+        self._inline = inline
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -81,7 +88,11 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
             await db.execute("PRAGMA synchronous = FULL")
             version = await apply_migrations(db, migrations)
             log.info("opened store %s at schema version %d", path, version)
-            yield cls(db)
+            inline = await asyncio.to_thread(InlineThread.open, path, busy_timeout=busy_timeout)
+            try:
+                yield cls(db, inline)
+            finally:
+                await asyncio.to_thread(inline.close)
         finally:
             await db.close()
 
@@ -112,12 +123,32 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
             finally:
                 await asyncio.shield(self._db.rollback())
 
-    async def _fetch_job(self, db: aiosqlite.Connection, job_id: int) -> JobRecord | None:
+    async def _inline_write(self, body: Callable[[Db], Awaitable[T]]) -> T:
+        """``body`` as one write transaction, in one call on the inline thread."""
+        return await self._inline_call(self._inline.write(body))
+
+    async def _inline_read(self, body: Callable[[Db], Awaitable[T]]) -> T:
+        """``body`` as one read transaction (one snapshot), in one call on the inline thread."""
+        return await self._inline_call(self._inline.read(body))
+
+    async def _inline_call(self, call: Callable[[], T]) -> T:
+        async with self._lock:
+            done = asyncio.get_running_loop().run_in_executor(self._inline.pool, call)
+            try:
+                return await asyncio.shield(done)
+            except asyncio.CancelledError:
+                # The transaction ends on its thread whatever happens here: hand the lock on
+                # only once it has, so no other transaction starts beside it.
+                with contextlib.suppress(Exception):
+                    await done
+                raise
+
+    async def _fetch_job(self, db: Db, job_id: int) -> JobRecord | None:
         async with db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)) as cur:
             row = await cur.fetchone()
         return None if row is None else job_from_row(row)
 
-    async def _require_job(self, db: aiosqlite.Connection, job_id: int) -> JobRecord:
+    async def _require_job(self, db: Db, job_id: int) -> JobRecord:
         job = await self._fetch_job(db, job_id)
         if job is None:
             raise JobNotFound(job_id)
