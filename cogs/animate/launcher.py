@@ -156,9 +156,9 @@ class Launcher:
             role_ids=role_ids(interaction.user),
             parent_channel_id=parent_channel(interaction),
         )
-        await self.bot.admission.screen(request)
+        view = await self.bot.admission.screen(request)
         try:
-            await self.bot.admission.precheck(request)
+            await self.bot.admission.precheck(request, view)
         except QuotaExceeded as exc:
             raise UserFacingError(refusal_message(exc.refusal)) from None
         wait = self.cooldown.take(new.guild_id, new.member_id)
