@@ -147,12 +147,14 @@ class ChannelNotifier:
     # -- JobNotifier -----------------------------------------------------------------------
 
     async def job_changed(self, job: JobRecord) -> None:
-        """Queue the job's newest state for its status message and return at once.
+        """Render the job's newest state and queue it for its status message.
 
-        A final state goes first and is tried until it shows; a new state goes before mere
-        progress (a queue position) when the budget is short; both wait for the job's own
-        interval.
+        Rendered now, so the paced edit itself only sends: a request the bot-wide budget lets
+        through leaves at once. A final state goes first and is tried until it shows; a new
+        state goes before mere progress (a queue position) when the budget is short; both
+        wait for the job's own interval.
         """
+        content, embed, view = render_status(job, await self._embed(job))
         if job.state.is_terminal or job.state is JobState.UNKNOWN_SUBMISSION:
             priority, not_before = Priority.FINAL, 0.0
         else:
@@ -160,12 +162,16 @@ class ChannelNotifier:
             priority = Priority.CHANGE if changed else Priority.PROGRESS
             not_before = self._last_edit + self._interval
         self._pacer.submit(
-            ("status", job.id), lambda: self._edit(job), priority=priority, not_before=not_before
+            ("status", job.id),
+            lambda: self._edit(job, content, embed, view),
+            priority=priority,
+            not_before=not_before,
         )
 
-    async def _edit(self, job: JobRecord) -> None:
+    async def _edit(
+        self, job: JobRecord, content: str, embed: discord.Embed, view: discord.ui.View | None
+    ) -> None:
         async with self._lock:
-            content, embed, view = render_status(job, await self._embed(job))
             shown = embed.to_dict()
             if shown == self._last_shown:
                 return

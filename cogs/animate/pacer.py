@@ -42,7 +42,9 @@ GLOBAL_RATE = 50
 GLOBAL_HEADROOM = 5
 """Requests a second left to what does not go through a pacer (the moderators' log, lookups)."""
 SLACK = 0.25
-"""Seconds added to every window, for requests that reach Discord sooner than their turn."""
+"""Seconds added to a channel's window, for requests that reach Discord sooner than their turn."""
+GLOBAL_SLACK = 0.1
+"""The same for the bot-wide window of one second."""
 URGENT_ATTEMPTS = 6
 """How often an urgent edit (a final state) is tried before it is given up and logged."""
 
@@ -66,7 +68,7 @@ class RequestBudget:
     """The bot's requests per window across every channel, granted most urgent first."""
 
     def __init__(
-        self, rate: int = GLOBAL_RATE - GLOBAL_HEADROOM, window: float = 1.0 + SLACK
+        self, rate: int = GLOBAL_RATE - GLOBAL_HEADROOM, window: float = 1.0 + GLOBAL_SLACK
     ) -> None:
         self._rate = rate
         self._window = window
