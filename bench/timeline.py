@@ -23,6 +23,7 @@ from bot.models import JobState
 from cogs._render import STATES
 from sandbox.discord import DiscordEmulator, EmulatorEvent, RequestRecord
 from sandbox.runcomfy.jobs import EmulatedJob
+from sandbox.runcomfy.jobs import RecordedRequest as RunComfyRequest
 
 # The order a delivered job's states come in; showing a later one shows an earlier change too
 # (the bot may coalesce a short-lived state away).
@@ -214,8 +215,10 @@ def show_lags(
 class DeliveryLags:
     """The provider finishing -> the video's post, in parts."""
 
+    noticed: list[float] = field(default_factory=list)
+    """Provider finished -> the bot's first poll after it (the poll that sees it finished)."""
     fetched: list[float] = field(default_factory=list)
-    """Provider finished -> the bot starts posting (its poll noticed, the video downloaded)."""
+    """That poll -> the bot starts posting (the store, the status, the video downloaded)."""
     queued: list[float] = field(default_factory=list)
     """The bot starts posting -> the post request reaches Discord (waiting for the budget)."""
     upload: list[float] = field(default_factory=list)
@@ -231,8 +234,12 @@ def delivery_lags(
     provider: dict[str, EmulatedJob],
     emu: DiscordEmulator,
     requests: Sequence[RequestRecord],
+    polls: dict[str, list[float]],
 ) -> DeliveryLags:
-    """For every delivered job: when its video's post began and ended, from both emulators."""
+    """For every delivered job: when its video's post began and ended, from both emulators.
+
+    ``polls``: per provider request id, when the bot asked for its state (RunComfy's log).
+    """
     posts: dict[int, list[tuple[float, float]]] = defaultdict(list)
     for record in requests:
         if (
@@ -263,12 +270,30 @@ def delivery_lags(
             lags.unmatched += 1
             continue
         received = spans[index][0]
-        lags.fetched.append(job.posting - finished)
+        asked = polls.get(job.request_id or "", [])
+        after = bisect_right(asked, finished)
+        if after >= len(asked):
+            lags.unmatched += 1
+            continue
+        lags.noticed.append(asked[after] - finished)
+        lags.fetched.append(job.posting - asked[after])
         lags.queued.append(received - job.posting)
         lags.upload.append(created - received)
         lags.to_request.append(received - finished)
         lags.total.append(created - finished)
     return lags
+
+
+def poll_times(requests: Iterable[RunComfyRequest]) -> dict[str, list[float]]:
+    """Per provider request id, when the bot asked for its state or result, in order."""
+    found: dict[str, list[float]] = defaultdict(list)
+    for record in requests:
+        parts = record.path.split("/")
+        if record.method == "GET" and len(parts) == 5 and parts[2] == "requests":
+            found[parts[3]].append(record.at)
+    for times in found.values():
+        times.sort()
+    return found
 
 
 def channel_of(record: RequestRecord) -> int:
