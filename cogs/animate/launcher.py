@@ -125,7 +125,7 @@ class Launcher:
         self.cooldown = Cooldown(bot.config.animate.cooldown_seconds)
         self._pacers: dict[int, ChannelPacer] = {}
         # Discord's limit on all of the bot's requests, shared by every channel.
-        self._budget = RequestBudget()
+        self._budget = RequestBudget(rate=bot.config.discord.requests_per_second)
 
     def pacer(self, channel_id: int) -> ChannelPacer:
         """The channel's one message budget, shared by every job shown there."""
