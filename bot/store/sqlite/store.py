@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -154,9 +154,7 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
             raise JobNotFound(job_id)
         return job
 
-    async def _update_job(
-        self, db: aiosqlite.Connection, job_id: int, sql: str, params: Mapping[str, Any]
-    ) -> bool:
+    async def _update_job(self, db: Db, job_id: int, sql: str, params: Mapping[str, Any]) -> bool:
         """Run an UPDATE of one job; True when it changed the row, JobNotFound if none exists."""
         async with db.execute(sql, {**params, "id": job_id}) as cursor:
             changed = cursor.rowcount > 0
@@ -198,8 +196,7 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
 
     async def get_job(self, job_id: int) -> JobRecord | None:
         """The job with this id, or None."""
-        async with self._lock:
-            return await self._fetch_job(self._db, job_id)
+        return await self._inline_read(lambda db: self._fetch_job(db, job_id))
 
     async def mark_submitting(
         self, job_id: int, now: datetime, *, owner: str | None = None
@@ -209,14 +206,15 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
         Returns False, changing nothing, when the job is no longer ACCEPTED (for example it
         was cancelled while waiting for a provider slot): the caller must not submit it.
         """
-        async with self._write() as db:
-            return await self._update_job(
+        return await self._inline_write(
+            lambda db: self._update_job(
                 db,
                 job_id,
                 "UPDATE jobs SET state = 'submitting', updated_at = :now "
                 f"WHERE id = :id AND state = 'accepted'{OWNED}",
                 {"now": to_text(now), "owner": owner},
             )
+        )
 
     async def set_submission(
         self,
@@ -234,7 +232,8 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
         moves to QUEUED only from ACCEPTED, SUBMITTING or UNKNOWN_SUBMISSION, never out of
         a later or terminal state. Check the returned record's state.
         """
-        async with self._write() as db:
+
+        async def record(db: Db) -> JobRecord:
             await self._update_job(
                 db,
                 job_id,
@@ -251,7 +250,9 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
                     "now": to_text(now),
                 },
             )
-            job = await self._require_job(db, job_id)
+            return await self._require_job(db, job_id)
+
+        job = await self._inline_write(record)
         log.info("job %d submitted as request %s (state %s)", job_id, request_id, job.state)
         return job
 
@@ -273,8 +274,8 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
         if state not in PROGRESS_STATES:
             raise ValueError(f"set_progress takes queued, running or delivering, not {state}")
         started = state in (JobState.RUNNING, JobState.DELIVERING)
-        async with self._write() as db:
-            return await self._update_job(
+        return await self._inline_write(
+            lambda db: self._update_job(
                 db,
                 job_id,
                 "UPDATE jobs SET state = :state, queue_position = :position, updated_at = :now, "
@@ -288,28 +289,31 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
                     "owner": owner,
                 },
             )
+        )
 
     async def set_status_message(
         self, job_id: int, message_id: int | None, *, now: datetime | None = None
     ) -> None:
         """Remember (or forget, with None) the channel message that shows the job's status."""
-        async with self._write() as db:
-            await self._update_job(
+        await self._inline_write(
+            lambda db: self._update_job(
                 db,
                 job_id,
                 "UPDATE jobs SET status_message_id = :message_id, updated_at = :now WHERE id = :id",
                 {"message_id": message_id, "now": to_text(now or datetime.now(UTC))},
             )
+        )
 
     async def set_video_url(self, job_id: int, url: str, *, now: datetime | None = None) -> None:
         """Remember the provider's output URL, so a restart can deliver without asking again."""
-        async with self._write() as db:
-            await self._update_job(
+        await self._inline_write(
+            lambda db: self._update_job(
                 db,
                 job_id,
                 "UPDATE jobs SET video_url = :url, updated_at = :now WHERE id = :id",
                 {"url": url, "now": to_text(now or datetime.now(UTC))},
             )
+        )
 
     async def mark_unknown_submission(
         self, job_id: int, *, error: str, now: datetime, owner: str | None = None
@@ -318,14 +322,15 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
 
         Returns False, changing nothing, if the job is already terminal.
         """
-        async with self._write() as db:
-            changed = await self._update_job(
+        changed = await self._inline_write(
+            lambda db: self._update_job(
                 db,
                 job_id,
                 "UPDATE jobs SET state = 'unknown_submission', error = :error, "
                 f"queue_position = NULL, updated_at = :now WHERE id = :id AND {OPEN}{OWNED}",
                 {"error": error, "now": to_text(now), "owner": owner},
             )
+        )
         if changed:
             log.warning("job %d: submission outcome unknown: %s", job_id, error)
         return changed
@@ -344,7 +349,8 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
         delivered and charged at most once.
         """
         stamp = to_text(now)
-        async with self._write() as db:
+
+        async def settle(db: Db) -> bool:
             changed = await self._update_job(
                 db,
                 job_id,
@@ -359,6 +365,9 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
                     "WHERE job_id = ? AND state = 'reserved'",
                     (stamp, job_id),
                 )
+            return changed
+
+        changed = await self._inline_write(settle)
         if changed:
             log.info("job %d delivered; credits committed", job_id)
         return changed
@@ -380,7 +389,8 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
         if state not in FAILURE_STATES:
             raise ValueError(f"finish_failed takes failed, cancelled or timed_out, not {state}")
         stamp = to_text(now)
-        async with self._write() as db:
+
+        async def settle(db: Db) -> bool:
             changed = await self._update_job(
                 db,
                 job_id,
@@ -395,6 +405,9 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
                     "WHERE job_id = ? AND state = 'reserved'",
                     (stamp, job_id),
                 )
+            return changed
+
+        changed = await self._inline_write(settle)
         if changed:
             log.info("job %d %s; credits released: %s", job_id, state, error)
         return changed
@@ -423,16 +436,17 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
 
         Queue time is left out: the poller and the ETA count from when a job is seen running.
         """
-        async with (
-            self._lock,
-            self._db.execute(
+
+        async def read(db: Db) -> Iterable[sqlite3.Row]:
+            async with db.execute(
                 "SELECT started_at, finished_at FROM jobs WHERE state = 'delivered' "
                 "AND resolution = ? AND duration = ? AND started_at IS NOT NULL "
                 "ORDER BY finished_at DESC LIMIT ?",
                 (resolution, duration, limit),
-            ) as cursor,
-        ):
-            rows = await cursor.fetchall()
+            ) as cursor:
+                return await cursor.fetchall()
+
+        rows = await self._inline_read(read)
         return [(from_text(row[1]) - from_text(row[0])).total_seconds() for row in rows]
 
 
