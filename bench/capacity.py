@@ -54,6 +54,8 @@ DISCORD_PER_CHANNEL = 5
 DISCORD_WINDOW = 5.0
 DISCORD_GLOBAL = 50
 SHOW_TARGET = 6.0
+STALL = 0.1
+"""An emulator loop lag this long or longer counts as a stall."""
 DELIVERY_TARGET = 3.0
 
 
@@ -138,6 +140,7 @@ class _Run:
     shown: ShowLags
     delivery: DeliveryLags
     emulator_lag: list[float]
+    hits_after_stall: int
 
 
 async def _measure(shape: Shape, seed: int) -> Report:
@@ -212,6 +215,9 @@ async def _measure(shape: Shape, seed: int) -> Report:
                 poll_times(world.sandbox.runcomfy.requests),
             ),
             emulator_lag=emulators.phase("run"),
+            hits_after_stall=_after_stall(
+                [hit.at for hit in world.discord.rate_limited], emulators
+            ),
         )
     if stats.error:
         raise RuntimeError(stats.error)
@@ -294,6 +300,10 @@ def _report(shape: Shape, run: _Run) -> Report:
                     max(run.post_peaks.values(), default=0),
                 ],
                 ["most requests under the global limit in 1 s", run.global_peak],
+                [
+                    f"429s within 1 s after the emulators' loop stalled {STALL * 1000:.0f} ms+",
+                    run.hits_after_stall,
+                ],
             ],
             "Peaks are over sliding windows, which is stricter than Discord's fixed buckets; "
             "edits and posts count successful requests. The global limit spares interaction "
@@ -358,6 +368,13 @@ def _report(shape: Shape, run: _Run) -> Report:
         ),
     ]
     return Report(tables, checks)
+
+
+def _after_stall(hits: list[float], sampler: LagSampler) -> int:
+    """How many 429s came within a second after the emulators' own loop stalled: requests
+    that reached it during the stall were stamped late, together."""
+    stalls = [at for at, lag in zip(sampler.stamps, sampler.samples, strict=True) if lag >= STALL]
+    return sum(1 for hit in hits if any(0.0 <= hit - at <= 1.0 for at in stalls))
 
 
 def _pair(lags: Lags) -> tuple[list[float], int]:
