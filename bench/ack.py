@@ -38,6 +38,7 @@ ALONE_CHANNELS = 250
 """Four jobs a channel: no channel's budget (5 posts per 5 s) holds the burst back."""
 UNLIMITED = 100_000
 SATURATION_TARGET = 250.0
+WAIT_FOR_SUBMITS = 120.0
 
 QUOTA = QuotaConfig(
     member_credits=1_000_000,
@@ -96,6 +97,9 @@ class Burst:
     acks: list[float | None]
     arrivals: list[float]
     submits: list[float]
+    """Of the jobs that reached RunComfy before the benchmark stopped waiting."""
+    ended: float
+    """When the benchmark stopped waiting for them."""
 
     @property
     def arrival_rate(self) -> float:
@@ -105,17 +109,20 @@ class Burst:
 
     @property
     def carried(self) -> float:
-        """Jobs reaching RunComfy per second: all of them, first arrival -> last submit."""
+        """Jobs reaching RunComfy per second: all of them, first arrival -> last submit (or
+        the end of the wait, when some never did)."""
         if not self.submits:
-            return math.nan
+            return 0.0
+        if len(self.submits) < len(self.arrivals):
+            return len(self.submits) / (self.ended - self.arrivals[0])
         return len(self.submits) / (max(self.submits) - self.arrivals[0])
 
     @property
     def steady(self) -> float:
         """Jobs reaching RunComfy per second in the middle of the burst (10th-90th job)."""
         ordered = sorted(self.submits)
-        if len(ordered) < 10:
-            return math.nan
+        if len(ordered) < len(self.arrivals) * 0.9:
+            return self.carried  # most never arrived: there was no steady state
         low, high = round(len(ordered) * 0.1), round(len(ordered) * 0.9) - 1
         return (high - low) / (ordered[high] - ordered[low])
 
@@ -135,10 +142,10 @@ async def _burst(world: World, jobs: int, rate: float, offset: int = 0) -> Burst
         if math.isfinite(rate):
             await asyncio.sleep(max(0.0, started + (index + 1) / rate - loop.time()))
     acks = await _acks(world, handles)
-    if not await until(lambda: len(runcomfy.jobs) >= before + jobs, timeout=240):
-        raise RuntimeError(f"only {len(runcomfy.jobs) - before} of {jobs} jobs reached RunComfy")
+    # A bot that cannot keep up is given two minutes; what reached RunComfy by then counts.
+    await until(lambda: len(runcomfy.jobs) >= before + jobs, timeout=WAIT_FOR_SUBMITS)
     submits = sorted(job.created_at.timestamp() for job in runcomfy.jobs.values())[before:]
-    return Burst(acks, arrivals, submits)
+    return Burst(acks, arrivals, submits, time.time())
 
 
 def _queued_settings() -> SandboxSettings:
@@ -197,6 +204,7 @@ def _burst_row(name: str, burst: Burst) -> list[Cell]:
     return [
         name,
         len(burst.arrivals),
+        len(burst.submits),
         burst.arrival_rate,
         burst.carried,
         burst.steady,
@@ -234,6 +242,7 @@ async def _measure(quick: bool) -> Report:
         [
             "burst",
             "/animate",
+            "reached RunComfy",
             "arrivals/s",
             "reached RunComfy/s (first arrival -> last submit)",
             "reached RunComfy/s (10th-90th percentile job)",
