@@ -14,6 +14,7 @@ import platform
 import resource
 import statistics
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -139,6 +140,8 @@ class LagSampler:
     def __init__(self, interval: float = 0.01) -> None:
         self.interval = interval
         self.samples: list[float] = []
+        self.stamps: list[float] = []
+        """When each sample was taken (POSIX seconds, at the late wake-up)."""
         self.phases: list[tuple[str, int]] = [("start", 0)]
         self._task: asyncio.Task[None] | None = None
 
@@ -168,6 +171,7 @@ class LagSampler:
             before = loop.time()
             await asyncio.sleep(self.interval)
             self.samples.append(max(0.0, loop.time() - before - self.interval))
+            self.stamps.append(time.time())
 
 
 # -- the machine ---------------------------------------------------------------------------

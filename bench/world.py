@@ -105,10 +105,12 @@ async def open_world(
     channels: int,
     max_concurrent_jobs: int,
     cooldown_seconds: float = 0.0,
+    requests_per_second: int | None = None,
 ) -> AsyncIterator[World]:
     """A started sandbox with `channels` text channels and the bot connected to it.
 
     No /animate cooldown unless asked: the benchmarks send one member's requests back to back.
+    `requests_per_second` overrides the bot's share of Discord's global limit.
     """
     async with Sandbox(settings) as sandbox:
         emu = sandbox.discord
@@ -130,6 +132,13 @@ async def open_world(
             runcomfy=dataclasses.replace(config.runcomfy, max_concurrent_jobs=max_concurrent_jobs),
             animate=dataclasses.replace(config.animate, cooldown_seconds=cooldown_seconds),
         )
+        if requests_per_second is not None:
+            config = dataclasses.replace(
+                config,
+                discord=dataclasses.replace(
+                    config.discord, requests_per_second=requests_per_second
+                ),
+            )
         bot = BotProcess(config, sandbox.secrets)
         bot.start()
         try:

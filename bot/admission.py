@@ -1,9 +1,11 @@
 """Admission: the one door a new request goes through before it becomes a job.
 
 In order: the video service is up (circuit breaker), the server's gates are open (paused,
-banned, channel), the prompt passes the blocklist, then the credits are reserved and the job
-written in one transaction (which checks the gates again, so a ban or pause that lands in
-between still refuses). Nothing is charged for a refusal.
+banned, channel), the prompt passes the blocklist, the credits and job caps allow it (all of
+it from one read of the store), then the credits are reserved and the job written in one
+transaction (which checks the gates and the budgets again, so a ban or pause that lands in
+between still refuses). Nothing is charged for a refusal. Each of the two store calls is one
+round trip to the database.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from bot.moderation.gates import RequestRefused, closed_gate
 from bot.ops import metrics
 from bot.quota import CostTable, CreditTotals, Limits, job_cost, quota_verdict
 from bot.runcomfy.errors import RunComfyError
-from bot.store.protocol import Store
+from bot.store.protocol import AdmissionView, Store
 
 log = logging.getLogger(__name__)
 
@@ -77,29 +79,30 @@ class Admission:
         """Credits a video with these settings costs."""
         return job_cost(self._costs, resolution, duration)
 
-    async def screen(self, request: Request) -> None:
+    async def screen(self, request: Request) -> AdmissionView:
         """Everything that can refuse a request before its images are fetched.
 
-        Raises :class:`ProviderUnavailable` while the video service fails, or
-        :class:`RequestRefused` for a closed gate or a blocked prompt.
+        One read of the store (:meth:`~bot.store.protocol.ApprovalRepository.admission_view`)
+        gives the gates, the blocklist and the member's usage; it is returned for
+        :meth:`precheck`. Raises :class:`ProviderUnavailable` while the video service fails,
+        or :class:`RequestRefused` for a closed gate or a blocked prompt.
         """
         if self.closing:
             raise UserFacingError(RESTARTING)
         await self._provider_ready()
+        view = await self._view(request)
         job = request.job
-        settings = await self._store.guild_settings(job.guild_id, self._defaults)
-        banned = await self._store.is_banned(job.guild_id, job.member_id)
         closed = closed_gate(
-            settings,
-            banned=banned,
+            view.settings,
+            banned=view.banned,
             channel_id=job.channel_id,
             parent_id=request.parent_channel_id,
         )
         if closed is not None:
-            raise RequestRefused(closed, allowed_channels=settings.allowed_channels)
-        rules = await self._store.block_rules(job.guild_id)
+            raise RequestRefused(closed, allowed_channels=view.settings.allowed_channels)
+        rules = view.rules
         if not rules:
-            return
+            return view
         try:
             rule = await find_blocked_rule(job.prompt, rules, budget=self._blocklist_budget)
         except BlocklistTimeout:
@@ -112,25 +115,23 @@ class Admission:
             raise RequestRefused("unchecked") from None
         if rule is not None:
             raise RequestRefused("blocked", rule=rule)
+        return view
 
-    async def precheck(self, request: Request) -> None:
+    async def precheck(self, request: Request, view: AdmissionView | None = None) -> None:
         """The credits and job caps as stored now: a read, no reservation.
 
         Run before any image is fetched, so a member with no credits or a full job cap costs
-        the bot no download. Raises :class:`~bot.errors.QuotaExceeded` for what
-        :meth:`accept` would refuse anyway; :meth:`accept` still decides, atomically.
+        the bot no download. ``view`` is what :meth:`screen` read (read anew when not given).
+        Raises :class:`~bot.errors.QuotaExceeded` for what :meth:`accept` would refuse anyway;
+        :meth:`accept` still decides, atomically.
         """
         job = request.job
         cost = self.cost(job.resolution, job.duration)
         now = self._clock()
-        usage = await self._store.member_usage(
-            job.guild_id,
-            job.member_id,
-            role_ids=request.role_ids,
-            defaults=self._defaults,
-            now=now,
-        )
-        settings = await self._store.guild_settings(job.guild_id, self._defaults)
+        if view is None:
+            view = await self._view(request)
+        usage = view.usage
+        settings = view.settings
         totals = CreditTotals(
             member_used=usage.member_used,
             member_reserved=usage.member_reserved,
@@ -165,6 +166,16 @@ class Admission:
                 active_server=usage.server_active_jobs,
                 window=settings.window(now),
             )
+        )
+
+    async def _view(self, request: Request) -> AdmissionView:
+        job = request.job
+        return await self._store.admission_view(
+            job.guild_id,
+            job.member_id,
+            role_ids=request.role_ids,
+            defaults=self._defaults,
+            now=self._clock(),
         )
 
     async def accept(self, request: Request) -> JobRecord:

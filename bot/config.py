@@ -42,6 +42,8 @@ class ConfigError(Exception):
 class DiscordConfig:
     dev_guild_id: int | None = None
     status_edit_interval: float = 5.0
+    requests_per_second: int = 45
+    """This process's share of Discord's global limit (50 requests a second per bot)."""
     api_base_url: str | None = None
     gateway_url: str | None = None
 
@@ -380,11 +382,20 @@ def parse_config(data: Mapping[str, Any]) -> Config:
             raise ConfigError(f"[{name}] is not a known section")
 
     d = _Section(
-        data, "discord", {"dev_guild_id", "status_edit_interval", "api_base_url", "gateway_url"}
+        data,
+        "discord",
+        {
+            "dev_guild_id",
+            "status_edit_interval",
+            "requests_per_second",
+            "api_base_url",
+            "gateway_url",
+        },
     )
     discord = DiscordConfig(
         dev_guild_id=d.get("dev_guild_id", None, _snowflake),
         status_edit_interval=d.get("status_edit_interval", 5.0, _seconds(0.0)),
+        requests_per_second=d.get("requests_per_second", 45, _int(1)),
         api_base_url=d.get("api_base_url", None, _optional(_http_url)),
         gateway_url=d.get("gateway_url", None, _optional(_ws_url)),
     )

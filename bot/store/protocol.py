@@ -14,6 +14,7 @@ backend keeps (read by the store tests, which run against this interface):
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -38,6 +39,21 @@ from bot.models import (
     UsageReset,
 )
 from bot.quota import Period
+
+
+@dataclass(frozen=True)
+class AdmissionView:
+    """What admission reads before it fetches a request's images: one snapshot of one server
+    for one member (see :meth:`ApprovalRepository.admission_view`)."""
+
+    settings: GuildSettings
+    """As :meth:`BudgetRepository.guild_settings` answers."""
+    banned: bool
+    """As :meth:`ModerationRepository.is_banned` answers."""
+    rules: tuple[BlockRule, ...]
+    """As :meth:`ModerationRepository.block_rules` answers, in the same order."""
+    usage: Usage
+    """As :meth:`BudgetRepository.member_usage` answers."""
 
 
 class JobRepository(Protocol):
@@ -228,6 +244,25 @@ class ApprovalRepository(Protocol):
 
     async def pending_approvals(self, guild_id: int | None = None) -> list[ApprovalRequest]:
         """Requests waiting for a moderator (in one server, or all), oldest first."""
+        ...
+
+    async def admission_view(
+        self,
+        guild_id: int,
+        member_id: int,
+        *,
+        role_ids: Collection[int],
+        defaults: GuildDefaults,
+        now: datetime,
+    ) -> AdmissionView:
+        """Everything admission checks before fetching images, in one snapshot, as one call.
+
+        Each part is exactly what ``guild_settings``, ``is_banned``, ``block_rules`` and
+        ``member_usage`` would answer at that moment, all read in one read transaction so
+        they agree with each other, and (the point of the method) in one round trip to the
+        database rather than one per query: it runs on every ``/animate``. A read: nothing
+        is reserved or written; :meth:`reserve_request` still decides, atomically.
+        """
         ...
 
     async def reserve_request(

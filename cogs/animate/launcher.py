@@ -36,7 +36,7 @@ from cogs.animate.notifier import (
     ChannelNotifier,
     FrameCopy,
 )
-from cogs.animate.pacer import ChannelPacer
+from cogs.animate.pacer import ChannelPacer, RequestBudget
 from cogs.animate.resign import refreshed_urls
 
 if TYPE_CHECKING:
@@ -175,12 +175,14 @@ class Launcher:
         self.tasks = tasks
         self.cooldown = Cooldown(bot.config.animate.cooldown_seconds)
         self._pacers: dict[int, ChannelPacer] = {}
+        # Discord's limit on all of the bot's requests, shared by every channel.
+        self._budget = RequestBudget(rate=bot.config.discord.requests_per_second)
 
     def pacer(self, channel_id: int) -> ChannelPacer:
         """The channel's one message budget, shared by every job shown there."""
         pacer = self._pacers.get(channel_id)
         if pacer is None:
-            pacer = self._pacers[channel_id] = ChannelPacer(self.tasks)
+            pacer = self._pacers[channel_id] = ChannelPacer(self.tasks, budget=self._budget)
         return pacer
 
     def notifier(self, job: JobRecord, *, upload_limit: int | None = None) -> ChannelNotifier:
@@ -205,9 +207,9 @@ class Launcher:
             role_ids=role_ids(interaction.user),
             parent_channel_id=parent_channel(interaction),
         )
-        await self.bot.admission.screen(request)
+        view = await self.bot.admission.screen(request)
         try:
-            await self.bot.admission.precheck(request)
+            await self.bot.admission.precheck(request, view)
         except QuotaExceeded as exc:
             raise UserFacingError(refusal_message(exc.refusal)) from None
         wait = self.cooldown.take(new.guild_id, new.member_id)

@@ -27,7 +27,7 @@ from bot.models import JobRecord, JobState
 from cogs._i18n import guild_words
 from cogs._render import clip, message_link, requester_only, settings_line, shown_text
 from cogs.animate.buttons import delivered_view
-from cogs.animate.pacer import ChannelPacer
+from cogs.animate.pacer import ChannelPacer, Priority
 from cogs.animate.status import render_status, status_embed
 
 if TYPE_CHECKING:
@@ -96,6 +96,7 @@ class ChannelNotifier:
         self._lock = asyncio.Lock()
         self._last_edit = float("-inf")
         self._last_shown: dict[str, object] | None = None
+        self._shown_state: JobState | None = None
         self._thumbnail: str | None = None
         self._told_privately = False
 
@@ -139,6 +140,7 @@ class ChannelNotifier:
             self._thumbnail = message.attachments[0].url
         self._last_edit = asyncio.get_running_loop().time()
         self._last_shown = embed.to_dict()  # type: ignore[assignment]
+        self._shown_state = job.state
         return message
 
     async def _send_once(
@@ -176,24 +178,36 @@ class ChannelNotifier:
     # -- JobNotifier -----------------------------------------------------------------------
 
     async def job_changed(self, job: JobRecord) -> None:
-        """Queue the job's newest state for its status message and return at once.
+        """Render the job's newest state and queue it for its status message.
 
-        A final state goes first and is tried until it shows; progress edits share the
-        channel's budget and wait for the job's own interval.
+        Rendered now, so the paced edit itself only sends: a request the bot-wide budget lets
+        through leaves at once. A final state goes first and is tried until it shows; a new
+        state goes before mere progress (a queue position) when the budget is short; both
+        wait for the job's own interval.
         """
-        urgent = job.state.is_terminal or job.state is JobState.UNKNOWN_SUBMISSION
-        not_before = 0.0 if urgent else self._last_edit + self._interval
+        content, embed, view = render_status(job, await self._embed(job), self._words(job))
+        if job.state.is_terminal or job.state is JobState.UNKNOWN_SUBMISSION:
+            priority, not_before = Priority.FINAL, 0.0
+        else:
+            changed = job.state is not self._shown_state
+            priority = Priority.CHANGE if changed else Priority.PROGRESS
+            not_before = self._last_edit + self._interval
         self._pacer.submit(
-            ("status", job.id), lambda: self._edit(job), urgent=urgent, not_before=not_before
+            ("status", job.id),
+            lambda: self._edit(job, content, embed, view),
+            priority=priority,
+            not_before=not_before,
         )
 
-    async def _edit(self, job: JobRecord) -> None:
+    async def _edit(
+        self, job: JobRecord, content: str, embed: discord.Embed, view: discord.ui.View | None
+    ) -> None:
         async with self._lock:
-            content, embed, view = render_status(job, await self._embed(job), self._words(job))
             shown = embed.to_dict()
             if shown == self._last_shown:
                 return
             self._last_shown = shown  # type: ignore[assignment]
+            self._shown_state = job.state
             self._last_edit = asyncio.get_running_loop().time()
             if self._message_id is None:
                 # Never shown, or its post's answer was lost before a restart: the same nonce

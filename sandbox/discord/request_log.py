@@ -15,6 +15,10 @@ class RequestRecord:
     status: int
     code: int | None
     at: float
+    """When it was answered (POSIX seconds)."""
+    received: float | None = None
+    """When it reached the emulator, before its body was read: ``at - received`` is the upload
+    and the handling together."""
 
 
 @dataclass

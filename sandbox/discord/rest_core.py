@@ -83,6 +83,7 @@ class RestCore:
 
     def _wrap(self, method: str, route: str, handler: Handler, auth: bool) -> Handler:
         async def run(request: web.Request) -> web.StreamResponse:
+            received = time.time()
             code: int | None = None
             headers: dict[str, str] = {}
             try:
@@ -119,7 +120,9 @@ class RestCore:
             response.headers["Via"] = "1.1 google"
             response.headers.update(headers)
             self.log.add(
-                RequestRecord(method, route, request.path, response.status, code, time.time())
+                RequestRecord(
+                    method, route, request.path, response.status, code, time.time(), received
+                )
             )
             if response.status < 400 and self.lost_answers[method, route] > 0:
                 # The work is done, but the connection drops before the answer leaves.

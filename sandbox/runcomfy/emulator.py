@@ -6,6 +6,7 @@ import asyncio
 import logging
 import math
 import secrets
+import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -237,6 +238,7 @@ class RunComfyEmulator:
                     path=request.path,
                     query=request.query_string,
                     headers=dict(request.headers),
+                    at=time.time(),
                 )
             )
             # Take the whole body first, as a real server would before a stall or a crash.

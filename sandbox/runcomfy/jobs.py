@@ -59,6 +59,8 @@ class RecordedRequest:
     path: str
     query: str
     headers: Mapping[str, str]
+    at: float = 0.0
+    """When it arrived (POSIX seconds)."""
 
 
 class JobFailure(Exception):

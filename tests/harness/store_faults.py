@@ -7,6 +7,7 @@ from a statement that really ran and really rolled back: no function of ours is 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 
@@ -31,9 +32,16 @@ class StatementFaults:
     @classmethod
     async def install(cls, store: SqliteStore) -> StatementFaults:
         faults = cls()
-        db = store._db  # the store's one connection: the faults live inside SQLite itself
+        # The store's two connections (aiosqlite's, and the inline thread's for the hot
+        # paths): the faults live inside SQLite itself.
+        db = store._db
         await db.set_trace_callback(faults._started)
         await db.set_progress_handler(faults._progress, 1)
+        inline = store._inline
+        loop = asyncio.get_running_loop()
+        raw = inline._connection  # used on its own thread only
+        await loop.run_in_executor(inline.pool, raw.set_trace_callback, faults._started)
+        await loop.run_in_executor(inline.pool, raw.set_progress_handler, faults._progress, 1)
         return faults
 
     def fail(self, statement: str, times: int = 1) -> None:

@@ -87,6 +87,10 @@ def test_partial_cost_table_keeps_other_defaults() -> None:
             {"discord": {"dev_guild_id": "abc"}},
             "[discord] dev_guild_id must be a Discord server id",
         ),
+        (
+            {"discord": {"requests_per_second": 0}},
+            "[discord] requests_per_second must be an integer ≥ 1",
+        ),
         ({"extra": {}}, "[extra] is not a known section"),
         ({"quota": 3}, "[quota] must be a table"),
     ],

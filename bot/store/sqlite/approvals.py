@@ -30,7 +30,9 @@ from bot.models import (
     QuotaRefusal,
     RefusalReason,
 )
+from bot.quota import PeriodWindow
 from bot.store.sqlite.guild_sql import StoreCore, audit, check_gates_in, granted_in, load_settings
+from bot.store.sqlite.inline import Db
 from bot.store.sqlite.ledger import active_counts, admit, server_totals
 from bot.store.sqlite.rows import JOB_COLUMNS, from_opt_text, from_text, job_from_row, to_text
 
@@ -126,7 +128,7 @@ class ApprovalMixin(StoreCore):
         With ``owner``, the job is born leased to that process until ``lease_until``, so no
         other process (or sweep) takes it before its owner has shown and started it.
 
-        In one write transaction: the gates (paused, banned, channel — see
+        In one write transaction, run in one call: the gates (paused, banned, channel — see
         :meth:`check_gates`, which also checks the blocklist and should run first), the
         server's period, the member's cap (default or most generous role, plus this period's
         grants), the pool and the concurrency caps, then the write. The job comes back
@@ -134,7 +136,8 @@ class ApprovalMixin(StoreCore):
         :class:`GateClosed` or :class:`QuotaExceeded`, having written nothing.
         """
         stamp = to_text(now)
-        async with self._write() as db:
+
+        async def reserve(db: Db) -> tuple[JobRecord, PeriodWindow]:
             settings = await load_settings(db, job.guild_id, defaults)
             await check_gates_in(db, settings, job.member_id, job.channel_id, parent_channel_id)
             window = settings.window(now)
@@ -160,6 +163,10 @@ class ApprovalMixin(StoreCore):
                     "INSERT INTO approvals (job_id, guild_id, requested_at) VALUES (?, ?, ?)",
                     (record.id, job.guild_id, stamp),
                 )
+            return record, window
+
+        # The whole transaction in one call on the store's inline thread (see ``inline``).
+        record, window = await self._inline_write(reserve)
         log.info(
             "job %d %s: guild %d member %d, %s %ds, %d credits held in %s",
             record.id,

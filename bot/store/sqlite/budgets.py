@@ -20,14 +20,18 @@ from bot.models import (
     UsageReset,
 )
 from bot.quota import Period
+from bot.store.protocol import AdmissionView
 from bot.store.sqlite.guild_sql import (
     StoreCore,
     audit,
+    block_rules_in,
     granted_in,
+    is_banned_in,
     load_settings,
     stamp_of,
     touch_settings,
 )
+from bot.store.sqlite.inline import Db
 from bot.store.sqlite.ledger import active_counts, credit_totals, server_totals, usage_record
 from bot.store.sqlite.rows import to_text
 
@@ -47,6 +51,18 @@ def _concurrency(name: str, value: int) -> int:
     return value
 
 
+async def usage_in(
+    db: Db, settings: GuildSettings, member_id: int, role_ids: Collection[int], now: datetime
+) -> Usage:
+    """The member's and the server's credits in the server's period containing ``now``."""
+    guild_id = settings.guild_id
+    window = settings.window(now)
+    limits = settings.limits(role_ids, await granted_in(db, guild_id, member_id, window))
+    totals = await credit_totals(db, guild_id, member_id, window)
+    active_member, active_server = await active_counts(db, guild_id, member_id)
+    return usage_record(totals, limits, window, active_member, active_server)
+
+
 class BudgetMixin(StoreCore):
     """Per-server budgets and switches; mixed into :class:`~bot.store.Store`."""
 
@@ -54,8 +70,7 @@ class BudgetMixin(StoreCore):
 
     async def guild_settings(self, guild_id: int, defaults: GuildDefaults) -> GuildSettings:
         """The server's settings, ``defaults`` filling in what it never set."""
-        async with self._read() as db:
-            return await load_settings(db, guild_id, defaults)
+        return await self._inline_read(lambda db: load_settings(db, guild_id, defaults))
 
     async def member_usage(
         self,
@@ -67,13 +82,34 @@ class BudgetMixin(StoreCore):
         now: datetime,
     ) -> Usage:
         """The member's and the server's credits in the server's current period, one snapshot."""
-        async with self._read() as db:
+
+        async def read(db: Db) -> Usage:
             settings = await load_settings(db, guild_id, defaults)
-            window = settings.window(now)
-            limits = settings.limits(role_ids, await granted_in(db, guild_id, member_id, window))
-            totals = await credit_totals(db, guild_id, member_id, window)
-            active_member, active_server = await active_counts(db, guild_id, member_id)
-        return usage_record(totals, limits, window, active_member, active_server)
+            return await usage_in(db, settings, member_id, role_ids, now)
+
+        return await self._inline_read(read)
+
+    async def admission_view(
+        self,
+        guild_id: int,
+        member_id: int,
+        *,
+        role_ids: Collection[int],
+        defaults: GuildDefaults,
+        now: datetime,
+    ) -> AdmissionView:
+        """Settings, ban, blocklist and usage in one snapshot, in one call on the inline thread."""
+
+        async def read(db: Db) -> AdmissionView:
+            settings = await load_settings(db, guild_id, defaults)
+            return AdmissionView(
+                settings=settings,
+                banned=await is_banned_in(db, guild_id, member_id),
+                rules=tuple(await block_rules_in(db, guild_id)),
+                usage=await usage_in(db, settings, member_id, role_ids, now),
+            )
+
+        return await self._inline_read(read)
 
     async def set_guild_budget(
         self,

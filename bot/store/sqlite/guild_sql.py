@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiosqlite
 
 from bot.errors import GateClosed
-from bot.models import BUDGET_FIELDS, GuildDefaults, GuildSettings, JobRecord
+from bot.models import BUDGET_FIELDS, BlockRule, GuildDefaults, GuildSettings, JobRecord
 from bot.moderation.gates import closed_gate
 from bot.quota import Period, PeriodWindow
+from bot.store.sqlite.inline import Db
 from bot.store.sqlite.rows import to_text
 
 __all__ = [
     "StoreCore",
     "audit",
+    "block_rules_in",
     "check_gates_in",
     "granted_in",
     "is_banned_in",
@@ -28,15 +31,15 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 
 def stamp_of(now: datetime | None) -> str:
     """Store form of ``now``, or of the current time."""
     return to_text(now or datetime.now(UTC))
 
 
-async def load_settings(
-    db: aiosqlite.Connection, guild_id: int, defaults: GuildDefaults
-) -> GuildSettings:
+async def load_settings(db: Db, guild_id: int, defaults: GuildDefaults) -> GuildSettings:
     """A server's settings as stored, with ``defaults`` wherever it set nothing."""
     async with db.execute(
         "SELECT period, server_credits, member_credits, member_concurrent, server_concurrent, "
@@ -77,7 +80,7 @@ async def load_settings(
     )
 
 
-async def touch_settings(db: aiosqlite.Connection, guild_id: int, stamp: str) -> None:
+async def touch_settings(db: Db, guild_id: int, stamp: str) -> None:
     """Make sure the server has a settings row (all defaults) and mark it changed."""
     await db.execute(
         "INSERT INTO guild_settings (guild_id, updated_at) VALUES (?, ?) "
@@ -87,7 +90,7 @@ async def touch_settings(db: aiosqlite.Connection, guild_id: int, stamp: str) ->
 
 
 async def audit(
-    db: aiosqlite.Connection,
+    db: Db,
     guild_id: int,
     actor_id: int,
     action: str,
@@ -105,9 +108,7 @@ async def audit(
     log.info("guild %d: %s by %d: %s", guild_id, action, actor_id, detail)
 
 
-async def granted_in(
-    db: aiosqlite.Connection, guild_id: int, member_id: int, window: PeriodWindow
-) -> int:
+async def granted_in(db: Db, guild_id: int, member_id: int, window: PeriodWindow) -> int:
     """The member's grants made during ``window``."""
     async with db.execute(
         "SELECT COALESCE(SUM(credits), 0) FROM credit_grants WHERE guild_id = ? "
@@ -119,15 +120,24 @@ async def granted_in(
     return int(row[0])
 
 
-async def is_banned_in(db: aiosqlite.Connection, guild_id: int, member_id: int) -> bool:
+async def is_banned_in(db: Db, guild_id: int, member_id: int) -> bool:
     async with db.execute(
         "SELECT 1 FROM banned_members WHERE guild_id = ? AND member_id = ?", (guild_id, member_id)
     ) as cursor:
         return await cursor.fetchone() is not None
 
 
+async def block_rules_in(db: Db, guild_id: int) -> list[BlockRule]:
+    """The server's blocklist, in the order rules were added."""
+    async with db.execute(
+        "SELECT id, kind, pattern FROM block_rules WHERE guild_id = ? ORDER BY id", (guild_id,)
+    ) as cursor:
+        rows = await cursor.fetchall()
+    return [BlockRule(kind=r["kind"], pattern=r["pattern"], id=int(r["id"])) for r in rows]
+
+
 async def check_gates_in(
-    db: aiosqlite.Connection,
+    db: Db,
     settings: GuildSettings,
     member_id: int,
     channel_id: int,
@@ -151,4 +161,8 @@ class StoreCore:
 
         def _read(self) -> AbstractAsyncContextManager[aiosqlite.Connection]: ...
 
-        async def _require_job(self, db: aiosqlite.Connection, job_id: int) -> JobRecord: ...
+        async def _require_job(self, db: Db, job_id: int) -> JobRecord: ...
+
+        async def _inline_write(self, body: Callable[[Db], Awaitable[T]]) -> T: ...
+
+        async def _inline_read(self, body: Callable[[Db], Awaitable[T]]) -> T: ...

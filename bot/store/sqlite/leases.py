@@ -7,11 +7,13 @@ never both hold a job.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Collection
 from datetime import datetime
 
 from bot.models import JobRecord
 from bot.store.sqlite.guild_sql import StoreCore
+from bot.store.sqlite.inline import Db
 from bot.store.sqlite.rows import JOB_COLUMNS, RUNNABLE_STATES, job_from_row, to_text
 
 __all__ = ["LeaseMixin"]
@@ -29,16 +31,17 @@ class LeaseMixin(StoreCore):
 
         Returns the job as claimed, or None when another live owner holds it or it ended.
         """
-        async with (
-            self._write() as db,
-            db.execute(
+
+        async def claim(db: Db) -> sqlite3.Row | None:
+            async with db.execute(
                 f"UPDATE jobs SET owner = :owner, lease_until = :until WHERE id = :id "
                 f"AND state IN ({RUNNABLE_STATES}) AND (owner = :owner OR lease_until IS NULL "
                 f"OR lease_until < :now) RETURNING {JOB_COLUMNS}",
                 {"owner": owner, "until": to_text(until), "now": to_text(now), "id": job_id},
-            ) as cursor,
-        ):
-            row = await cursor.fetchone()
+            ) as cursor:
+                return await cursor.fetchone()
+
+        row = await self._inline_write(claim)
         return None if row is None else job_from_row(row)
 
     async def renew_leases(
@@ -48,29 +51,29 @@ class LeaseMixin(StoreCore):
         if not job_ids:
             return set()
         marks = ", ".join("?" for _ in job_ids)
-        async with (
-            self._write() as db,
-            db.execute(
+
+        async def renew(db: Db) -> set[int]:
+            async with db.execute(
                 f"UPDATE jobs SET lease_until = ? WHERE owner = ? AND id IN ({marks}) "
                 f"AND state IN ({RUNNABLE_STATES}) RETURNING id",
                 (to_text(until), owner, *job_ids),
-            ) as cursor,
-        ):
-            rows = await cursor.fetchall()
-        return {int(row[0]) for row in rows}
+            ) as cursor:
+                return {int(row[0]) for row in await cursor.fetchall()}
+
+        return await self._inline_write(renew)
 
     async def claimable_jobs(self, now: datetime, *, limit: int = 100) -> list[JobRecord]:
         """Runnable jobs nobody holds (lease run out or never taken), oldest first."""
-        async with (
-            self._read() as db,
-            db.execute(
+
+        async def read(db: Db) -> list[JobRecord]:
+            async with db.execute(
                 f"SELECT {JOB_COLUMNS} FROM jobs WHERE {_CLAIMABLE} ORDER BY created_at, id "
                 "LIMIT :limit",
                 {"now": to_text(now), "limit": limit},
-            ) as cursor,
-        ):
-            rows = await cursor.fetchall()
-        return [job_from_row(row) for row in rows]
+            ) as cursor:
+                return [job_from_row(row) for row in await cursor.fetchall()]
+
+        return await self._inline_read(read)
 
     async def release_lease(
         self, job_id: int, *, owner: str, retry_at: datetime | None = None
@@ -104,34 +107,38 @@ class LeaseMixin(StoreCore):
 
     async def mark_posting(self, job_id: int, *, owner: str, now: datetime) -> bool:
         """Record that posting the video starts now (so a restart looks for the post first)."""
-        async with (
-            self._write() as db,
-            db.execute(
+
+        async def mark(db: Db) -> bool:
+            async with db.execute(
                 "UPDATE jobs SET posting_at = ?, updated_at = ? WHERE id = ? AND owner = ? "
                 "AND state = 'delivering'",
                 (to_text(now), to_text(now), job_id, owner),
-            ) as cursor,
-        ):
-            return cursor.rowcount > 0
+            ) as cursor:
+                return cursor.rowcount > 0
+
+        return await self._inline_write(mark)
 
     async def mark_final_shown(self, job_id: int, *, now: datetime) -> None:
         """The settled job's status message now shows how it ended."""
-        async with self._write() as db:
+
+        async def mark(db: Db) -> None:
             await db.execute(
                 "UPDATE jobs SET final_shown_at = ? WHERE id = ? AND finished_at IS NOT NULL",
                 (to_text(now), job_id),
             )
 
+        await self._inline_write(mark)
+
     async def unshown_endings(self, since: datetime, *, limit: int = 50) -> list[JobRecord]:
         """Jobs settled since ``since`` whose status message was never seen showing the end."""
-        async with (
-            self._read() as db,
-            db.execute(
+
+        async def read(db: Db) -> list[JobRecord]:
+            async with db.execute(
                 f"SELECT {JOB_COLUMNS} FROM jobs WHERE final_shown_at IS NULL "
                 "AND finished_at IS NOT NULL AND finished_at >= ? "
                 "AND status_message_id IS NOT NULL ORDER BY finished_at LIMIT ?",
                 (to_text(since), limit),
-            ) as cursor,
-        ):
-            rows = await cursor.fetchall()
-        return [job_from_row(row) for row in rows]
+            ) as cursor:
+                return [job_from_row(row) for row in await cursor.fetchall()]
+
+        return await self._inline_read(read)

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-import aiosqlite
-
 from bot.errors import QuotaExceeded
 from bot.models import JobRecord, JobState, NewJob, QuotaRefusal, Usage
 from bot.quota import CreditTotals, Limits, PeriodWindow, quota_verdict
+from bot.store.sqlite.inline import Db
 from bot.store.sqlite.rows import JOB_COLUMNS, OPEN, job_from_row, to_text
 
 __all__ = [
@@ -51,9 +50,7 @@ def _range(guild_id: int, member_id: int | None, window: PeriodWindow) -> dict[s
 _IN_WINDOW = "created_at >= :start AND created_at < :end AND state IN ('reserved', 'committed')"
 
 
-async def server_totals(
-    db: aiosqlite.Connection, guild_id: int, window: PeriodWindow
-) -> tuple[int, int]:
+async def server_totals(db: Db, guild_id: int, window: PeriodWindow) -> tuple[int, int]:
     """(committed, reserved) credits of the whole server in ``window``, any basis."""
     async with db.execute(
         "SELECT COALESCE(SUM(CASE WHEN state = 'committed' THEN credits END), 0), "
@@ -67,7 +64,7 @@ async def server_totals(
 
 
 async def server_spend(
-    db: aiosqlite.Connection, guild_id: int, window: PeriodWindow
+    db: Db, guild_id: int, window: PeriodWindow
 ) -> tuple[float, int]:
     """(USD, jobs priced) the provider charged for the server's jobs accepted in ``window``.
 
@@ -85,7 +82,7 @@ async def server_spend(
 
 
 async def credit_totals(
-    db: aiosqlite.Connection, guild_id: int, member_id: int, window: PeriodWindow
+    db: Db, guild_id: int, member_id: int, window: PeriodWindow
 ) -> CreditTotals:
     """The member's and the server's credits in ``window``."""
     async with db.execute(
@@ -135,7 +132,7 @@ def usage_record(
     )
 
 
-async def active_counts(db: aiosqlite.Connection, guild_id: int, member_id: int) -> tuple[int, int]:
+async def active_counts(db: Db, guild_id: int, member_id: int) -> tuple[int, int]:
     """(member, server) numbers of open jobs, whatever period they were charged to.
 
     A request waiting for a moderator counts for its member (so nobody can pile them up)
@@ -153,7 +150,7 @@ async def active_counts(db: aiosqlite.Connection, guild_id: int, member_id: int)
 
 
 async def insert_job(
-    db: aiosqlite.Connection,
+    db: Db,
     job: NewJob,
     *,
     cost: int,
@@ -196,7 +193,7 @@ async def insert_job(
 
 
 async def admit(
-    db: aiosqlite.Connection,
+    db: Db,
     job: NewJob,
     *,
     cost: int,

@@ -9,13 +9,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-import aiosqlite
-
 from bot.errors import MemberBusy
 from bot.models import AuditEntry, Ban, BlockRule, ForgetReport, RuleKind
 from bot.store.sqlite.guild_sql import (
     StoreCore,
     audit,
+    block_rules_in,
     is_banned_in,
     stamp_of,
 )
@@ -148,18 +147,10 @@ class ModerationMixin(StoreCore):
 
     # -- blocklist ------------------------------------------------------------------------
 
-    @staticmethod
-    async def _rules(db: aiosqlite.Connection, guild_id: int) -> list[BlockRule]:
-        async with db.execute(
-            "SELECT id, kind, pattern FROM block_rules WHERE guild_id = ? ORDER BY id", (guild_id,)
-        ) as cursor:
-            rows = await cursor.fetchall()
-        return [BlockRule(kind=r["kind"], pattern=r["pattern"], id=int(r["id"])) for r in rows]
-
     async def block_rules(self, guild_id: int) -> list[BlockRule]:
         """The server's blocklist, in the order rules were added."""
         async with self._read() as db:
-            return await self._rules(db, guild_id)
+            return await block_rules_in(db, guild_id)
 
     async def add_block_rule(
         self,

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import sqlite3
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -18,6 +19,7 @@ from bot.errors import JobNotFound
 from bot.models import FAILURE_STATES, PROGRESS_STATES, JobRecord, JobState
 from bot.store.sqlite.approvals import ApprovalMixin
 from bot.store.sqlite.budgets import BudgetMixin
+from bot.store.sqlite.inline import Db, InlineThread
 from bot.store.sqlite.leases import LeaseMixin
 from bot.store.sqlite.moderation import ModerationMixin
 from bot.store.sqlite.reports import ReportMixin
@@ -37,6 +39,8 @@ OWNED = " AND (:owner IS NULL OR owner = :owner)"
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 
 class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, ReportMixin):
     """Jobs, the usage ledger and each server's moderation settings in one SQLite file.
@@ -44,12 +48,15 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
     One aiosqlite connection is shared by every coroutine. Each method holds an asyncio lock
     for its whole run, so statements of concurrent calls never mix inside one transaction;
     writes run in ``BEGIN IMMEDIATE`` so another process on the same file waits (up to the
-    busy timeout) instead of reading budgets that are about to change.
+    busy timeout) instead of reading budgets that are about to change. The hot paths run
+    their whole transaction in one call on a thread of their own (see ``inline``), under the
+    same lock.
     """
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, inline: InlineThread) -> None:
         """Wrap an open, migrated connection. Use :meth:`open` instead."""
         self._db = db
+        self._inline = inline
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -82,7 +89,11 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
             await db.execute("PRAGMA synchronous = FULL")
             version = await apply_migrations(db, migrations)
             log.info("opened store %s at schema version %d", path, version)
-            yield cls(db)
+            inline = await asyncio.to_thread(InlineThread.open, path, busy_timeout=busy_timeout)
+            try:
+                yield cls(db, inline)
+            finally:
+                await asyncio.to_thread(inline.close)
         finally:
             await db.close()
 
@@ -113,20 +124,38 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
             finally:
                 await asyncio.shield(self._db.rollback())
 
-    async def _fetch_job(self, db: aiosqlite.Connection, job_id: int) -> JobRecord | None:
+    async def _inline_write(self, body: Callable[[Db], Awaitable[T]]) -> T:
+        """``body`` as one write transaction, in one call on the inline thread."""
+        return await self._inline_call(self._inline.write(body))
+
+    async def _inline_read(self, body: Callable[[Db], Awaitable[T]]) -> T:
+        """``body`` as one read transaction (one snapshot), in one call on the inline thread."""
+        return await self._inline_call(self._inline.read(body))
+
+    async def _inline_call(self, call: Callable[[], T]) -> T:
+        async with self._lock:
+            done = asyncio.get_running_loop().run_in_executor(self._inline.pool, call)
+            try:
+                return await asyncio.shield(done)
+            except asyncio.CancelledError:
+                # The transaction ends on its thread whatever happens here: hand the lock on
+                # only once it has, so no other transaction starts beside it.
+                with contextlib.suppress(Exception):
+                    await done
+                raise
+
+    async def _fetch_job(self, db: Db, job_id: int) -> JobRecord | None:
         async with db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)) as cur:
             row = await cur.fetchone()
         return None if row is None else job_from_row(row)
 
-    async def _require_job(self, db: aiosqlite.Connection, job_id: int) -> JobRecord:
+    async def _require_job(self, db: Db, job_id: int) -> JobRecord:
         job = await self._fetch_job(db, job_id)
         if job is None:
             raise JobNotFound(job_id)
         return job
 
-    async def _update_job(
-        self, db: aiosqlite.Connection, job_id: int, sql: str, params: Mapping[str, Any]
-    ) -> bool:
+    async def _update_job(self, db: Db, job_id: int, sql: str, params: Mapping[str, Any]) -> bool:
         """Run an UPDATE of one job; True when it changed the row, JobNotFound if none exists."""
         async with db.execute(sql, {**params, "id": job_id}) as cursor:
             changed = cursor.rowcount > 0
@@ -168,8 +197,7 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
 
     async def get_job(self, job_id: int) -> JobRecord | None:
         """The job with this id, or None."""
-        async with self._lock:
-            return await self._fetch_job(self._db, job_id)
+        return await self._inline_read(lambda db: self._fetch_job(db, job_id))
 
     async def mark_submitting(
         self, job_id: int, now: datetime, *, owner: str | None = None
@@ -179,14 +207,15 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
         Returns False, changing nothing, when the job is no longer ACCEPTED (for example it
         was cancelled while waiting for a provider slot): the caller must not submit it.
         """
-        async with self._write() as db:
-            return await self._update_job(
+        return await self._inline_write(
+            lambda db: self._update_job(
                 db,
                 job_id,
                 "UPDATE jobs SET state = 'submitting', updated_at = :now "
                 f"WHERE id = :id AND state = 'accepted'{OWNED}",
                 {"now": to_text(now), "owner": owner},
             )
+        )
 
     async def set_submission(
         self,
@@ -204,7 +233,8 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
         moves to QUEUED only from ACCEPTED, SUBMITTING or UNKNOWN_SUBMISSION, never out of
         a later or terminal state. Check the returned record's state.
         """
-        async with self._write() as db:
+
+        async def record(db: Db) -> JobRecord:
             await self._update_job(
                 db,
                 job_id,
@@ -221,7 +251,9 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
                     "now": to_text(now),
                 },
             )
-            job = await self._require_job(db, job_id)
+            return await self._require_job(db, job_id)
+
+        job = await self._inline_write(record)
         log.info("job %d submitted as request %s (state %s)", job_id, request_id, job.state)
         return job
 
@@ -243,8 +275,8 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
         if state not in PROGRESS_STATES:
             raise ValueError(f"set_progress takes queued, running or delivering, not {state}")
         started = state in (JobState.RUNNING, JobState.DELIVERING)
-        async with self._write() as db:
-            return await self._update_job(
+        return await self._inline_write(
+            lambda db: self._update_job(
                 db,
                 job_id,
                 "UPDATE jobs SET state = :state, queue_position = :position, updated_at = :now, "
@@ -258,18 +290,20 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
                     "owner": owner,
                 },
             )
+        )
 
     async def set_status_message(
         self, job_id: int, message_id: int | None, *, now: datetime | None = None
     ) -> None:
         """Remember (or forget, with None) the channel message that shows the job's status."""
-        async with self._write() as db:
-            await self._update_job(
+        await self._inline_write(
+            lambda db: self._update_job(
                 db,
                 job_id,
                 "UPDATE jobs SET status_message_id = :message_id, updated_at = :now WHERE id = :id",
                 {"message_id": message_id, "now": to_text(now or datetime.now(UTC))},
             )
+        )
 
     async def set_provider_cost(
         self, job_id: int, cost_usd: float, *, now: datetime | None = None
@@ -290,13 +324,14 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
 
     async def set_video_url(self, job_id: int, url: str, *, now: datetime | None = None) -> None:
         """Remember the provider's output URL, so a restart can deliver without asking again."""
-        async with self._write() as db:
-            await self._update_job(
+        await self._inline_write(
+            lambda db: self._update_job(
                 db,
                 job_id,
                 "UPDATE jobs SET video_url = :url, updated_at = :now WHERE id = :id",
                 {"url": url, "now": to_text(now or datetime.now(UTC))},
             )
+        )
 
     async def mark_unknown_submission(
         self, job_id: int, *, error: str, now: datetime, owner: str | None = None
@@ -305,14 +340,15 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
 
         Returns False, changing nothing, if the job is already terminal.
         """
-        async with self._write() as db:
-            changed = await self._update_job(
+        changed = await self._inline_write(
+            lambda db: self._update_job(
                 db,
                 job_id,
                 "UPDATE jobs SET state = 'unknown_submission', error = :error, "
                 f"queue_position = NULL, updated_at = :now WHERE id = :id AND {OPEN}{OWNED}",
                 {"error": error, "now": to_text(now), "owner": owner},
             )
+        )
         if changed:
             log.warning("job %d: submission outcome unknown: %s", job_id, error)
         return changed
@@ -331,7 +367,8 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
         delivered and charged at most once.
         """
         stamp = to_text(now)
-        async with self._write() as db:
+
+        async def settle(db: Db) -> bool:
             changed = await self._update_job(
                 db,
                 job_id,
@@ -346,6 +383,9 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
                     "WHERE job_id = ? AND state = 'reserved'",
                     (stamp, job_id),
                 )
+            return changed
+
+        changed = await self._inline_write(settle)
         if changed:
             log.info("job %d delivered; credits committed", job_id)
         return changed
@@ -367,7 +407,8 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
         if state not in FAILURE_STATES:
             raise ValueError(f"finish_failed takes failed, cancelled or timed_out, not {state}")
         stamp = to_text(now)
-        async with self._write() as db:
+
+        async def settle(db: Db) -> bool:
             changed = await self._update_job(
                 db,
                 job_id,
@@ -382,6 +423,9 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
                     "WHERE job_id = ? AND state = 'reserved'",
                     (stamp, job_id),
                 )
+            return changed
+
+        changed = await self._inline_write(settle)
         if changed:
             log.info("job %d %s; credits released: %s", job_id, state, error)
         return changed
@@ -410,16 +454,17 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
 
         Queue time is left out: the poller and the ETA count from when a job is seen running.
         """
-        async with (
-            self._lock,
-            self._db.execute(
+
+        async def read(db: Db) -> Iterable[sqlite3.Row]:
+            async with db.execute(
                 "SELECT started_at, finished_at FROM jobs WHERE state = 'delivered' "
                 "AND resolution = ? AND duration = ? AND started_at IS NOT NULL "
                 "ORDER BY finished_at DESC LIMIT ?",
                 (resolution, duration, limit),
-            ) as cursor,
-        ):
-            rows = await cursor.fetchall()
+            ) as cursor:
+                return await cursor.fetchall()
+
+        rows = await self._inline_read(read)
         return [(from_text(row[1]) - from_text(row[0])).total_seconds() for row in rows]
 
 
