@@ -63,9 +63,7 @@ async def server_totals(db: Db, guild_id: int, window: PeriodWindow) -> tuple[in
     return int(row[0]), int(row[1])
 
 
-async def server_spend(
-    db: Db, guild_id: int, window: PeriodWindow
-) -> tuple[float, int]:
+async def server_spend(db: Db, guild_id: int, window: PeriodWindow) -> tuple[float, int]:
     """(USD, jobs priced) the provider charged for the server's jobs accepted in ``window``.
 
     Money is not forgiven by a reset of credits, nor given back when a made video could not be
