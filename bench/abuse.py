@@ -124,7 +124,9 @@ async def _run(rules: list[BlockRule], prompts: dict[str, str], repeat: int) -> 
     await asyncio.sleep(0.02)
     sampler.mark("first")
     started = time.perf_counter()
-    assert await find_blocked_rule("warm up: compiles every rule", rules) is None
+    # The warm-up compiles every rule; on a busy machine that can outlast the production
+    # budget, which is not what is measured here (the first call's time is).
+    assert await find_blocked_rule("warm up: compiles every rule", rules, budget=60.0) is None
     first = time.perf_counter() - started
     sampler.mark("checks")
     times: dict[str, float] = {}
