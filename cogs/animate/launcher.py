@@ -329,18 +329,7 @@ class Launcher:
         old = await self._own_job(
             interaction, job_id, N_("Only the member who asked for this video can run it again.")
         )
-        images, first_url, last_url = await self._frames_again(old)
-        new = NewJob(
-            guild_id=old.guild_id,
-            channel_id=old.channel_id,
-            member_id=old.member_id,
-            prompt=old.prompt,
-            image_url=first_url,
-            last_frame_url=last_url,
-            resolution=old.resolution,
-            duration=old.duration,
-        )
-        await self.launch(interaction, new, images)
+        await self._again(interaction, old, old.prompt, old.resolution, old.duration, True)
 
     async def remix(
         self, interaction: discord.Interaction[Any], job_id: int, choice: Choice
@@ -350,19 +339,33 @@ class Launcher:
         old = await self._own_job(
             interaction, job_id, N_("Only the member who asked for this video can remix it.")
         )
+        await self._again(
+            interaction, old, choice.prompt, choice.resolution, choice.duration, choice.last_frame
+        )
+
+    async def _again(
+        self,
+        interaction: discord.Interaction[Any],
+        old: JobRecord,
+        prompt: str,
+        resolution: str,
+        duration: int,
+        last_frame: bool,
+    ) -> None:
+        """A new job from ``old``'s frames (its last frame only when ``last_frame``)."""
         images, first_url, last_url = await self._frames_again(old)
-        if not choice.last_frame:
+        if not last_frame:
             images = [f for f in images if f.kind != LAST_FRAME]
             last_url = None
         new = NewJob(
             guild_id=old.guild_id,
             channel_id=old.channel_id,
             member_id=old.member_id,
-            prompt=choice.prompt,
+            prompt=prompt,
             image_url=first_url,
             last_frame_url=last_url,
-            resolution=choice.resolution,
-            duration=choice.duration,
+            resolution=resolution,
+            duration=duration,
         )
         await self.launch(interaction, new, images)
 
