@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import re2
 
 from bot.models import BlockRule
-from bot.moderation.folding import normalize_prompt, skeleton
+from bot.moderation.folding import normalize_prompt, skeleton, skeleton_of_folded
 from bot.moderation.regexes import MAX_PROMPT_CHARS, compile_regex, validate_regex
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class _Forms:
     @classmethod
     def of(cls, prompt: str) -> _Forms:
         folded = normalize_prompt(prompt)[:MAX_PROMPT_CHARS]
-        skeletal = skeleton(folded)[:_MAX_SKELETON_CHARS]
+        skeletal = skeleton_of_folded(folded)[:_MAX_SKELETON_CHARS]
         return cls(folded.encode(), skeletal.encode(), skeletal == folded)
 
 
