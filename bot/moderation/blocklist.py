@@ -8,8 +8,9 @@ letter). Both are matched by RE2 (:mod:`bot.moderation.regexes`), whose searches
 the prompt and let go of the GIL while they run, so the event loop stays free.
 
 A server's word rules are searched a chunk at a time: one RE2 alternation of up to
-:data:`WORD_CHUNK` words' text per form finds whether any of them occurs at all; only a chunk
-that does is looked at word by word, with the whole-word boundaries. A prompt with no blocked
+:data:`WORD_CHUNK` words' text (:data:`WORD_CHUNK_CHARS` characters) per form finds whether any
+of them occurs at all; only a chunk that does is looked at word by word, with the whole-word
+boundaries. A prompt with no blocked
 word therefore costs a handful of searches, however many words the server blocks.
 """
 
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 import re2
 
 from bot.models import BlockRule
-from bot.moderation.folding import normalize_prompt, skeleton
+from bot.moderation.folding import normalize_prompt, skeleton, skeleton_of_folded
 from bot.moderation.regexes import MAX_PROMPT_CHARS, compile_regex, validate_regex
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,10 @@ MAX_BLOCK_RULES = 200
 MAX_REGEX_RULES = 50
 """Of which regexes: each is an RE2 scan of the prompt's two forms."""
 WORD_CHUNK = 25
-"""Word rules screened by one RE2 search per form. Compiling a chunk holds the GIL (about
-0.06 ms a word), so a chunk stays small enough that compiling it never stalls the bot."""
+"""Word rules screened by one RE2 search per form, at most."""
+WORD_CHUNK_CHARS = 500
+"""And at most this many characters of them: compiling a chunk holds the GIL (about 1 ms for
+500 characters), so a chunk stays small enough that compiling it never stalls the bot."""
 
 BLOCKLIST_BUDGET = 2.0
 """Seconds one prompt may spend in the blocklist before it is refused unchecked."""
@@ -77,7 +80,7 @@ class _Forms:
     @classmethod
     def of(cls, prompt: str) -> _Forms:
         folded = normalize_prompt(prompt)[:MAX_PROMPT_CHARS]
-        skeletal = skeleton(folded)[:_MAX_SKELETON_CHARS]
+        skeletal = skeleton_of_folded(folded)[:_MAX_SKELETON_CHARS]
         return cls(folded.encode(), skeletal.encode(), skeletal == folded)
 
 
@@ -150,10 +153,16 @@ class _WordRules:
     """A server's word rules in chunks, each screened at most once per prompt."""
 
     def __init__(self, words: Sequence[str]) -> None:
-        self._chunk_of = {word: index // WORD_CHUNK for index, word in enumerate(words)}
-        self._chunks = [
-            tuple(words[start : start + WORD_CHUNK]) for start in range(0, len(words), WORD_CHUNK)
-        ]
+        chunks: list[list[str]] = []
+        size = 0
+        for word in words:
+            if not chunks or len(chunks[-1]) == WORD_CHUNK or size + len(word) > WORD_CHUNK_CHARS:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(word)
+            size += len(word)
+        self._chunks = [tuple(chunk) for chunk in chunks]
+        self._chunk_of = {word: n for n, chunk in enumerate(self._chunks) for word in chunk}
         self._screened: dict[int, bool] = {}
 
     def hits(self, word: str, forms: _Forms) -> bool:

@@ -2,10 +2,10 @@
 
 The folded form is NFKC with invisible format characters and combining marks removed; the
 skeleton adds case folding and Unicode's UTS #39 confusables mapping, so a Cyrillic and a Latin
-"a" are one letter. Every step is one C-level pass over the text (``unicodedata.normalize`` or
-``str.translate`` with a table built once, when this module is imported), so folding a
-1,900-character prompt takes well under a millisecond and never keeps the interpreter busy in
-Python code long enough to hold up the event loop.
+"a" are one letter. Every step is a C-level pass over the text (``unicodedata.normalize``,
+``str.translate`` with a table built once, when this module is imported, or ``str.replace``),
+and a step with nothing to do is skipped: folding holds the GIL, so the less it does, the less
+the event loop waits while a worker thread folds a 1,900-character prompt.
 """
 
 from __future__ import annotations
@@ -39,6 +39,23 @@ FORMAT_CHARACTERS = _deleting(frozenset({"Cf"}), _CODE_POINTS_WITH_MARKS)
 """Invisible format characters (zero-width spaces and joiners, bidi controls, tags)."""
 COMBINING_MARKS = _deleting(frozenset({"Mn", "Me"}), _CODE_POINTS_WITH_MARKS)
 """Non-spacing and enclosing marks: accents, strikethrough overlays, "zalgo"."""
+_FORMAT_CHARACTERS = frozenset(map(chr, FORMAT_CHARACTERS))
+_COMBINING_MARKS = frozenset(map(chr, COMBINING_MARKS))
+_FEW = 4
+# Up to this many different characters to delete, one str.replace each beats str.translate,
+# which looks every character of the text up in its table.
+
+
+def _delete(text: str, chars: frozenset[str], table: dict[int, None]) -> str:
+    """``text.translate(table)`` (which deletes ``chars``), done the cheapest way."""
+    if text.isascii():
+        return text  # no format character or mark is ASCII
+    present = chars.intersection(text)
+    if len(present) > _FEW:
+        return text.translate(table)
+    for char in present:
+        text = text.replace(char, "")
+    return text
 
 
 def prototypes(data: Mapping[str, Any]) -> dict[int, str]:
@@ -71,8 +88,10 @@ PROTOTYPES = prototypes(confusables.confusables_data)
 
 
 def _fold_once(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).translate(FORMAT_CHARACTERS)
-    bare = unicodedata.normalize("NFD", text).translate(COMBINING_MARKS)
+    if text.isascii():
+        return text  # NFKC, NFD and NFC leave ASCII as it is, and it has nothing to delete
+    text = _delete(unicodedata.normalize("NFKC", text), _FORMAT_CHARACTERS, FORMAT_CHARACTERS)
+    bare = _delete(unicodedata.normalize("NFD", text), _COMBINING_MARKS, COMBINING_MARKS)
     return unicodedata.normalize("NFC", bare)
 
 
@@ -98,8 +117,8 @@ def normalize_prompt(prompt: str) -> str:
     return _fixpoint(_fold_once, prompt)
 
 
-def _skeleton_once(text: str) -> str:
-    return normalize_prompt(normalize_prompt(text).casefold().translate(PROTOTYPES).casefold())
+def _skeleton_once(folded: str) -> str:
+    return normalize_prompt(folded.casefold().translate(PROTOTYPES).casefold())
 
 
 def skeleton(text: str) -> str:
@@ -109,4 +128,10 @@ def skeleton(text: str) -> str:
     letters ("dragon" spelled with a Cyrillic "a", and "dragon"), case, invisible characters
     or marks.
     """
-    return _fixpoint(_skeleton_once, text)
+    return skeleton_of_folded(normalize_prompt(text))
+
+
+def skeleton_of_folded(folded: str) -> str:
+    """:func:`skeleton` of a text :func:`normalize_prompt` already folded (saves folding it
+    again)."""
+    return _fixpoint(_skeleton_once, folded)

@@ -130,6 +130,19 @@ def test_a_long_word_list_finds_the_first_rule_in_order() -> None:
     assert check_prompt_blocked("notbanned2 but BANNED5.", rules) == words[5]
 
 
+def test_a_full_blocklist_of_the_longest_phrases_still_matches_whole_phrases() -> None:
+    # 200 phrases of 99 characters: screened a few at a time, each found where it is whole.
+    phrases = [
+        " ".join(f"{n:03d}{part}" for part in "abcdefghijklmnopqrstuvwxy") for n in range(200)
+    ]
+    phrases = [p[:99] for p in phrases]
+    rules = [word(p, n) for n, p in enumerate(phrases)]
+    assert len(rules[150].pattern) == 99
+    assert check_prompt_blocked(f"say {phrases[150].upper()}!", rules) == rules[150]
+    assert check_prompt_blocked(f"say {phrases[150][:-1]}", rules) is None  # not whole
+    assert check_prompt_blocked(f"{phrases[199]}\n{phrases[3]}", rules) == rules[3]
+
+
 def test_regex_matches_case_insensitively_and_the_first_rule_wins() -> None:
     rules = [word("cat", 1), regex(r"\bdo+g\b", 2), regex(r"k[i1]tten", 3)]
     assert check_prompt_blocked("a DOOOG runs", rules) == rules[1]
