@@ -143,6 +143,13 @@ def test_a_full_blocklist_of_the_longest_phrases_still_matches_whole_phrases() -
     assert check_prompt_blocked(f"{phrases[199]}\n{phrases[3]}", rules) == rules[3]
 
 
+def test_a_whole_word_after_many_near_misses_is_still_found() -> None:
+    rule = word("cat")
+    assert check_prompt_blocked("scat " * 100, [rule]) is None
+    assert check_prompt_blocked("scat " * 100 + "cat", [rule]) == rule
+    assert check_prompt_blocked("cats " * 100 + "(CAT)", [rule]) == rule
+
+
 def test_regex_matches_case_insensitively_and_the_first_rule_wins() -> None:
     rules = [word("cat", 1), regex(r"\bdo+g\b", 2), regex(r"k[i1]tten", 3)]
     assert check_prompt_blocked("a DOOOG runs", rules) == rules[1]
