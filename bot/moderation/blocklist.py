@@ -53,8 +53,37 @@ _MAX_SKELETON_CHARS = 4 * MAX_PROMPT_CHARS
 # A few prototypes are several letters ("m" is "rn"), so a skeleton can be longer.
 
 
+PAUSE_EVERY = 0.001
+"""Seconds a check in a worker thread works before it pauses for :data:`PAUSE`."""
+PAUSE = 0.0001
+"""Why pause: the event loop waits for the GIL while the worker holds it. RE2 lets the GIL go
+during each search, but a search of a short text ends before the loop's thread is awake, and
+the worker takes the GIL back first; CPython hands the GIL over by force only after its 5 ms
+switch interval, and every such release and retake starts that wait again. Back to back, the
+short searches of a long blocklist could starve the loop for 10-20 ms. A sleep, however
+short, really gives the GIL away."""
+
+
 class BlocklistTimeout(TimeoutError):
     """The blocklist check ran out of time before every rule was tried."""
+
+
+class _Pace:
+    """Between two steps of a check: stop at the deadline, pause now and then."""
+
+    def __init__(self, deadline: float | None, pause_every: float | None) -> None:
+        self._deadline = deadline
+        self._every = pause_every
+        self._due = time.perf_counter() + pause_every if pause_every is not None else 0.0
+        self.rule = ""
+        """The rule being tried, as a refusal would name it."""
+
+    def step(self) -> None:
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            raise BlocklistTimeout(f"blocklist check stopped before {self.rule}")
+        if self._every is not None and time.perf_counter() >= self._due:
+            time.sleep(PAUSE)
+            self._due = time.perf_counter() + self._every
 
 
 def normalize_word(word: str) -> str:
@@ -155,11 +184,12 @@ def _whole_at(text: bytes, start: int, end: int) -> bool:
     return _is_boundary(text, before, start) and _is_boundary(text, end, after)
 
 
-def _found_whole(anywhere: Any, text: bytes) -> bool | None:
+def _found_whole(anywhere: Any, text: bytes, pace: _Pace) -> bool | None:
     """Whether the word ``anywhere`` finds stands whole somewhere in ``text``; None when its
     text occurs too often to look at each occurrence."""
     pos = 0
     for _ in range(MAX_OCCURRENCES):
+        pace.step()
         found = anywhere.search(text, pos)
         if found is None:
             return False
@@ -183,10 +213,11 @@ class _Word:
         self._texts = (_word_text(folded), _word_text(skeletal))
         self._anywhere = _Matcher(*self._texts)
 
-    def hits(self, forms: _Forms) -> bool:
+    def hits(self, forms: _Forms, pace: _Pace) -> bool:
         for text, anywhere, form in self._anywhere.searches(self._texts, forms):
-            found = _found_whole(anywhere, form)
+            found = _found_whole(anywhere, form, pace)
             if found is None:
+                pace.step()
                 found = _whole_word_pattern(text).search(form) is not None
             if found:
                 return True
@@ -238,14 +269,15 @@ class _WordRules:
         self._chunk_of = {word: n for n, chunk in enumerate(self._chunks) for word in chunk}
         self._screened: dict[int, bool] = {}
 
-    def hits(self, word: str, forms: _Forms) -> bool:
+    def hits(self, word: str, forms: _Forms, pace: _Pace) -> bool:
         chunk = self._chunk_of[word]
         if chunk not in self._screened:
             screen = _word_screen(self._chunks[chunk])
+            pace.step()
             self._screened[chunk] = screen is None or screen.hits(forms)
         if not self._screened[chunk]:
             return False
-        return _word(word).hits(forms)
+        return _word(word).hits(forms, pace)
 
 
 # -- regex rules --------------------------------------------------------------------------
@@ -265,7 +297,11 @@ def _regex_matcher(pattern: str) -> _Matcher | None:
 
 
 def check_prompt_blocked(
-    prompt: str, rules: Iterable[BlockRule], *, deadline: float | None = None
+    prompt: str,
+    rules: Iterable[BlockRule],
+    *,
+    deadline: float | None = None,
+    pause_every: float | None = None,
 ) -> BlockRule | None:
     """The first rule (in the given order) that matches ``prompt``, or None.
 
@@ -274,16 +310,18 @@ def check_prompt_blocked(
     :data:`MAX_PROMPT_CHARS` characters (the longest prompt a job can have), and its
     :func:`~bot.moderation.folding.skeleton`; a hit in either refuses it. With a
     ``deadline`` (on :func:`time.monotonic`'s clock), raises :class:`BlocklistTimeout` when
-    it passes before every rule was tried.
+    it passes before every rule was tried. With ``pause_every`` (seconds), the check pauses
+    briefly that often, for a check in a worker thread (see :data:`PAUSE`).
     """
     rules = list(rules)
+    pace = _Pace(deadline, pause_every)
     forms = _Forms.of(prompt)
     words = _WordRules(list(dict.fromkeys(r.pattern for r in rules if r.kind == "word")))
     for rule in rules:
-        if deadline is not None and time.monotonic() > deadline:
-            raise BlocklistTimeout(f"blocklist check stopped before {rule.describe()}")
+        pace.rule = rule.describe()
+        pace.step()
         if rule.kind == "word":
-            if words.hits(rule.pattern, forms):
+            if words.hits(rule.pattern, forms, pace):
                 return rule
             continue
         matcher = _regex_matcher(rule.pattern)
@@ -297,9 +335,12 @@ async def find_blocked_rule(
 ) -> BlockRule | None:
     """:func:`check_prompt_blocked` in a worker thread, within ``budget`` seconds.
 
-    The thread keeps the event loop free; the budget bounds the whole check to the budget
-    plus one search, and one search is linear in the prompt (RE2).
+    The thread keeps the event loop free (pausing every :data:`PAUSE_EVERY` s of work so the
+    loop gets the GIL); the budget bounds the whole check to the budget plus one step, and
+    one step is one linear search (RE2) or one compile.
     Raises :class:`BlocklistTimeout` when the budget runs out.
     """
     deadline = time.monotonic() + budget
-    return await asyncio.to_thread(check_prompt_blocked, prompt, list(rules), deadline=deadline)
+    return await asyncio.to_thread(
+        check_prompt_blocked, prompt, list(rules), deadline=deadline, pause_every=PAUSE_EVERY
+    )
