@@ -168,8 +168,14 @@ def _char_length(lead: int) -> int:
     return 1 if lead < 0xC0 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
 
 
+_ASCII_WORD_BYTES = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz")
+"""The ASCII characters in :data:`_WORD_CHARACTER` (case folding adds none)."""
+
+
 def _is_boundary(text: bytes, start: int, end: int) -> bool:
     """Whether the UTF-8 character ``text[start:end]`` (none, at an edge) is a boundary."""
+    if end - start == 1:
+        return text[start] not in _ASCII_WORD_BYTES
     return start == end or _WORD_CHARACTER.fullmatch(text, start, end) is None
 
 
