@@ -12,10 +12,12 @@ huge counted repeats, alternations that overlap) against 1,900-character prompts
 make them work hardest. Matching runs exactly as in production: `find_blocked_rule` (the
 prompt folded and skeletonised, every rule tried, in a worker thread) while a ticker task on
 the event loop records how late it wakes every millisecond; the longest lateness is the
-stall every other server would feel. A second row adds 150 word rules (a full blocklist). The
-first check of each run compiles every rule (each run's rules are new to the process), and its
-stall is reported apart from the warm checks'. A third row is the floor: the same ticker
-while the worker thread only sleeps, which is what the shared machine alone costs.
+stall every other server would feel. A second row adds 150 word rules (a full blocklist), and
+a last prompt holds every blocked phrase inside a longer word, so each is looked at word by
+word. The first check of each run compiles every rule (each run's rules are new to the
+process), and its stall is reported apart from the warm checks'. A third row is the floor:
+the same ticker while the worker thread only sleeps, which is what the shared machine alone
+costs.
 """
 
 from __future__ import annotations
@@ -89,6 +91,11 @@ def word_rules(count: int, seed: int = 0) -> list[BlockRule]:
         BlockRule("word", normalize_word(f"forbidden phrase {n} v{seed}"), 1000 + n)
         for n in range(count)
     ]
+
+
+def near_misses(words: list[BlockRule]) -> str:
+    """Blocked phrases inside longer words: every word's text occurs, none stands whole."""
+    return " ".join(f"x{rule.pattern}x" for rule in words)[:MAX_PROMPT_CHARS]
 
 
 def hostile_prompts(seed: int) -> dict[str, str]:
@@ -288,9 +295,10 @@ def measure_flood(quick: bool) -> Report:
 def measure(quick: bool, seed: int) -> Report:
     flood = measure_flood(quick)
     repeat = 2 if quick else 10
-    prompts = hostile_prompts(seed)
     regexes = worst_rules(seed)
-    full = [*regexes, *word_rules(150, seed)]
+    words = word_rules(150, seed)
+    full = [*regexes, *words]
+    prompts = {**hostile_prompts(seed), "near misses (phrases in longer words)": near_misses(words)}
     alone = asyncio.run(_run(regexes, prompts, repeat))
     whole = asyncio.run(_run(full, prompts, repeat))
     floor = asyncio.run(_floor(repeat * len(prompts), statistics.median(whole.times.values())))

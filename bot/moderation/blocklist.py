@@ -9,9 +9,11 @@ the prompt and let go of the GIL while they run, so the event loop stays free.
 
 A server's word rules are searched a chunk at a time: one RE2 alternation of up to
 :data:`WORD_CHUNK` words' text (:data:`WORD_CHUNK_CHARS` characters) per form finds whether any
-of them occurs at all; only a chunk that does is looked at word by word, with the whole-word
-boundaries. A prompt with no blocked
-word therefore costs a handful of searches, however many words the server blocks.
+of them occurs at all; only a chunk that does is looked at word by word, and a word whose text
+occurs is judged whole or not by the characters at the edges of each occurrence. A prompt with
+no blocked word therefore costs a handful of searches, however many words the server blocks,
+and no pattern with the (slow to compile) Unicode boundary classes is compiled per word unless
+a prompt holds its text dozens of times.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import functools
 import logging
 import time
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import re2
 
@@ -50,8 +53,37 @@ _MAX_SKELETON_CHARS = 4 * MAX_PROMPT_CHARS
 # A few prototypes are several letters ("m" is "rn"), so a skeleton can be longer.
 
 
+PAUSE_EVERY = 0.001
+"""Seconds a check in a worker thread works before it pauses for :data:`PAUSE`."""
+PAUSE = 0.0001
+"""Why pause: the event loop waits for the GIL while the worker holds it. RE2 lets the GIL go
+during each search, but a search of a short text ends before the loop's thread is awake, and
+the worker takes the GIL back first; CPython hands the GIL over by force only after its 5 ms
+switch interval, and every such release and retake starts that wait again. Back to back, the
+short searches of a long blocklist could starve the loop for 10-20 ms. A sleep, however
+short, really gives the GIL away."""
+
+
 class BlocklistTimeout(TimeoutError):
     """The blocklist check ran out of time before every rule was tried."""
+
+
+class _Pace:
+    """Between two steps of a check: stop at the deadline, pause now and then."""
+
+    def __init__(self, deadline: float | None, pause_every: float | None) -> None:
+        self._deadline = deadline
+        self._every = pause_every
+        self._due = time.perf_counter() + pause_every if pause_every is not None else 0.0
+        self.rule = ""
+        """The rule being tried, as a refusal would name it."""
+
+    def step(self) -> None:
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            raise BlocklistTimeout(f"blocklist check stopped before {self.rule}")
+        if self._every is not None and time.perf_counter() >= self._due:
+            time.sleep(PAUSE)
+            self._due = time.perf_counter() + self._every
 
 
 def normalize_word(word: str) -> str:
@@ -98,6 +130,14 @@ class _Matcher:
             return False  # the same search again
         return self._skeletal.search(forms.skeletal) is not None
 
+    def searches(
+        self, patterns: tuple[str, str], forms: _Forms
+    ) -> Iterator[tuple[str, Any, bytes]]:
+        """(pattern, compiled, form) for each form, as :meth:`hits` searches them."""
+        yield patterns[0], self._folded, forms.folded
+        if not (self._skeletal is self._folded and forms.same):
+            yield patterns[1], self._skeletal, forms.skeletal
+
 
 # -- word rules ---------------------------------------------------------------------------
 
@@ -115,24 +155,94 @@ def _whole_word(text: str) -> str:
     return rf"(?:^|[^\pL\pN_])(?:{text})(?:[^\pL\pN_]|$)"
 
 
+_WORD_CHARACTER = compile_regex(r"[\pL\pN_]")
+"""What is no boundary: the complement of the class :func:`_whole_word` puts around a word,
+with the same RE2 options (so the same letters, digits and case variants)."""
+MAX_OCCURRENCES = 32
+"""Occurrences of a word's text whose edges are looked at one by one; past this many, the
+word's own whole-word pattern decides."""
+
+
+def _char_length(lead: int) -> int:
+    """Bytes of the UTF-8 character whose first byte is ``lead``."""
+    return 1 if lead < 0xC0 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+
+
+_ASCII_WORD_BYTES = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz")
+"""The ASCII characters in :data:`_WORD_CHARACTER` (case folding adds none)."""
+
+
+def _is_boundary(text: bytes, start: int, end: int) -> bool:
+    """Whether the UTF-8 character ``text[start:end]`` (none, at an edge) is a boundary."""
+    if end - start == 1:
+        return text[start] not in _ASCII_WORD_BYTES
+    return start == end or _WORD_CHARACTER.fullmatch(text, start, end) is None
+
+
+def _whole_at(text: bytes, start: int, end: int) -> bool:
+    """Whether an occurrence at ``text[start:end]`` stands as a whole word."""
+    before = start
+    while before > 0:
+        before -= 1
+        if text[before] & 0xC0 != 0x80:  # the first byte of the character before
+            break
+    after = end + _char_length(text[end]) if end < len(text) else end
+    return _is_boundary(text, before, start) and _is_boundary(text, end, after)
+
+
+def _found_whole(anywhere: Any, text: bytes, pace: _Pace) -> bool | None:
+    """Whether the word ``anywhere`` finds stands whole somewhere in ``text``; None when its
+    text occurs too often to look at each occurrence."""
+    pos = 0
+    for _ in range(MAX_OCCURRENCES):
+        pace.step()
+        found = anywhere.search(text, pos)
+        if found is None:
+            return False
+        start, end = found.span()
+        if _whole_at(text, start, end):
+            return True
+        pos = start + _char_length(text[start])
+    return None
+
+
+class _Word:
+    """A word rule's text in each form, found anywhere and then judged whole or not.
+
+    Compiling a pattern with the Unicode boundary classes holds the GIL for a few ms, so a
+    word's own whole-word pattern is built only for a prompt holding its text more than
+    :data:`MAX_OCCURRENCES` times; otherwise the edges of each occurrence are looked at.
+    """
+
+    def __init__(self, word: str) -> None:
+        folded, skeletal = _forms_of_word(word)
+        self._texts = (_word_text(folded), _word_text(skeletal))
+        self._anywhere = _Matcher(*self._texts)
+
+    def hits(self, forms: _Forms, pace: _Pace) -> bool:
+        for text, anywhere, form in self._anywhere.searches(self._texts, forms):
+            found = _found_whole(anywhere, form, pace)
+            if found is None:
+                pace.step()
+                found = _whole_word_pattern(text).search(form) is not None
+            if found:
+                return True
+        return False
+
+
 def _forms_of_word(word: str) -> tuple[str, str]:
     """A stored word as it is looked for in the folded form and in the skeleton."""
     return normalize_word(word), skeleton(word)
 
 
 @functools.lru_cache(maxsize=4096)
-def _word_anywhere(word: str) -> _Matcher:
-    """The word's text anywhere: quick to compile, the test a prompt usually fails."""
-    folded, skeletal = _forms_of_word(word)
-    return _Matcher(_word_text(folded), _word_text(skeletal))
+def _word(word: str) -> _Word:
+    return _Word(word)
 
 
-@functools.lru_cache(maxsize=2048)
-def _whole_word_matcher(word: str) -> _Matcher:
-    """The word as a whole word. Its Unicode boundary classes take a few ms to compile, so
-    it is only built once a prompt contains the word's text."""
-    folded, skeletal = _forms_of_word(word)
-    return _Matcher(_whole_word(_word_text(folded)), _whole_word(_word_text(skeletal)))
+@functools.lru_cache(maxsize=1024)
+def _whole_word_pattern(text: str) -> Any:
+    return compile_regex(_whole_word(text))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -165,14 +275,15 @@ class _WordRules:
         self._chunk_of = {word: n for n, chunk in enumerate(self._chunks) for word in chunk}
         self._screened: dict[int, bool] = {}
 
-    def hits(self, word: str, forms: _Forms) -> bool:
+    def hits(self, word: str, forms: _Forms, pace: _Pace) -> bool:
         chunk = self._chunk_of[word]
         if chunk not in self._screened:
             screen = _word_screen(self._chunks[chunk])
+            pace.step()
             self._screened[chunk] = screen is None or screen.hits(forms)
         if not self._screened[chunk]:
             return False
-        return _word_anywhere(word).hits(forms) and _whole_word_matcher(word).hits(forms)
+        return _word(word).hits(forms, pace)
 
 
 # -- regex rules --------------------------------------------------------------------------
@@ -192,7 +303,11 @@ def _regex_matcher(pattern: str) -> _Matcher | None:
 
 
 def check_prompt_blocked(
-    prompt: str, rules: Iterable[BlockRule], *, deadline: float | None = None
+    prompt: str,
+    rules: Iterable[BlockRule],
+    *,
+    deadline: float | None = None,
+    pause_every: float | None = None,
 ) -> BlockRule | None:
     """The first rule (in the given order) that matches ``prompt``, or None.
 
@@ -201,16 +316,18 @@ def check_prompt_blocked(
     :data:`MAX_PROMPT_CHARS` characters (the longest prompt a job can have), and its
     :func:`~bot.moderation.folding.skeleton`; a hit in either refuses it. With a
     ``deadline`` (on :func:`time.monotonic`'s clock), raises :class:`BlocklistTimeout` when
-    it passes before every rule was tried.
+    it passes before every rule was tried. With ``pause_every`` (seconds), the check pauses
+    briefly that often, for a check in a worker thread (see :data:`PAUSE`).
     """
     rules = list(rules)
+    pace = _Pace(deadline, pause_every)
     forms = _Forms.of(prompt)
     words = _WordRules(list(dict.fromkeys(r.pattern for r in rules if r.kind == "word")))
     for rule in rules:
-        if deadline is not None and time.monotonic() > deadline:
-            raise BlocklistTimeout(f"blocklist check stopped before {rule.describe()}")
+        pace.rule = rule.describe()
+        pace.step()
         if rule.kind == "word":
-            if words.hits(rule.pattern, forms):
+            if words.hits(rule.pattern, forms, pace):
                 return rule
             continue
         matcher = _regex_matcher(rule.pattern)
@@ -224,9 +341,12 @@ async def find_blocked_rule(
 ) -> BlockRule | None:
     """:func:`check_prompt_blocked` in a worker thread, within ``budget`` seconds.
 
-    The thread keeps the event loop free; the budget bounds the whole check to the budget
-    plus one search, and one search is linear in the prompt (RE2).
+    The thread keeps the event loop free (pausing every :data:`PAUSE_EVERY` s of work so the
+    loop gets the GIL); the budget bounds the whole check to the budget plus one step, and
+    one step is one linear search (RE2) or one compile.
     Raises :class:`BlocklistTimeout` when the budget runs out.
     """
     deadline = time.monotonic() + budget
-    return await asyncio.to_thread(check_prompt_blocked, prompt, list(rules), deadline=deadline)
+    return await asyncio.to_thread(
+        check_prompt_blocked, prompt, list(rules), deadline=deadline, pause_every=PAUSE_EVERY
+    )

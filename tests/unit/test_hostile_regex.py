@@ -17,8 +17,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import re2
 from confusable_homoglyphs import confusables
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.models import BlockRule
@@ -30,7 +31,7 @@ from bot.moderation.blocklist import (
 )
 from bot.moderation.folding import normalize_prompt, skeleton
 from bot.moderation.gates import RequestRefused
-from bot.moderation.regexes import MAX_PROMPT_CHARS, validate_regex
+from bot.moderation.regexes import MAX_PROMPT_CHARS, compile_regex, validate_regex
 from bot.store import Store, open_store
 from tests.harness.store_calls import add_block_rule, check_gates
 
@@ -270,3 +271,44 @@ def test_a_blocklist_answers_as_its_rules_one_by_one_would(
     prompt = "".join(parts)
     alone = [rule for rule in rules if check_prompt_blocked(prompt, [rule]) == rule]
     assert check_prompt_blocked(prompt, rules) == (alone[0] if alone else None)
+
+
+_EDGES = st.sampled_from(
+    [
+        *("a", "k", "K", "\u212a", "\u00df", "ss", "\u00e9", "e\u0301", " ", "\u00a0", "_"),
+        *("1", "-", "+", "\u0430", "\u4e00", "\u2160", "\u24b6", "\u200b", "\n"),
+    ]
+)
+
+
+@HYPOTHESIS
+@example("a", [], ["k", "a"], 40, [" ", "a"])  # a whole word after dozens of near misses
+@example("ss", ["\u00df"], ["s", "\u00df"], 50, [])
+@given(
+    st.sampled_from(["a", "k", "ss", "\u00e9", "a b", "c++", "+", "ak", "\u4e00", "1"]),
+    st.lists(_EDGES, max_size=30),
+    st.lists(_EDGES, min_size=1, max_size=3),
+    st.integers(min_value=0, max_value=60),
+    st.lists(_EDGES, max_size=30),
+)
+def test_a_word_matches_exactly_where_an_re2_whole_word_pattern_does(
+    text: str, head: list[str], unit: list[str], times: int, tail: list[str]
+) -> None:
+    # The whole-word rule as a pattern: the word's text between characters that are no
+    # Unicode letter, digit or "_" (or the edges). Matching looks at the edges of each
+    # occurrence instead, or, past a few dozen occurrences, runs this very pattern.
+    prompt = "".join(head) + "".join(unit) * times + "".join(tail)
+    folded = normalize_prompt(prompt)[:MAX_PROMPT_CHARS]
+    forms = (folded, skeleton(folded))
+    texts = (normalize_word(text), skeleton(normalize_word(text)))
+    expected = any(
+        compile_regex(
+            r"(?:^|[^\pL\pN_])(?:"
+            + r"[\s\p{Z}]+".join(re2.escape(part) for part in body.split())
+            + r")(?:[^\pL\pN_]|$)"
+        ).search(form)
+        is not None
+        for body, form in zip(texts, forms, strict=True)
+    )
+    rule = word(text)
+    assert (check_prompt_blocked(prompt, [rule]) == rule) is expected

@@ -143,6 +143,22 @@ def test_a_full_blocklist_of_the_longest_phrases_still_matches_whole_phrases() -
     assert check_prompt_blocked(f"{phrases[199]}\n{phrases[3]}", rules) == rules[3]
 
 
+def test_a_whole_word_after_many_near_misses_is_still_found() -> None:
+    rule = word("cat")
+    assert check_prompt_blocked("scat " * 100, [rule]) is None
+    assert check_prompt_blocked("scat " * 100 + "cat", [rule]) == rule
+    assert check_prompt_blocked("cats " * 100 + "(CAT)", [rule]) == rule
+
+
+def test_a_check_that_pauses_at_every_step_gives_the_same_answers() -> None:
+    # In a worker thread the check pauses now and then to let the event loop in.
+    rules = [word("cat", 1), regex(r"\bdo+g\b", 2), *(word(f"w{n}", n + 3) for n in range(60))]
+    for prompt in ("a cat", "a DOOG", "scat " * 50 + "w59", "w5x " * 40, ""):
+        paused = check_prompt_blocked(prompt, rules, pause_every=0.0)
+        assert paused == check_prompt_blocked(prompt, rules)
+    assert check_prompt_blocked("scat " * 50 + "w59", rules, pause_every=0.0) == rules[-1]
+
+
 def test_regex_matches_case_insensitively_and_the_first_rule_wins() -> None:
     rules = [word("cat", 1), regex(r"\bdo+g\b", 2), regex(r"k[i1]tten", 3)]
     assert check_prompt_blocked("a DOOOG runs", rules) == rules[1]
