@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import asyncpg
 
@@ -43,7 +43,8 @@ def redact(url: str) -> str:
             ],
             safe="/*",
         )
-        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        # Spelled out: urlunsplit would drop the empty host of the Unix-socket form.
+        return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
     except ValueError:
         return "the configured url"
 
