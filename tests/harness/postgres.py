@@ -106,6 +106,9 @@ listen_addresses = ''
 unix_socket_directories = '{socket_dir}'
 max_connections = 200
 shared_buffers = 32MB
+"""
+# Tests need no durability; a benchmark keeps PostgreSQL's defaults (an fsync per commit).
+_FAST = """
 fsync = off
 synchronous_commit = off
 full_page_writes = off
@@ -118,8 +121,11 @@ local all all trust
 
 
 @contextlib.contextmanager
-def running_postgres() -> Iterator[PostgresServer]:
-    """Start a server in a fresh temporary folder; stop it and remove the folder on exit."""
+def running_postgres(*, durable: bool = False) -> Iterator[PostgresServer]:
+    """Start a server in a fresh temporary folder; stop it and remove the folder on exit.
+
+    ``durable``: commits are flushed to disk as in production (for benchmarks); by default
+    they are not, which tests do not need."""
     bin_dir = find_binaries()
     prefix, uid, gid = _as_server_user()
     # Directly under the system's temp folder: pytest's own tmp folders are closed to others.
@@ -133,7 +139,7 @@ def running_postgres() -> Iterator[PostgresServer]:
         _run([*prefix, str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER,
               "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"])  # fmt: skip
         with (data / "postgresql.conf").open("a", encoding="utf-8") as conf:
-            conf.write(_CONFIG.format(socket_dir=root))
+            conf.write(_CONFIG.format(socket_dir=root) + ("" if durable else _FAST))
         (data / "pg_hba.conf").write_text(_HBA, encoding="utf-8")
         _run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w",
               "-t", "60", "start"])  # fmt: skip

@@ -46,6 +46,10 @@ class PostgresStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Rep
     transaction (see ``guild_sql``), so no two processes ever spend the same credits.
     Writes run at READ COMMITTED, so each statement after the lock sees everything
     committed before it; reads of several statements run in one REPEATABLE READ snapshot.
+
+    Waking other processes (a job handed back, a provider slot freed) fits the same shape: a
+    ``pg_notify`` inside the transaction that made the change, so it is sent only on commit,
+    and one listening connection per process.
     """
 
     def __init__(self, pool: asyncpg.Pool[asyncpg.Record]) -> None:
