@@ -26,7 +26,7 @@ from bot.jobs.runner import JobRunner, utcnow
 from bot.models import JobRecord
 from bot.runcomfy.client import RunComfyClient
 from bot.runcomfy.pricing import ListPrice
-from bot.store import Store, open_store
+from bot.store import Store, open_database
 from bot.tasks import TaskSet
 from cogs._tree import SeedanceTree
 
@@ -156,7 +156,7 @@ async def run_bot(config: Config, secrets: Secrets) -> None:
     configure_discord_endpoints(config.discord.api_base_url, config.discord.gateway_url)
     async with (
         aiohttp.ClientSession() as http_session,
-        open_store(config.database.path) as store,
+        open_database(config.database) as store,
         SeedanceBot(
             config, http_session=http_session, store=store, runcomfy_token=secrets.runcomfy_token
         ) as bot,

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from yarl import URL
 
@@ -63,6 +64,9 @@ class RunComfyConfig:
 @dataclass(frozen=True)
 class DatabaseConfig:
     path: Path = Path("seedance-bot.sqlite3")
+    url: str | None = field(default=None, repr=False)
+    """A PostgreSQL libpq URI; when set, PostgreSQL is the store and ``path`` is ignored.
+    Out of ``repr``: it may hold a password."""
 
 
 def _default_costs() -> dict[str, dict[int, int]]:
@@ -316,6 +320,29 @@ def _path(where: str, value: Any) -> Path:
     return Path(value)
 
 
+_DATABASE_URL_FORMS = (
+    "postgresql://user:password@host:5432/dbname or, over a Unix socket, "
+    "postgresql:///dbname?host=/run/postgresql&user=name"
+)
+
+
+def _database_url(where: str, value: Any) -> str | None:
+    """A PostgreSQL URI, checked for its form only (whether it connects is known at start).
+    Never echoed back: it may hold a password."""
+    if value == "":
+        return None
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+        port = None if parts is None else parts.port
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError(f"{where} must be a PostgreSQL URL like {_DATABASE_URL_FORMS}")
+    if port == 0 or any(ch.isspace() for ch in value):
+        raise ConfigError(f"{where} is not a valid URL: use {_DATABASE_URL_FORMS}")
+    return str(value)
+
+
 def _costs(_where: str, value: Any) -> dict[str, dict[int, int]]:
     where = "[quota.cost]"
     if not isinstance(value, dict):
@@ -381,8 +408,11 @@ def parse_config(data: Mapping[str, Any]) -> Config:
         output_hosts=r.get("output_hosts", DEFAULT_OUTPUT_HOSTS, _hosts),
     )
 
-    db = _Section(data, "database", {"path"})
-    database = DatabaseConfig(path=db.get("path", DatabaseConfig.path, _path))
+    db = _Section(data, "database", {"path", "url"})
+    database = DatabaseConfig(
+        path=db.get("path", DatabaseConfig.path, _path),
+        url=db.get("url", None, _database_url),
+    )
 
     q = _Section(
         data,
