@@ -486,6 +486,37 @@ async def test_approval_runs_against_the_pool_not_the_member_cap(store: Store) -
     assert again.job.state is JobState.DELIVERED
 
 
+async def test_a_request_approved_after_a_reset_counts_in_full_in_the_new_period(
+    store: Store,
+) -> None:
+    await approvals_on(store)
+    yesterday = NOW - timedelta(days=1)
+    await ask(store, cost=4, now=yesterday)
+    waiting = await ask(store, cost=5, now=yesterday)
+    assert waiting.state is JobState.PENDING_APPROVAL
+    # Today another member spends, then a moderator resets the whole server.
+    await ask(store, member=OTHER, cost=2)
+    await store.reset_usage(GUILD, None, defaults=DEFAULTS, by=MOD, now=NOW)
+    assert await left(store) == (4, 100)
+
+    # Yesterday's request is approved after the reset: it is made and paid today, so the
+    # reset (made before) forgives none of it.
+    later = NOW + timedelta(hours=1)
+    approved = await store.approve_request(GUILD, waiting.id, by=MOD, now=later, defaults=DEFAULTS)
+    assert approved.changed
+    assert await left(store, now=later) == (4, 95)
+    usage = await store.member_usage(GUILD, MEMBER, role_ids=(), defaults=DEFAULTS, now=later)
+    assert (usage.member_approved, usage.server_reserved) == (5, 5)
+    pool = await store.pool_usage(GUILD, defaults=DEFAULTS, now=later)
+    assert (pool.used, pool.held) == (0, 5)
+    await store.finish_delivered(waiting.id, result_message_id=1, now=later)
+    pool = await store.pool_usage(GUILD, defaults=DEFAULTS, now=later)
+    assert (pool.used, pool.held) == (5, 0)
+    # A reset made after the approval forgives it like any other charge of the period.
+    await store.reset_usage(GUILD, None, defaults=DEFAULTS, by=MOD, now=later)
+    assert await left(store, now=later) == (4, 100)
+
+
 async def test_denial_releases_the_credits_and_says_why(store: Store) -> None:
     await approvals_on(store)
     job = await ask(store, cost=5)
@@ -620,6 +651,64 @@ async def test_upgrade_from_version_1_keeps_jobs_charges_and_ids(db_path: Path) 
         assert (usage.member_used, usage.member_reserved, usage.member_active_jobs) == (2, 2, 1)
         assert [j.id for j in await unfinished_jobs(store)] == [2]
         assert (await ask(store)).id == 4
+
+
+async def test_upgrade_to_marks_keeps_resets_and_counts_requests_approved_after_them(
+    db_path: Path,
+) -> None:
+    """A V4 database where yesterday's request (the oldest ledger row) was approved after
+    today's server reset: the old rule forgave it; from V5 on it counts, and the rest of the
+    history keeps its meaning."""
+    db = await aiosqlite.connect(db_path, isolation_level=None)
+    await db.execute("PRAGMA foreign_keys = ON")
+    await apply_migrations(db, load_migrations()[:4])
+
+    def at(when: datetime) -> str:
+        return when.isoformat(timespec="microseconds")
+
+    approved_at, after = NOW + timedelta(hours=1), NOW + timedelta(hours=2)
+    # (job, member, credits, ledger state, basis, ledger created_at)
+    history = (
+        (1, MEMBER, 5, "reserved", "approved", approved_at),  # asked yesterday, moved today
+        (2, OTHER, 2, "committed", "cap", NOW - timedelta(minutes=1)),  # before the reset
+        (3, OTHER, 3, "reserved", "cap", after),  # after the reset
+    )
+    for job_id, member, credits, state, basis, created in history:
+        await db.execute(
+            "INSERT INTO jobs (id, guild_id, channel_id, member_id, prompt, image_url, "
+            "resolution, duration, credits, state, period_key, created_at, updated_at) "
+            "VALUES (?, ?, 1, ?, 'p', 'u', '480p', 5, ?, ?, '2026-11-20', ?, ?)",
+            (job_id, GUILD, member, credits,
+             "running" if state == "reserved" else "delivered", at(created), at(created)),
+        )  # fmt: skip
+        await db.execute(
+            "INSERT INTO usage_ledger (job_id, guild_id, member_id, credits, state, basis, "
+            "period_key, created_at, settled_at) VALUES (?, ?, ?, ?, ?, ?, '2026-11-20', ?, ?)",
+            (job_id, GUILD, member, credits, state, basis, at(created),
+             None if state == "reserved" else at(created)),
+        )  # fmt: skip
+    # The server reset at NOW, written when the ledger's largest id was 2.
+    await db.execute(
+        "INSERT INTO usage_resets (guild_id, member_id, ledger_mark, window_start, forgiven, "
+        "period_key, reset_by, created_at) VALUES (?, NULL, 2, ?, 2, '2026-11-20', ?, ?)",
+        (GUILD, at(period_window(Period.DAY, NOW).start), MOD, at(NOW)),
+    )
+    await db.close()
+
+    later = NOW + timedelta(hours=3)
+    async with open_store(db_path) as store:
+        pool = await store.pool_usage(GUILD, defaults=DEFAULTS, now=later)
+        # Job 2 stays forgiven; jobs 1 and 3 were charged after the reset and count.
+        assert (pool.used, pool.held) == (0, 8)
+        usage = await store.member_usage(GUILD, MEMBER, role_ids=(), defaults=DEFAULTS, now=later)
+        assert usage.member_approved == 5
+        # New charges and resets take their marks after the whole history.
+        await ask(store, member=OTHER, cost=1, now=later)
+        assert (await store.pool_usage(GUILD, defaults=DEFAULTS, now=later)).held == 9
+        await store.reset_usage(GUILD, None, defaults=DEFAULTS, by=MOD, now=later)
+        assert await left(store, now=later) == (10, 100)
+        await ask(store, cost=2, now=later)
+        assert await left(store, now=later) == (8, 98)
 
 
 async def test_a_daily_reset_does_not_forgive_earlier_days_of_a_new_weekly_period(
