@@ -20,7 +20,7 @@ from bot.admission import Admission
 from bot.config import Config, Secrets
 from bot.endpoints import configure_discord_endpoints
 from bot.guilds import GuildAdmin
-from bot.jobs.breaker import CircuitBreaker, Trip
+from bot.jobs.breaker import CircuitBreaker, Trip, Trouble
 from bot.jobs.notify import JobNotifier
 from bot.jobs.runner import JobRunner, utcnow
 from bot.models import JobRecord
@@ -36,8 +36,12 @@ EXTENSIONS = ("cogs.animate", "cogs.usage", "cogs.history", "cogs.moderation")
 SYNC_HASH_KEY = "command_sync_hash"
 
 
-class SeedanceBot(commands.Bot):
-    """A slash-command-only bot; every dependency is handed in by `run_bot`."""
+class SeedanceBot(commands.AutoShardedBot):
+    """A slash-command-only bot; every dependency is handed in by `run_bot`.
+
+    Sharded: the process connects the gateway shards ``[discord] shard_ids`` names (all of
+    ``shard_count`` by default), or none, when it only runs jobs over REST.
+    """
 
     def __init__(
         self,
@@ -50,14 +54,20 @@ class SeedanceBot(commands.Bot):
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
+        shards: dict[str, Any] = {}
+        if config.discord.shard_ids is not None:
+            shards["shard_ids"] = list(config.discord.shard_ids)
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
             tree_cls=SeedanceTree,
             allowed_mentions=discord.AllowedMentions.none(),
             guild_ready_timeout=guild_ready_timeout,
+            shard_count=config.discord.shard_count,
+            **shards,
         )
         self.config = config
+        self._stopped = asyncio.Event()
         self._store = store
         self._tasks = TaskSet()
         self.http_session = http_session
@@ -66,6 +76,8 @@ class SeedanceBot(commands.Bot):
             cooldown=config.runcomfy.breaker_cooldown,
             # Moderators are told once per outage, through the desk.
             on_trip=self._provider_tripped,
+            # The other processes on the database follow what this one saw.
+            share=self._share_provider_state,
         )
         provider = RunComfyClient(
             http_session,
@@ -97,13 +109,17 @@ class SeedanceBot(commands.Bot):
         """The model's published price, read once at start when the provider gives one."""
 
     async def setup_hook(self) -> None:
+        await self._store.listen(self._heard)
         # In the background: a slow or silent provider never holds up the start.
         self._tasks.create(self._read_list_price(), name="list-price")
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.notifier_for is not None:
             await self.runner.resume(self.notifier_for)
-        await self.sync_commands()
+        # One process registers the commands (the one holding shard 0), so several
+        # processes starting together never sync over each other.
+        if self.config.discord.registers_commands:
+            await self.sync_commands()
 
     async def _read_list_price(self) -> None:
         self.list_price = await self._provider.list_price()
@@ -114,6 +130,30 @@ class SeedanceBot(commands.Bot):
         desk = self.runner.desk
         if desk is not None:
             self._tasks.create(desk.provider_trouble(trip), name="provider-trouble")
+
+    def _share_provider_state(self, trip: Trip | None) -> None:
+        words = "up" if trip is None else f"down|{trip.trouble.value}|{trip.detail}"
+        self._tasks.create(self._tell("provider", f"{self.runner.identity}|{words}"), name="tell")
+
+    async def _tell(self, topic: str, text: str) -> None:
+        try:
+            await self._store.send_signal(topic, text)
+        except Exception as exc:
+            log.warning("could not tell the other processes (%s): %s", topic, exc)
+
+    def _heard(self, topic: str, text: str) -> None:
+        """What the other processes' breakers saw of the video service."""
+        if topic != "provider":
+            return
+        sender, _, news = text.partition("|")
+        if sender == self.runner.identity:
+            return
+        kind, _, rest = news.partition("|")
+        trouble, _, detail = rest.partition("|")
+        if kind == "up":
+            self.breaker.heard(None)
+        elif kind == "down" and trouble in {t.value for t in Trouble}:
+            self.breaker.heard(Trip(Trouble(trouble), detail))
 
     async def sync_commands(self) -> bool:
         """Register the commands where configured, unless they are unchanged since last time."""
@@ -148,6 +188,13 @@ class SeedanceBot(commands.Bot):
         await self.runner.close()
         await self._tasks.cancel_all()
         await super().close()
+        self._stopped.set()
+
+    async def run_jobs_only(self, token: str) -> None:
+        """Log in over REST and run jobs, connecting no gateway shard, until closed."""
+        await self.login(token)
+        log.info("running jobs only: no gateway shard connected (shard_ids = [])")
+        await self._stopped.wait()
 
 
 async def run_bot(config: Config, secrets: Secrets) -> None:
@@ -168,7 +215,10 @@ async def run_bot(config: Config, secrets: Secrets) -> None:
                 loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
                 handled.append(sig)
         try:
-            await bot.start(secrets.discord_token)
+            if config.discord.connects_gateway:
+                await bot.start(secrets.discord_token)
+            else:
+                await bot.run_jobs_only(secrets.discord_token)
         finally:
             for sig in handled:
                 loop.remove_signal_handler(sig)

@@ -44,6 +44,21 @@ class DiscordConfig:
     status_edit_interval: float = 5.0
     api_base_url: str | None = None
     gateway_url: str | None = None
+    shard_count: int = 1
+    """Gateway shards of the whole bot, across every process."""
+    shard_ids: tuple[int, ...] | None = None
+    """The shards this process connects; None: all of them. Empty: none, the process only
+    runs jobs (over REST)."""
+
+    @property
+    def connects_gateway(self) -> bool:
+        """Whether this process connects any gateway shard."""
+        return self.shard_ids is None or len(self.shard_ids) > 0
+
+    @property
+    def registers_commands(self) -> bool:
+        """Whether this process registers the commands: the one holding shard 0."""
+        return self.shard_ids is None or 0 in self.shard_ids
 
 
 @dataclass(frozen=True)
@@ -314,6 +329,21 @@ def _snowflake(where: str, value: Any) -> int | None:
     return value
 
 
+def _shard_ids(count: int) -> Callable[[str, Any], tuple[int, ...]]:
+    def convert(where: str, value: Any) -> tuple[int, ...]:
+        valid = isinstance(value, list) and all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < count for i in value
+        )
+        if not valid or len(set(value)) != len(value):
+            raise ConfigError(
+                f"{where} must be a list of distinct shard numbers from 0 to {count - 1} "
+                "(shard_count - 1), or [] for a process that only runs jobs"
+            )
+        return tuple(sorted(value))
+
+    return convert
+
+
 def _path(where: str, value: Any) -> Path:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{where} must be a file path")
@@ -368,13 +398,25 @@ def parse_config(data: Mapping[str, Any]) -> Config:
             raise ConfigError(f"[{name}] is not a known section")
 
     d = _Section(
-        data, "discord", {"dev_guild_id", "status_edit_interval", "api_base_url", "gateway_url"}
+        data,
+        "discord",
+        {
+            "dev_guild_id",
+            "status_edit_interval",
+            "api_base_url",
+            "gateway_url",
+            "shard_count",
+            "shard_ids",
+        },
     )
+    shard_count = d.get("shard_count", 1, _int(1))
     discord = DiscordConfig(
         dev_guild_id=d.get("dev_guild_id", None, _snowflake),
         status_edit_interval=d.get("status_edit_interval", 5.0, _seconds(0.0)),
         api_base_url=d.get("api_base_url", None, _optional(_http_url)),
         gateway_url=d.get("gateway_url", None, _optional(_ws_url)),
+        shard_count=shard_count,
+        shard_ids=d.get("shard_ids", None, _shard_ids(shard_count)),
     )
 
     r = _Section(

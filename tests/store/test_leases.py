@@ -191,3 +191,35 @@ async def test_a_runner_that_lost_its_job_never_settles_it(backend: Backend) -> 
         assert outcomes == [False, True]
         usage = await usage_in(new, GUILD, 11, limits=LIMITS, window=TODAY)
         assert (usage.member_used, usage.member_reserved) == (4, 0)
+
+
+async def test_a_cancel_and_the_submit_of_an_unsent_job_never_both_happen(store: Store) -> None:
+    job = await new_job(store)
+    assert await store.claim_job(job.id, owner="a", until=NOW + LEASE, now=NOW)
+    # A click in another process ends the job "a" holds: "a" can no longer send it.
+    assert await store.cancel_unsent(job.id, error="Cancelled by its requester.", now=NOW)
+    assert not await store.mark_submitting(job.id, NOW, owner="a")
+    ended = await store.get_job(job.id)
+    assert ended is not None
+    assert (ended.state, ended.error, ended.owner) == (
+        JobState.CANCELLED,
+        "Cancelled by its requester.",
+        None,
+    )
+    usage = await usage_in(store, GUILD, 11, limits=LIMITS, window=TODAY)
+    assert (usage.member_used, usage.member_reserved) == (0, 0)
+    # A job whose submit started is never ended by a cancel.
+    sent = await new_job(store, member=12)
+    assert await store.mark_submitting(sent.id, NOW)
+    assert not await store.cancel_unsent(sent.id, error="too late", now=NOW)
+    current = await store.get_job(sent.id)
+    assert current is not None and current.state is JobState.SUBMITTING
+
+    # Racing, job after job: exactly one of the two happens each time.
+    for member in range(20, 40):
+        raced = await new_job(store, member=member)
+        cancelled, submitting = await asyncio.gather(
+            store.cancel_unsent(raced.id, error="x", now=NOW),
+            store.mark_submitting(raced.id, NOW),
+        )
+        assert cancelled != submitting

@@ -14,6 +14,7 @@ from datetime import datetime
 from bot.models import JobRecord
 from bot.store.postgres.guild_sql import StoreCore
 from bot.store.postgres.rows import JOB_COLUMNS, RUNNABLE_STATES, job_from_row, opt_utc, utc
+from bot.store.postgres.signals import notify
 
 __all__ = ["LeaseMixin"]
 
@@ -71,7 +72,7 @@ class LeaseMixin(StoreCore):
         self, job_id: int, *, owner: str, retry_at: datetime | None = None
     ) -> bool:
         """Hand a job back: nobody holds it, and any process may claim it from ``retry_at``
-        (at once when None)."""
+        (at once when None: the other processes are woken to take it)."""
         async with self._write() as conn:
             released = await conn.fetchval(
                 "UPDATE jobs SET owner = NULL, lease_until = $3 WHERE id = $1 AND owner = $2 "
@@ -80,6 +81,10 @@ class LeaseMixin(StoreCore):
                 owner,
                 opt_utc(retry_at),
             )
+            if released is not None:
+                await notify(conn, "slots")
+                if retry_at is None:
+                    await notify(conn, "jobs")
         return released is not None
 
     async def record_crash(
@@ -96,6 +101,8 @@ class LeaseMixin(StoreCore):
                 utc(retry_at),
                 utc(now),
             )
+            if attempts is not None:
+                await notify(conn, "slots")
         return 0 if attempts is None else int(attempts)
 
     async def mark_posting(self, job_id: int, *, owner: str, now: datetime) -> bool:

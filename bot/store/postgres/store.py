@@ -13,6 +13,7 @@ import asyncpg
 
 from bot.errors import JobNotFound
 from bot.models import FAILURE_STATES, PROGRESS_STATES, JobRecord, JobState
+from bot.store.coordination import SignalHandler
 from bot.store.postgres.approvals import ApprovalMixin
 from bot.store.postgres.budgets import BudgetMixin
 from bot.store.postgres.connect import connect_pool
@@ -29,6 +30,8 @@ from bot.store.postgres.rows import (
     utc,
 )
 from bot.store.postgres.schema import current_version
+from bot.store.postgres.signals import Listener, notify
+from bot.store.postgres.slots import SlotMixin
 
 __all__ = ["PostgresStore"]
 
@@ -38,7 +41,9 @@ OWNED = " AND ($2::text IS NULL OR owner = $2)"
 log = logging.getLogger(__name__)
 
 
-class PostgresStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, ReportMixin):
+class PostgresStore(
+    ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, ReportMixin, SlotMixin
+):
     """Jobs, the usage ledger and each server's moderation settings in one PostgreSQL database.
 
     Several processes may share the database. Each method is one transaction on a connection
@@ -50,12 +55,13 @@ class PostgresStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Rep
 
     Waking other processes (a job handed back, a provider slot freed) fits the same shape: a
     ``pg_notify`` inside the transaction that made the change, so it is sent only on commit,
-    and one listening connection per process.
+    and one listening connection per process (see ``signals``).
     """
 
-    def __init__(self, pool: asyncpg.Pool[asyncpg.Record]) -> None:
+    def __init__(self, pool: asyncpg.Pool[asyncpg.Record], url: str) -> None:
         """Wrap an open pool on a migrated database. Use :meth:`open` instead."""
         self._pool = pool
+        self._listener = Listener(url)
 
     @classmethod
     @asynccontextmanager
@@ -69,7 +75,11 @@ class PostgresStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Rep
         credentials, or holds a schema newer than this bot.
         """
         async with connect_pool(url, min_size=min_size, max_size=max_size) as pool:
-            yield cls(pool)
+            store = cls(pool, url)
+            try:
+                yield store
+            finally:
+                await store._listener.close()
 
     # -- transactions ----------------------------------------------------------------------
 
@@ -110,7 +120,8 @@ class PostgresStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Rep
     async def _settle(
         self, sql: str, ledger_state: str, job_id: int, stamp: datetime, *params: Any
     ) -> bool:
-        """End a job with ``sql`` and settle its reservation as ``ledger_state``, atomically."""
+        """End a job with ``sql`` and settle its reservation as ``ledger_state``, atomically;
+        an ended job may free a provider slot, so the processes waiting for one are woken."""
         async with self._write() as conn:
             changed = await conn.fetchval(sql, job_id, *params) is not None
             if not changed:
@@ -123,7 +134,20 @@ class PostgresStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Rep
                 ledger_state,
                 stamp,
             )
+            await notify(conn, "slots")
         return True
+
+    # -- signals ---------------------------------------------------------------------------
+
+    async def send_signal(self, topic: str, text: str = "") -> None:
+        """Tell every process on the database (this one included), by NOTIFY."""
+        async with self._pool.acquire() as conn:
+            await notify(conn, topic, text)
+
+    async def listen(self, handler: SignalHandler) -> None:
+        """Call ``handler`` for every signal from now on (``resync`` after a lost connection
+        came back)."""
+        await self._listener.add(handler)
 
     # -- schema and installation facts ----------------------------------------------------
 
@@ -354,6 +378,28 @@ class PostgresStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Rep
         )
         if changed:
             log.info("job %d %s; credits released: %s", job_id, state, error)
+        return changed
+
+    async def cancel_unsent(self, job_id: int, *, error: str, now: datetime) -> bool:
+        """ACCEPTED -> CANCELLED and its reservation released, whoever holds the job.
+
+        Returns False, changing nothing, once the job left ACCEPTED: a job whose submit
+        started is never ended here (the submit's own guard, ``mark_submitting``, is the other
+        half: of the two, exactly one happens).
+        """
+        stamp = utc(now)
+        changed = await self._settle(
+            "UPDATE jobs SET state = 'cancelled', error = $2, queue_position = NULL, "
+            "finished_at = $3, updated_at = $3, owner = NULL, lease_until = NULL "
+            "WHERE id = $1 AND state = 'accepted' RETURNING id",
+            "released",
+            job_id,
+            stamp,
+            error,
+            stamp,
+        )
+        if changed:
+            log.info("job %d cancelled before it was sent; credits released: %s", job_id, error)
         return changed
 
     # -- queries ---------------------------------------------------------------------------
