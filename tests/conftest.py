@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import DatabaseConfig
 from sandbox.world import SandboxSettings
 from tests.harness.backends import BACKENDS, Backend, PostgresBackend, SqliteBackend
 from tests.harness.e2e import E2E, FAST, running_sandbox
@@ -93,15 +94,25 @@ def sandbox_settings(request: pytest.FixtureRequest) -> SandboxSettings:
 
 @pytest.fixture
 async def e2e(
-    sandbox_settings: SandboxSettings, caplog: pytest.LogCaptureFixture
+    sandbox_settings: SandboxSettings,
+    caplog: pytest.LogCaptureFixture,
+    store_backend: str,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[E2E]:
     """The sandbox with the real bot connected; checked for Discord-visible faults afterwards.
+
+    The bot's store is the sandbox's SQLite file, or a PostgreSQL database of the test's own
+    under ``@pytest.mark.store_backends("sqlite", "postgres")``.
 
     Errors logged by the bot or discord.py fail the test too: each is a member somewhere
     reading "Something went wrong", or a button that did nothing.
     """
     caplog.set_level(logging.WARNING)
-    async with running_sandbox(sandbox_settings) as running:
+    database = None
+    if store_backend == "postgres":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        database = DatabaseConfig(url=server.url(request.getfixturevalue("postgres_database")))
+    async with running_sandbox(sandbox_settings, database) as running:
         yield running
     errors = [
         f"{r.name}: {r.getMessage()}"
