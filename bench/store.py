@@ -13,7 +13,9 @@ advisory lock. Without PostgreSQL's binaries that table is left out.
 - 200 racing in one process: 200 tasks sharing the bot's one connection (SQLite) or its pool
   of 10 connections (PostgreSQL);
 - 200 racing from 4 processes: 4 processes x 50 tasks, each process with its own connection
-  (or pool), racing for the file's write lock (or the server's advisory lock).
+  (or pool), racing for the file's write lock (or the server's advisory lock);
+- 1, 2 and 4 processes, each with 10 callers on servers of their own (no shared pool): how
+  the store's throughput grows with bot processes, as it must for several processes to help.
 
 In the races the server's pool holds fewer credits than asked for (1 credit each), so some
 must be refused: exactly `pool` reservations may succeed and the pool must never be overspent.
@@ -56,6 +58,8 @@ RACE_DEFAULTS = GuildDefaults(
     server_credits=POOL, member_credits=1_000_000, member_concurrent=1000, server_concurrent=1000
 )
 JOBS_PER_GUILD = 900  # under the server's concurrency cap of 1,000 open jobs
+SCALE = (1, 2, 4)
+CALLERS = 10  # per process, each on a server of its own
 
 
 def request(guild_id: int, member_id: int) -> NewJob:
@@ -148,6 +152,47 @@ def _noop(_index: int) -> None:
     return None
 
 
+async def steady(address: str, first_guild: int, count: int, start_at: float) -> Run:
+    """One process's steady traffic: ``CALLERS`` callers, each reserving one after another on
+    a server of its own, ``count`` reservations in all."""
+    async with open_at(address) as store:
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+
+        async def caller(guild_id: int) -> list[tuple[bool, float]]:
+            return [
+                await reserve(store, request(guild_id, member), DEFAULTS)
+                for member in range(count // CALLERS)
+            ]
+
+        started = time.perf_counter()
+        results = await asyncio.gather(*(caller(first_guild + c) for c in range(CALLERS)))
+        seconds = time.perf_counter() - started
+    done = [r for caller_results in results for r in caller_results]
+    return Run(len(done), sum(ok for ok, _ in done), seconds, [t for _, t in done])
+
+
+def _steady_worker(address: str, first_guild: int, count: int, start_at: float) -> Run:
+    return asyncio.run(steady(address, first_guild, count, start_at))
+
+
+def scale(address: str, processes: int, count: int) -> Run:
+    """``processes`` processes of steady traffic at once; wall time of the slowest."""
+    with ProcessPoolExecutor(max_workers=processes, mp_context=get_context("spawn")) as pool:
+        list(pool.map(_noop, range(processes)))
+        start_at = time.time() + 1.0
+        futures = [
+            pool.submit(_steady_worker, address, 10_000_000 * processes + 1000 * i, count, start_at)
+            for i in range(processes)
+        ]
+        runs = [f.result() for f in futures]
+    return Run(
+        sum(r.attempts for r in runs),
+        sum(r.accepted for r in runs),
+        max(r.seconds for r in runs),
+        [t for r in runs for t in r.latencies],
+    )
+
+
 async def pool_spent(address: str, guild_id: int) -> tuple[int, int]:
     """(credits held or used by the server, its open jobs), as the store reports them."""
     async with open_at(address) as store:
@@ -175,16 +220,19 @@ class Runs:
     apart: Run
     spent_one: tuple[int, int]
     spent_many: tuple[int, int]
+    scaled: dict[int, Run]
 
 
 def run_all(address: str, count: int) -> Runs:
-    """The three ways of calling, on the store at ``address``."""
+    """The ways of calling, on the store at ``address``."""
     alone = asyncio.run(sequential(address, count))
     together = asyncio.run(race_in_process(address, 900_001, range(1, RACERS + 1), 0.0))
     spent_one = asyncio.run(pool_spent(address, 900_001))
     apart = race_processes(address, 900_002)
     spent_many = asyncio.run(pool_spent(address, 900_002))
-    return Runs(alone, together, apart, spent_one, spent_many)
+    per_process = max(CALLERS, count // 2)
+    scaled = {n: scale(address, n, per_process) for n in SCALE}
+    return Runs(alone, together, apart, spent_one, spent_many, scaled)
 
 
 def _table(title: str, runs: Runs, connections: str, note: str) -> Table:
@@ -195,10 +243,18 @@ def _table(title: str, runs: Runs, connections: str, note: str) -> Table:
             _row("one after another", runs.alone),
             _row(f"{RACERS} racing in one process ({connections})", runs.together),
             _row(f"{RACERS} racing from {PROCESSES} processes", runs.apart),
+            *(
+                _row(
+                    f"{n} process{'es' if n > 1 else ''} x {CALLERS} callers, servers of their own",
+                    run,
+                )
+                for n, run in runs.scaled.items()
+            ),
         ],
         f"In the races the pool holds {POOL} credits and each of the {RACERS} racers asks for "
         f"{COST}; reservations/s counts refusals too (they run the same transaction). "
-        f"Latency is per call, waiting for the lock included." + note,
+        f"Latency is per call, waiting for the lock included. In the last rows each caller "
+        f"reserves one after another on a server of its own." + note,
     )
 
 
@@ -258,4 +314,17 @@ def measure(quick: bool, seed: int) -> Report:
             " Each process has its own pool; a server's reservations queue on its advisory lock.",
         )
     )
-    return Report(tables, checks + _checks("PostgreSQL", postgres))
+    rate = {n: run.attempts / run.seconds for n, run in postgres.scaled.items()}
+    scaling = [
+        Check(
+            "PostgreSQL vs SQLite, one process: SQLite's reservations/s over PostgreSQL's",
+            (sqlite.alone.attempts / sqlite.alone.seconds)
+            / (postgres.alone.attempts / postgres.alone.seconds),
+            "<=",
+            2.0,
+            "x",
+        ),
+        Check("PostgreSQL: reservations/s, 2 processes over 1", rate[2] / rate[1], ">", 1.0, "x"),
+        Check("PostgreSQL: reservations/s, 4 processes over 2", rate[4] / rate[2], ">", 1.0, "x"),
+    ]
+    return Report(tables, checks + _checks("PostgreSQL", postgres) + scaling)

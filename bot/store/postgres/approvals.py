@@ -31,14 +31,15 @@ from bot.models import (
     QuotaRefusal,
     RefusalReason,
 )
+from bot.moderation.gates import closed_gate
 from bot.store.postgres.guild_sql import (
     StoreCore,
     audit,
-    check_gates_in,
     granted_in,
     load_settings,
     lock_guild,
     lock_guilds,
+    settings_and_ban,
 )
 from bot.store.postgres.ledger import active_counts, admit, server_totals
 from bot.store.postgres.rows import (
@@ -154,8 +155,12 @@ class ApprovalMixin(StoreCore):
         lease = opt_utc(lease_until)
         async with self._write() as conn:
             await lock_guild(conn, job.guild_id)
-            settings = await load_settings(conn, job.guild_id, defaults)
-            await check_gates_in(conn, settings, job.member_id, job.channel_id, parent_channel_id)
+            settings, banned = await settings_and_ban(conn, job.guild_id, job.member_id, defaults)
+            closed = closed_gate(
+                settings, banned=banned, channel_id=job.channel_id, parent_id=parent_channel_id
+            )
+            if closed is not None:
+                raise GateClosed(closed, settings.allowed_channels)
             window = settings.window(stamp)
             granted = await granted_in(conn, job.guild_id, job.member_id, window)
             limits = settings.limits(role_ids, granted)
@@ -167,17 +172,8 @@ class ApprovalMixin(StoreCore):
                 window=window,
                 stamp=stamp,
                 approvals=settings.approvals,
+                lease=None if owner is None or lease is None else (owner, lease),
             )
-            if owner is not None and lease is not None and record.state is JobState.ACCEPTED:
-                row = await conn.fetchrow(
-                    f"UPDATE jobs SET owner = $2, lease_until = $3 WHERE id = $1 "
-                    f"RETURNING {JOB_COLUMNS}",
-                    record.id,
-                    owner,
-                    lease,
-                )
-                assert row is not None
-                record = job_from_row(row)
             if record.state is JobState.PENDING_APPROVAL:
                 await conn.execute(
                     "INSERT INTO approvals (job_id, guild_id, requested_at) VALUES ($1, $2, $3)",

@@ -31,6 +31,7 @@ __all__ = [
     "load_settings",
     "lock_guild",
     "lock_guilds",
+    "settings_and_ban",
     "touch_settings",
 ]
 
@@ -48,26 +49,45 @@ async def lock_guilds(conn: Conn, guild_ids: Iterable[int]) -> None:
         await lock_guild(conn, guild_id)
 
 
+_SETTINGS = (
+    "SELECT s.period, s.server_credits, s.member_credits, s.member_concurrent, "
+    "s.server_concurrent, s.approvals, s.paused, s.modlog_channel_id, "
+    "ARRAY(SELECT channel_id FROM allowed_channels WHERE guild_id = $1) AS channels, "
+    "ARRAY(SELECT role_id FROM role_limits WHERE guild_id = $1 ORDER BY role_id) AS role_ids, "
+    "ARRAY(SELECT member_credits FROM role_limits WHERE guild_id = $1 ORDER BY role_id) "
+    "AS role_credits, "
+    "EXISTS (SELECT 1 FROM banned_members WHERE guild_id = $1 AND member_id = $2) AS banned "
+    "FROM (SELECT $1::bigint AS guild_id) g LEFT JOIN guild_settings s USING (guild_id)"
+)
+"""A server's settings, channels and role limits, and whether member $2 is banned: one round
+trip, since every reservation starts with it."""
+
+_SETTING_FIELDS = (
+    "period",
+    "server_credits",
+    "member_credits",
+    "member_concurrent",
+    "server_concurrent",
+    "approvals",
+    "paused",
+    "modlog_channel_id",
+)
+
+
 async def load_settings(conn: Conn, guild_id: int, defaults: GuildDefaults) -> GuildSettings:
     """A server's settings as stored, with ``defaults`` wherever it set nothing."""
-    row = await conn.fetchrow(
-        "SELECT period, server_credits, member_credits, member_concurrent, server_concurrent, "
-        "approvals, paused, modlog_channel_id FROM guild_settings WHERE guild_id = $1",
-        guild_id,
-    )
-    channels = frozenset(
-        int(r[0])
-        for r in await conn.fetch(
-            "SELECT channel_id FROM allowed_channels WHERE guild_id = $1", guild_id
-        )
-    )
-    roles = {
-        int(r[0]): int(r[1])
-        for r in await conn.fetch(
-            "SELECT role_id, member_credits FROM role_limits WHERE guild_id = $1", guild_id
-        )
-    }
-    stored = {} if row is None else dict(row.items())
+    settings, _ = await settings_and_ban(conn, guild_id, None, defaults)
+    return settings
+
+
+async def settings_and_ban(
+    conn: Conn, guild_id: int, member_id: int | None, defaults: GuildDefaults
+) -> tuple[GuildSettings, bool]:
+    """A server's settings (``defaults`` wherever it set nothing), and whether the member is
+    banned there, in one query."""
+    row = await conn.fetchrow(_SETTINGS, guild_id, member_id)
+    assert row is not None
+    stored = {name: row[name] for name in _SETTING_FIELDS}
     custom = frozenset(name for name in BUDGET_FIELDS if stored.get(name) is not None)
 
     def pick(name: str) -> int:
@@ -76,20 +96,24 @@ async def load_settings(conn: Conn, guild_id: int, defaults: GuildDefaults) -> G
 
     period = stored.get("period")
     modlog = stored.get("modlog_channel_id")
-    return GuildSettings(
+    settings = GuildSettings(
         guild_id=guild_id,
         period=defaults.period if period is None else Period(str(period)),
         server_credits=pick("server_credits"),
         member_credits=pick("member_credits"),
         member_concurrent=pick("member_concurrent"),
         server_concurrent=pick("server_concurrent"),
-        approvals=bool(stored.get("approvals", False)),
-        paused=bool(stored.get("paused", False)),
+        approvals=bool(stored.get("approvals") or False),
+        paused=bool(stored.get("paused") or False),
         modlog_channel_id=None if modlog is None else int(modlog),
-        allowed_channels=channels,
-        role_limits=roles,
+        allowed_channels=frozenset(int(c) for c in row["channels"]),
+        role_limits={
+            int(role): int(credits)
+            for role, credits in zip(row["role_ids"], row["role_credits"], strict=True)
+        },
         customised=custom,
     )
+    return settings, bool(row["banned"])
 
 
 async def touch_settings(conn: Conn, guild_id: int, stamp: datetime) -> None:

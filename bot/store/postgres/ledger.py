@@ -22,6 +22,7 @@ from bot.store.postgres.rows import JOB_COLUMNS, OPEN, Conn, job_from_row
 
 __all__ = [
     "active_counts",
+    "admission_counts",
     "admit",
     "credit_totals",
     "insert_job",
@@ -105,6 +106,44 @@ async def credit_totals(
     )
 
 
+# Everything a reservation decides on, in one round trip: the member's credits (by basis),
+# the server's, and the open jobs of both. $1 guild, $2 window start, $3 end, $4 member.
+_ADMISSION_COUNTS = (
+    "SELECT m.*, s.*, a.* FROM ("
+    "SELECT "
+    "COALESCE(SUM(credits) FILTER (WHERE basis = 'cap' AND state = 'committed'), 0) AS mu, "
+    "COALESCE(SUM(credits) FILTER (WHERE basis = 'cap' AND state = 'reserved'), 0) AS mr, "
+    "COALESCE(SUM(credits) FILTER (WHERE basis = 'approved'), 0) AS ma, "
+    "COALESCE(SUM(credits) FILTER (WHERE basis = 'pending'), 0) AS mp "
+    f"FROM usage_ledger l WHERE {_IN_WINDOW} AND l.member_id = $4 AND {_MEMBER_NOT_RESET}"
+    ") m, (SELECT "
+    "COALESCE(SUM(credits) FILTER (WHERE state = 'committed'), 0) AS su, "
+    "COALESCE(SUM(credits) FILTER (WHERE state = 'reserved'), 0) AS sr "
+    f"FROM usage_ledger l WHERE {_IN_WINDOW} AND {_SERVER_NOT_RESET}"
+    ") s, (SELECT COUNT(*) FILTER (WHERE member_id = $4) AS am, "
+    "COUNT(*) FILTER (WHERE state <> 'pending_approval') AS asv "
+    f"FROM jobs WHERE guild_id = $1 AND {OPEN}) a"
+)
+
+
+async def admission_counts(
+    conn: Conn, guild_id: int, member_id: int, window: PeriodWindow
+) -> tuple[CreditTotals, int, int]:
+    """The member's and server's credits in ``window``, and their (member, server) open
+    jobs, as :func:`credit_totals` and :func:`active_counts` give them, in one query."""
+    row = await conn.fetchrow(_ADMISSION_COUNTS, guild_id, window.start, window.end, member_id)
+    assert row is not None
+    totals = CreditTotals(
+        member_used=int(row["mu"]),
+        member_reserved=int(row["mr"]),
+        member_approved=int(row["ma"]),
+        member_pending=int(row["mp"]),
+        server_used=int(row["su"]),
+        server_reserved=int(row["sr"]),
+    )
+    return totals, int(row["am"]), int(row["asv"])
+
+
 def usage_record(
     totals: CreditTotals,
     limits: Limits,
@@ -146,6 +185,17 @@ async def active_counts(conn: Conn, guild_id: int, member_id: int) -> tuple[int,
     return int(row[0]), int(row[1])
 
 
+_INSERT = (
+    "WITH job AS (INSERT INTO jobs (guild_id, channel_id, member_id, prompt, image_url, "
+    "last_frame_url, resolution, duration, credits, state, period_key, created_at, "
+    "updated_at, owner, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+    f"$12, $12, $14, $15) RETURNING {JOB_COLUMNS}), "
+    "ledger AS (INSERT INTO usage_ledger (job_id, guild_id, member_id, credits, state, basis, "
+    "period_key, created_at) SELECT id, $1, $3, $9, 'reserved', $13, $11, $12 FROM job) "
+    "SELECT * FROM job"
+)
+
+
 async def insert_job(
     conn: Conn,
     job: NewJob,
@@ -155,13 +205,13 @@ async def insert_job(
     stamp: datetime,
     state: JobState,
     basis: Basis,
+    lease: tuple[str, datetime] | None = None,
 ) -> JobRecord:
-    """Write the job and its reservation."""
+    """Write the job and its reservation (one statement); with ``lease``, held by that owner
+    until then."""
+    owner, until = lease if lease is not None else (None, None)
     row = await conn.fetchrow(
-        "INSERT INTO jobs (guild_id, channel_id, member_id, prompt, image_url, "
-        "last_frame_url, resolution, duration, credits, state, period_key, created_at, "
-        "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) "
-        f"RETURNING {JOB_COLUMNS}",
+        _INSERT,
         job.guild_id,
         job.channel_id,
         job.member_id,
@@ -174,21 +224,12 @@ async def insert_job(
         state.value,
         window.key,
         stamp,
+        basis,
+        owner,
+        until,
     )
     assert row is not None
-    record = job_from_row(row)
-    await conn.execute(
-        "INSERT INTO usage_ledger (job_id, guild_id, member_id, credits, state, basis, "
-        "period_key, created_at) VALUES ($1, $2, $3, $4, 'reserved', $5, $6, $7)",
-        record.id,
-        job.guild_id,
-        job.member_id,
-        cost,
-        basis,
-        window.key,
-        stamp,
-    )
-    return record
+    return job_from_row(row)
 
 
 async def admit(
@@ -200,16 +241,19 @@ async def admit(
     window: PeriodWindow,
     stamp: datetime,
     approvals: bool,
+    lease: tuple[str, datetime] | None = None,
 ) -> JobRecord:
     """Check the budgets and write the job ACCEPTED (or PENDING_APPROVAL); else QuotaExceeded.
+    An accepted job is born held by ``lease``'s owner until its time, when given.
 
     Must run inside the caller's transaction with the server's lock held, so the check and
     the write are one step for every process.
     """
     if cost < 0:
         raise ValueError(f"a job cannot cost {cost} credits")
-    totals = await credit_totals(conn, job.guild_id, job.member_id, window)
-    active_member, active_server = await active_counts(conn, job.guild_id, job.member_id)
+    totals, active_member, active_server = await admission_counts(
+        conn, job.guild_id, job.member_id, window
+    )
     verdict = quota_verdict(
         cost=cost,
         limits=limits,
@@ -237,5 +281,12 @@ async def admit(
             )
         )
     return await insert_job(
-        conn, job, cost=cost, window=window, stamp=stamp, state=state, basis=basis
+        conn,
+        job,
+        cost=cost,
+        window=window,
+        stamp=stamp,
+        state=state,
+        basis=basis,
+        lease=lease if state is JobState.ACCEPTED else None,
     )
