@@ -8,6 +8,9 @@ Every other duration the bot uses is divided by the same factor (poll interval, 
 interval, job deadline), so the bot does in 1 s what it would do in `COMPRESSION` seconds:
 its request rates are that many times the real ones, and Discord's per-channel edit limit
 (5 edits per 5 s) is checked over windows of 5 s / the factor.
+
+Then `bench.scale`: 1,000 jobs in flight per process over 1, 2 and 4 processes on PostgreSQL,
+beside one process on SQLite, the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
 
+from bench import scale
 from bench.common import MIB, Check, Report, Table, ms, percentile
 from bench.world import World, open_world, until
 from bot.config import QuotaConfig
@@ -211,4 +215,7 @@ async def _measure(shape: Shape, seed: int) -> Report:
 
 
 def measure(quick: bool, seed: int) -> Report:
-    return asyncio.run(_measure(QUICK if quick else FULL, seed))
+    report = asyncio.run(_measure(QUICK if quick else FULL, seed))
+    # Then the same machine carries jobs across several processes (bench.scale).
+    tables, checks = scale.measure(quick, seed)
+    return Report(report.tables + tables, report.checks + checks, report.notes)
