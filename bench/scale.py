@@ -62,7 +62,7 @@ class Shape:
 
 
 FULL = Shape(per_process=1000, counts=(1, 2, 4), compression=4.0)
-QUICK = Shape(per_process=20, counts=(1, 2), compression=30.0)
+QUICK = Shape(per_process=10, counts=(1, 2), compression=30.0)
 
 
 @dataclass(frozen=True)
