@@ -5,8 +5,10 @@ Each bot process is the real bot (`bot.app.run_bot`) in its own interpreter, mea
 event-loop lag and RSS (`bench.botproc`), with ``shard_ids = []``: it connects no gateway and
 runs jobs over REST. The jobs are written to the database as accepted and held by nobody, as if
 the processes holding the gateway had accepted them and handed them on, at 50 a second per
-process over 100 channels; every process sweeps for such jobs and takes them (up to 100 a
-sweep), so the processes share the load through the leases alone. At RunComfy each job waits
+process over 100 channels per process (10 jobs a channel, as in the one-process run, so
+Discord's per-channel limits weigh the same at every count); every process sweeps for such
+jobs and takes them (up to 100 a sweep), so the processes share the load through the leases
+alone. At RunComfy each job waits
 until the last one has arrived, then queues 0-60 s and generates 30-90 s, all divided by the
 compression factor, as in the one-process capacity run; the provider's cap is above the
 number of jobs, so every job is at the provider at once at the peak.
@@ -42,7 +44,7 @@ from tests.harness.postgres import PostgresMissing, running_postgres
 QUEUE_RANGE = (0.0, 60.0)
 RUN_RANGE = (30.0, 90.0)
 RATE_PER_PROCESS = 50.0
-CHANNELS = 100
+CHANNELS_PER_PROCESS = 100
 _CHANNEL_IDS = SnowflakeGenerator(worker_id=28)
 GUILDS = 8
 """The jobs are spread over this many servers: a server holds at most 1,000 open jobs."""
@@ -86,10 +88,10 @@ class Outcome:
     most_held: list[int]
 
 
-def _channels(sandbox: Sandbox) -> list[int]:
+def _channels(sandbox: Sandbox, count: int) -> list[int]:
     emu = sandbox.discord
     ids = [emu.channel_id, emu.other_channel_id]
-    for index in range(CHANNELS - len(ids)):
+    for index in range(count - len(ids)):
         channel = Channel(
             _CHANNEL_IDS.next(), TEXT_CHANNEL, f"scale-{index}", emu.guild_id, position=index + 2
         )
@@ -126,7 +128,7 @@ async def run(database: DatabaseConfig, processes: int, shape: Shape, seed: int)
         job_deadline=1800.0 / c,
     )
     async with Sandbox(settings) as sandbox, open_database(database) as store:
-        channels = _channels(sandbox)
+        channels = _channels(sandbox, CHANNELS_PER_PROCESS * processes)
         members = [sandbox.discord.requester_id, sandbox.discord.member_id]
         image = sandbox.runcomfy.add_asset("frame.png", frame_png())
         base = sandbox.config
@@ -332,7 +334,8 @@ def measure(quick: bool, seed: int) -> tuple[list[Table], list[Check]]:
         outcomes, missing = asyncio.run(_all(shape, seed, Path(tmp)))
     note = (
         f"{shape.per_process:,} jobs per process, written to the database at "
-        f"{RATE_PER_PROCESS:g}/s per process and taken by the processes' sweeps; time compressed "
+        f"{RATE_PER_PROCESS:g}/s per process over {CHANNELS_PER_PROCESS} channels per process, "
+        "and taken by the processes' sweeps; time compressed "
         f"{shape.compression:g}x. 'At once' is the most jobs RunComfy had at the same moment; "
         "'held' the most open jobs each process held at once (read every 0.5 s); lag over the "
         "arrivals and until the last video, p99 of all processes' samples and of the worst "
