@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from yarl import URL
 
@@ -46,6 +47,21 @@ class DiscordConfig:
     """This process's share of Discord's global limit (50 requests a second per bot)."""
     api_base_url: str | None = None
     gateway_url: str | None = None
+    shard_count: int = 1
+    """Gateway shards of the whole bot, across every process."""
+    shard_ids: tuple[int, ...] | None = None
+    """The shards this process connects; None: all of them. Empty: none, the process only
+    runs jobs (over REST)."""
+
+    @property
+    def connects_gateway(self) -> bool:
+        """Whether this process connects any gateway shard."""
+        return self.shard_ids is None or len(self.shard_ids) > 0
+
+    @property
+    def registers_commands(self) -> bool:
+        """Whether this process registers the commands: the one holding shard 0."""
+        return self.shard_ids is None or 0 in self.shard_ids
 
 
 @dataclass(frozen=True)
@@ -66,6 +82,9 @@ class RunComfyConfig:
 @dataclass(frozen=True)
 class DatabaseConfig:
     path: Path = Path("seedance-bot.sqlite3")
+    url: str | None = field(default=None, repr=False)
+    """A PostgreSQL libpq URI; when set, PostgreSQL is the store and ``path`` is ignored.
+    Out of ``repr``: it may hold a password."""
 
 
 def _default_costs() -> dict[str, dict[int, int]]:
@@ -349,10 +368,48 @@ def _snowflake(where: str, value: Any) -> int | None:
     return value
 
 
+def _shard_ids(count: int) -> Callable[[str, Any], tuple[int, ...]]:
+    def convert(where: str, value: Any) -> tuple[int, ...]:
+        valid = isinstance(value, list) and all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < count for i in value
+        )
+        if not valid or len(set(value)) != len(value):
+            raise ConfigError(
+                f"{where} must be a list of distinct shard numbers from 0 to {count - 1} "
+                "(shard_count - 1), or [] for a process that only runs jobs"
+            )
+        return tuple(sorted(value))
+
+    return convert
+
+
 def _path(where: str, value: Any) -> Path:
     if not isinstance(value, str) or not value.strip() or "\x00" in value:
         raise ConfigError(f"{where} must be a file path")
     return Path(value)
+
+
+_DATABASE_URL_FORMS = (
+    "postgresql://user:password@host:5432/dbname or, over a Unix socket, "
+    "postgresql:///dbname?host=/run/postgresql&user=name"
+)
+
+
+def _database_url(where: str, value: Any) -> str | None:
+    """A PostgreSQL URI, checked for its form only (whether it connects is known at start).
+    Never echoed back: it may hold a password."""
+    if value == "":
+        return None
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+        port = None if parts is None else parts.port
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError(f"{where} must be a PostgreSQL URL like {_DATABASE_URL_FORMS}")
+    if port == 0 or any(ch.isspace() for ch in value):
+        raise ConfigError(f"{where} is not a valid URL: use {_DATABASE_URL_FORMS}")
+    return str(value)
 
 
 def _costs(_where: str, value: Any) -> dict[str, dict[int, int]]:
@@ -390,14 +447,19 @@ def parse_config(data: Mapping[str, Any]) -> Config:
             "requests_per_second",
             "api_base_url",
             "gateway_url",
+            "shard_count",
+            "shard_ids",
         },
     )
+    shard_count = d.get("shard_count", 1, _int(1))
     discord = DiscordConfig(
         dev_guild_id=d.get("dev_guild_id", None, _snowflake),
         status_edit_interval=d.get("status_edit_interval", 5.0, _seconds(0.0)),
         requests_per_second=d.get("requests_per_second", 45, _int(1)),
         api_base_url=d.get("api_base_url", None, _optional(_http_url)),
         gateway_url=d.get("gateway_url", None, _optional(_ws_url)),
+        shard_count=shard_count,
+        shard_ids=d.get("shard_ids", None, _shard_ids(shard_count)),
     )
 
     r = _Section(
@@ -431,8 +493,11 @@ def parse_config(data: Mapping[str, Any]) -> Config:
         output_hosts=r.get("output_hosts", DEFAULT_OUTPUT_HOSTS, _hosts),
     )
 
-    db = _Section(data, "database", {"path"})
-    database = DatabaseConfig(path=db.get("path", DatabaseConfig.path, _path))
+    db = _Section(data, "database", {"path", "url"})
+    database = DatabaseConfig(
+        path=db.get("path", DatabaseConfig.path, _path),
+        url=db.get("url", None, _database_url),
+    )
 
     q = _Section(
         data,
