@@ -36,6 +36,11 @@ class SlotQueue(Protocol):
         """Jobs holding a slot (as last seen, for a shared line)."""
         ...
 
+    @property
+    def waiting(self) -> int:
+        """Jobs of this process waiting for a slot."""
+        ...
+
     async def acquire(self, guild_id: int, member_id: int, job_id: int) -> None:
         """Wait for a slot for ``job_id``; return once it holds one."""
         ...
