@@ -4,7 +4,7 @@ held exactly by several connection pools (processes) at once."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -110,6 +110,33 @@ async def test_a_database_from_a_newer_bot_is_refused_and_left_alone(
             pass
     assert "\n" not in str(info.value)
     assert await backend.rows("SELECT MAX(version) FROM schema_migrations") == [(newer,)]
+
+
+async def test_upgrading_counts_endings_settled_before_it_as_shown(
+    backend: PostgresBackend,
+) -> None:
+    """V4 records when a status message showed a job's ending: a database from before it has
+    nothing to show again, and a job still open then is shown again once it ends unseen."""
+    conn = await asyncpg.connect(backend.url)
+    try:
+        await apply_migrations(conn, load_migrations("bot.store.postgres")[:3])
+        for state, finished in (("delivered", NOW), ("running", None)):
+            await conn.execute(
+                "INSERT INTO jobs (guild_id, channel_id, member_id, prompt, image_url, "
+                "resolution, duration, credits, state, status_message_id, period_key, "
+                "created_at, updated_at, finished_at) "
+                "VALUES ($1, 5, 6, 'p', 'u', '480p', 5, 1, $2, 77, '2026-11-20', $3, $3, $4)",
+                GUILD, state, NOW, finished,
+            )  # fmt: skip
+    finally:
+        await conn.close()
+    async with backend.open() as store:
+        assert await store.schema_version() == backend.latest_version
+        since = NOW - timedelta(days=1)
+        assert await store.unshown_endings(since) == []
+        [running] = await backend.rows("SELECT id FROM jobs WHERE state = 'running'")
+        await store.finish_failed(running[0], JobState.FAILED, error="x", now=NOW)
+        assert [job.id for job in await store.unshown_endings(since)] == [running[0]]
 
 
 # -- start-up errors ----------------------------------------------------------------------

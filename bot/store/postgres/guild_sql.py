@@ -16,6 +16,8 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import asyncpg
+
 from bot.errors import GateClosed
 from bot.models import BUDGET_FIELDS, GuildDefaults, GuildSettings, JobRecord
 from bot.moderation.gates import closed_gate
@@ -23,6 +25,7 @@ from bot.quota import Period, PeriodWindow
 from bot.store.postgres.rows import Conn
 
 __all__ = [
+    "SETTINGS_SQL",
     "StoreCore",
     "audit",
     "check_gates_in",
@@ -32,6 +35,7 @@ __all__ = [
     "lock_guild",
     "lock_guilds",
     "settings_and_ban",
+    "settings_of",
     "touch_settings",
 ]
 
@@ -49,7 +53,7 @@ async def lock_guilds(conn: Conn, guild_ids: Iterable[int]) -> None:
         await lock_guild(conn, guild_id)
 
 
-_SETTINGS = (
+SETTINGS_SQL = (
     "SELECT s.period, s.server_credits, s.member_credits, s.member_concurrent, "
     "s.server_concurrent, s.approvals, s.paused, s.modlog_channel_id, "
     "ARRAY(SELECT channel_id FROM allowed_channels WHERE guild_id = $1) AS channels, "
@@ -85,8 +89,13 @@ async def settings_and_ban(
 ) -> tuple[GuildSettings, bool]:
     """A server's settings (``defaults`` wherever it set nothing), and whether the member is
     banned there, in one query."""
-    row = await conn.fetchrow(_SETTINGS, guild_id, member_id)
+    row = await conn.fetchrow(SETTINGS_SQL, guild_id, member_id)
     assert row is not None
+    return settings_of(row, guild_id, defaults), bool(row["banned"])
+
+
+def settings_of(row: asyncpg.Record, guild_id: int, defaults: GuildDefaults) -> GuildSettings:
+    """The settings in a row with the columns of :data:`SETTINGS_SQL`."""
     stored = {name: row[name] for name in _SETTING_FIELDS}
     custom = frozenset(name for name in BUDGET_FIELDS if stored.get(name) is not None)
 
@@ -96,7 +105,7 @@ async def settings_and_ban(
 
     period = stored.get("period")
     modlog = stored.get("modlog_channel_id")
-    settings = GuildSettings(
+    return GuildSettings(
         guild_id=guild_id,
         period=defaults.period if period is None else Period(str(period)),
         server_credits=pick("server_credits"),
@@ -113,7 +122,6 @@ async def settings_and_ban(
         },
         customised=custom,
     )
-    return settings, bool(row["banned"])
 
 
 async def touch_settings(conn: Conn, guild_id: int, stamp: datetime) -> None:
@@ -195,5 +203,7 @@ class StoreCore:
         def _write(self) -> AbstractAsyncContextManager[Conn]: ...
 
         def _read(self) -> AbstractAsyncContextManager[Conn]: ...
+
+        def _connection(self) -> AbstractAsyncContextManager[Conn]: ...
 
         async def _require_job(self, conn: Conn, job_id: int) -> JobRecord: ...

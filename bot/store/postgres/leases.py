@@ -116,3 +116,25 @@ class LeaseMixin(StoreCore):
                 utc(now),
             )
         return marked is not None
+
+    async def mark_final_shown(self, job_id: int, *, now: datetime) -> None:
+        """The settled job's status message now shows how it ended (no-op for an open job)."""
+        async with self._connection() as conn:
+            await conn.execute(
+                "UPDATE jobs SET final_shown_at = $2 WHERE id = $1 AND finished_at IS NOT NULL",
+                job_id,
+                utc(now),
+            )
+
+    async def unshown_endings(self, since: datetime, *, limit: int = 50) -> list[JobRecord]:
+        """Jobs settled since ``since`` whose status message was never seen showing the end,
+        oldest first."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE final_shown_at IS NULL "
+                "AND finished_at IS NOT NULL AND finished_at >= $1 "
+                "AND status_message_id IS NOT NULL ORDER BY finished_at, id LIMIT $2",
+                utc(since),
+                limit,
+            )
+        return [job_from_row(row) for row in rows]

@@ -15,6 +15,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
+import asyncpg
+
 from bot.errors import QuotaExceeded
 from bot.models import JobRecord, JobState, NewJob, QuotaRefusal, Usage
 from bot.quota import CreditTotals, Limits, PeriodWindow, quota_verdict
@@ -23,7 +25,9 @@ from bot.store.postgres.rows import JOB_COLUMNS, OPEN, Conn, job_from_row
 __all__ = [
     "active_counts",
     "admission_counts",
+    "admission_counts_sql",
     "admit",
+    "counts_of",
     "credit_totals",
     "insert_job",
     "server_spend",
@@ -33,18 +37,31 @@ __all__ = [
 
 Basis = Literal["cap", "pending", "approved"]
 
-# $1 guild, $2 window start, $3 window end (and $4 member where one is named).
-_IN_WINDOW = (
-    "l.guild_id = $1 AND l.created_at >= $2 AND l.created_at < $3 "
-    "AND l.state IN ('reserved', 'committed')"
-)
+
+def _in_window(start: str, end: str) -> str:
+    """Ledger rows ``l`` of server $1 that count, reserved between ``start`` and ``end``
+    (placeholders or column references)."""
+    return (
+        f"l.guild_id = $1 AND l.created_at >= {start} AND l.created_at < {end} "
+        "AND l.state IN ('reserved', 'committed')"
+    )
+
+
 # A row stops counting once a reset of its period was made after it was written.
 _NOT_RESET = (
     "NOT EXISTS (SELECT 1 FROM usage_resets r WHERE r.guild_id = $1 AND {who} "
     "AND l.mark < r.mark AND l.created_at >= r.window_start)"
 )
-_MEMBER_NOT_RESET = _NOT_RESET.format(who="(r.member_id = $4 OR r.member_id IS NULL)")
+
+
+def _member_not_reset(member: str) -> str:
+    return _NOT_RESET.format(who=f"(r.member_id = {member} OR r.member_id IS NULL)")
+
+
 _SERVER_NOT_RESET = _NOT_RESET.format(who="r.member_id IS NULL")
+# $1 guild, $2 window start, $3 window end (and $4 member where one is named).
+_IN_WINDOW = _in_window("$2", "$3")
+_MEMBER_NOT_RESET = _member_not_reset("$4")
 
 
 async def server_totals(conn: Conn, guild_id: int, window: PeriodWindow) -> tuple[int, int]:
@@ -106,33 +123,36 @@ async def credit_totals(
     )
 
 
-# Everything a reservation decides on, in one round trip: the member's credits (by basis),
-# the server's, and the open jobs of both. $1 guild, $2 window start, $3 end, $4 member.
-_ADMISSION_COUNTS = (
-    "SELECT m.*, s.*, a.* FROM ("
-    "SELECT "
-    "COALESCE(SUM(credits) FILTER (WHERE basis = 'cap' AND state = 'committed'), 0) AS mu, "
-    "COALESCE(SUM(credits) FILTER (WHERE basis = 'cap' AND state = 'reserved'), 0) AS mr, "
-    "COALESCE(SUM(credits) FILTER (WHERE basis = 'approved'), 0) AS ma, "
-    "COALESCE(SUM(credits) FILTER (WHERE basis = 'pending'), 0) AS mp "
-    f"FROM usage_ledger l WHERE {_IN_WINDOW} AND l.member_id = $4 AND {_MEMBER_NOT_RESET}"
-    ") m, (SELECT "
-    "COALESCE(SUM(credits) FILTER (WHERE state = 'committed'), 0) AS su, "
-    "COALESCE(SUM(credits) FILTER (WHERE state = 'reserved'), 0) AS sr "
-    f"FROM usage_ledger l WHERE {_IN_WINDOW} AND {_SERVER_NOT_RESET}"
-    ") s, (SELECT COUNT(*) FILTER (WHERE member_id = $4) AS am, "
-    "COUNT(*) FILTER (WHERE state <> 'pending_approval') AS asv "
-    f"FROM jobs WHERE guild_id = $1 AND {OPEN}) a"
-)
+def admission_counts_sql(start: str, end: str, member: str) -> str:
+    """Everything a reservation decides on, in one query: the member's credits by basis (mu,
+    mr, ma, mp), the server's (su, sr) and the open jobs of both (am, asv), of server $1 in the
+    window from ``start`` to ``end`` for ``member`` (placeholders or column references)."""
+    in_window = _in_window(start, end)
+    return (
+        "SELECT m.*, s.*, a.* FROM ("
+        "SELECT "
+        "COALESCE(SUM(credits) FILTER (WHERE basis = 'cap' AND state = 'committed'), 0) AS mu, "
+        "COALESCE(SUM(credits) FILTER (WHERE basis = 'cap' AND state = 'reserved'), 0) AS mr, "
+        "COALESCE(SUM(credits) FILTER (WHERE basis = 'approved'), 0) AS ma, "
+        "COALESCE(SUM(credits) FILTER (WHERE basis = 'pending'), 0) AS mp "
+        f"FROM usage_ledger l WHERE {in_window} AND l.member_id = {member} "
+        f"AND {_member_not_reset(member)}"
+        ") m, (SELECT "
+        "COALESCE(SUM(credits) FILTER (WHERE state = 'committed'), 0) AS su, "
+        "COALESCE(SUM(credits) FILTER (WHERE state = 'reserved'), 0) AS sr "
+        f"FROM usage_ledger l WHERE {in_window} AND {_SERVER_NOT_RESET}"
+        f") s, (SELECT COUNT(*) FILTER (WHERE member_id = {member}) AS am, "
+        "COUNT(*) FILTER (WHERE state <> 'pending_approval') AS asv "
+        f"FROM jobs WHERE guild_id = $1 AND {OPEN}) a"
+    )
 
 
-async def admission_counts(
-    conn: Conn, guild_id: int, member_id: int, window: PeriodWindow
-) -> tuple[CreditTotals, int, int]:
-    """The member's and server's credits in ``window``, and their (member, server) open
-    jobs, as :func:`credit_totals` and :func:`active_counts` give them, in one query."""
-    row = await conn.fetchrow(_ADMISSION_COUNTS, guild_id, window.start, window.end, member_id)
-    assert row is not None
+_ADMISSION_COUNTS = admission_counts_sql("$2", "$3", "$4")
+
+
+def counts_of(row: asyncpg.Record) -> tuple[CreditTotals, int, int]:
+    """The credits and (member, server) open jobs of a row with the columns of
+    :func:`admission_counts_sql`."""
     totals = CreditTotals(
         member_used=int(row["mu"]),
         member_reserved=int(row["mr"]),
@@ -142,6 +162,16 @@ async def admission_counts(
         server_reserved=int(row["sr"]),
     )
     return totals, int(row["am"]), int(row["asv"])
+
+
+async def admission_counts(
+    conn: Conn, guild_id: int, member_id: int, window: PeriodWindow
+) -> tuple[CreditTotals, int, int]:
+    """The member's and server's credits in ``window``, and their (member, server) open
+    jobs, as :func:`credit_totals` and :func:`active_counts` give them, in one query."""
+    row = await conn.fetchrow(_ADMISSION_COUNTS, guild_id, window.start, window.end, member_id)
+    assert row is not None
+    return counts_of(row)
 
 
 def usage_record(

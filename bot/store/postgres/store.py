@@ -98,6 +98,12 @@ class PostgresStore(
         ):
             yield conn
 
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Conn]:
+        """A pooled connection outside any transaction, for one statement (one snapshot)."""
+        async with self._pool.acquire() as conn:
+            yield conn
+
     async def _fetch_job(self, conn: Conn, job_id: int) -> JobRecord | None:
         row = await conn.fetchrow(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1", job_id)
         return None if row is None else job_from_row(row)
