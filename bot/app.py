@@ -193,9 +193,13 @@ class SeedanceBot(commands.AutoShardedBot):
         """Why the gateway is not usable right now (for /healthz), or None when connected."""
         if self.is_closed():
             return "the client is closed"
-        ws: Any = self.ws  # None until the first connection
-        if ws is None or not ws.open:
+        # Sharded: each shard has a connection of its own (none until it first connects).
+        shards = self.shards
+        if not shards:
             return "not connected"
+        down = sorted(shard_id for shard_id, shard in shards.items() if shard.is_closed())
+        if down:
+            return "not connected (shard " + ", ".join(map(str, down)) + ")"
         if not self.is_ready():
             return "connected, not ready yet"
         return None
@@ -230,7 +234,14 @@ async def run_bot(config: Config, secrets: Secrets) -> None:
         SeedanceBot(
             config, http_session=http_session, store=store, runcomfy_token=secrets.runcomfy_token
         ) as bot,
-        serve_ops(config.metrics, Health(store, gateway=bot.gateway_trouble)),
+        # A process without shards only runs jobs: its health is the database's alone.
+        serve_ops(
+            config.metrics,
+            Health(
+                store,
+                gateway=bot.gateway_trouble if config.discord.connects_gateway else None,
+            ),
+        ),
     ):
         loop = asyncio.get_running_loop()
         handled = []

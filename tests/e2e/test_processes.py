@@ -1,7 +1,8 @@
 """Two real bot processes on one PostgreSQL database, against the emulators: one connects the
 gateway, the other only runs jobs. A process killed mid-job is taken over and the video is
 delivered once; a Cancel clicked in one process ends the job the other runs; the provider's cap
-holds across both; only the process holding shard 0 registers the commands."""
+holds across both; only the process holding shard 0 registers the commands, and each process
+is healthy with its own shards (or none)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from bot.models import JobState
 from bot.store.postgres import PostgresStore
 from sandbox.world import Sandbox, SandboxSettings
 from tests.harness.discord_fakes import eventually
+from tests.harness.ops import free_port, wait_health
 from tests.harness.postgres import PostgresServer
 from tests.harness.processes import (
     SUBMIT,
@@ -214,15 +216,20 @@ async def test_only_the_process_holding_shard_0_registers_the_commands(
     cluster: Cluster,
 ) -> None:
     emu = cluster.sandbox.discord
-    worker = cluster.process("worker", JOBS_ONLY)
+    worker_port, other_port = free_port(), free_port()
+    worker = cluster.process("worker", JOBS_ONLY, metrics_port=worker_port)
     await worker.start(gateway=False)
-    # A process without shards never connects the gateway nor registers commands.
+    # A process without shards never connects the gateway nor registers commands, and is
+    # healthy without it.
     assert (emu.gateway.identify_count, emu.command_sync_count) == (0, 0)
-    other = cluster.process("other", "shard_count = 2\nshard_ids = [1]")
+    assert await wait_health(f"http://127.0.0.1:{worker_port}", 200) == "ok\n"
+    other = cluster.process("other", "shard_count = 2\nshard_ids = [1]", metrics_port=other_port)
     # A sync would come before the gateway connects (in setup_hook), so by now it would show.
     await other.start()
     assert [s.shard for s in emu.gateway.sessions.values()] == [[1, 2]]
     assert emu.command_sync_count == 0
+    # Healthy once its one shard is connected and ready.
+    assert await wait_health(f"http://127.0.0.1:{other_port}", 200) == "ok\n"
     first = cluster.process("first", "shard_count = 2\nshard_ids = [0]")
     await first.start()
     assert emu.command_sync_count == 1

@@ -32,8 +32,10 @@ def config_text(
     max_concurrent_jobs: int = 20,
     job_deadline: float = 30.0,
     member_jobs: int = 1,
+    metrics_port: int = 0,
 ) -> str:
-    """A process's config: the emulators, the shared database, its shards (TOML lines)."""
+    """A process's config: the emulators, the shared database, its shards (TOML lines), and
+    ``/metrics`` and ``/healthz`` on ``metrics_port`` (0: off)."""
     return f"""
 [discord]
 api_base_url = "{sandbox.discord.api_base}"
@@ -62,6 +64,9 @@ cooldown_seconds = 0
 
 [database]
 url = "{database_url}"
+
+[metrics]
+port = {metrics_port}
 """
 
 
