@@ -7,7 +7,7 @@ import contextlib
 import logging
 import math
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +27,6 @@ from bot.store.sqlite.reports import ReportMixin
 from bot.store.sqlite.rows import (
     JOB_COLUMNS,
     OPEN,
-    from_text,
     job_from_row,
     to_text,
 )
@@ -460,43 +459,6 @@ class SqliteStore(
         if changed:
             log.info("job %d %s; credits released: %s", job_id, state, error)
         return changed
-
-    # -- queries ---------------------------------------------------------------------------
-
-    async def recent_jobs(
-        self, guild_id: int, member_id: int, *, limit: int = 10
-    ) -> list[JobRecord]:
-        """A member's latest jobs in a server, newest first."""
-        async with (
-            self._lock,
-            self._db.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND member_id = ? "
-                "ORDER BY id DESC LIMIT ?",
-                (guild_id, member_id, limit),
-            ) as cursor,
-        ):
-            rows = await cursor.fetchall()
-        return [job_from_row(row) for row in rows]
-
-    async def recent_run_seconds(
-        self, resolution: str, duration: int, *, limit: int = 20
-    ) -> list[float]:
-        """Seconds from the start of generation to delivery of recent delivered jobs of this kind.
-
-        Queue time is left out: the poller and the ETA count from when a job is seen running.
-        """
-
-        async def read(db: Db) -> Iterable[sqlite3.Row]:
-            async with db.execute(
-                "SELECT started_at, finished_at FROM jobs WHERE state = 'delivered' "
-                "AND resolution = ? AND duration = ? AND started_at IS NOT NULL "
-                "ORDER BY finished_at DESC LIMIT ?",
-                (resolution, duration, limit),
-            ) as cursor:
-                return await cursor.fetchall()
-
-        rows = await self._inline_read(read)
-        return [(from_text(row[1]) - from_text(row[0])).total_seconds() for row in rows]
 
 
 async def _switch_to_wal(db: aiosqlite.Connection, patience: float) -> Any:
