@@ -15,12 +15,12 @@ from datetime import datetime
 
 from bot.models import BlockRule, GuildDefaults
 from bot.quota import Period, period_window
-from bot.store.postgres.guild_sql import SETTINGS_SQL, settings_of
+from bot.store.postgres.guild_sql import SETTINGS_SQL, StoreCore, settings_of
 from bot.store.postgres.ledger import admission_counts_sql, counts_of, usage_record
-from bot.store.postgres.rows import Conn, utc
+from bot.store.postgres.rows import utc
 from bot.store.protocol import AdmissionView
 
-__all__ = ["read_admission_view"]
+__all__ = ["AdmissionMixin"]
 
 # $1 guild, $2 member, $3 the default period, then each period's window:
 # $4/$5 day, $6/$7 week, $8/$9 month (start, end).
@@ -42,38 +42,45 @@ _ADMISSION_VIEW = (
 )
 
 
-async def read_admission_view(
-    conn: Conn,
-    guild_id: int,
-    member_id: int,
-    *,
-    role_ids: Collection[int],
-    defaults: GuildDefaults,
-    now: datetime,
-) -> AdmissionView:
-    """Settings, ban, blocklist and usage as ``guild_settings``, ``is_banned``,
-    ``block_rules`` and ``member_usage`` answer them, in one statement."""
-    when = utc(now)
-    bounds = []
-    for period in (Period.DAY, Period.WEEK, Period.MONTH):
-        window = period_window(period, when)
-        bounds += [window.start, window.end]
-    row = await conn.fetchrow(_ADMISSION_VIEW, guild_id, member_id, defaults.period.value, *bounds)
-    assert row is not None
-    settings = settings_of(row, guild_id, defaults)
-    # The same window the statement picked: the server's period containing ``now``.
-    window = settings.window(when)
-    limits = settings.limits(role_ids, int(row["granted"]))
-    totals, active_member, active_server = counts_of(row)
-    rules = tuple(
-        BlockRule(kind=kind, pattern=pattern, id=int(rule_id))
-        for rule_id, kind, pattern in zip(
-            row["rule_ids"], row["rule_kinds"], row["rule_patterns"], strict=True
+class AdmissionMixin(StoreCore):
+    """The admission view; mixed into the PostgreSQL store."""
+
+    async def admission_view(
+        self,
+        guild_id: int,
+        member_id: int,
+        *,
+        role_ids: Collection[int],
+        defaults: GuildDefaults,
+        now: datetime,
+    ) -> AdmissionView:
+        """Settings, ban, blocklist and usage as ``guild_settings``, ``is_banned``,
+        ``block_rules`` and ``member_usage`` answer them, in one statement (one snapshot,
+        one round trip)."""
+        when = utc(now)
+        bounds = []
+        for period in (Period.DAY, Period.WEEK, Period.MONTH):
+            window = period_window(period, when)
+            bounds += [window.start, window.end]
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                _ADMISSION_VIEW, guild_id, member_id, defaults.period.value, *bounds
+            )
+        assert row is not None
+        settings = settings_of(row, guild_id, defaults)
+        # The same window the statement picked: the server's period containing ``now``.
+        window = settings.window(when)
+        limits = settings.limits(role_ids, int(row["granted"]))
+        totals, active_member, active_server = counts_of(row)
+        rules = tuple(
+            BlockRule(kind=kind, pattern=pattern, id=int(rule_id))
+            for rule_id, kind, pattern in zip(
+                row["rule_ids"], row["rule_kinds"], row["rule_patterns"], strict=True
+            )
         )
-    )
-    return AdmissionView(
-        settings=settings,
-        banned=bool(row["banned"]),
-        rules=rules,
-        usage=usage_record(totals, limits, window, active_member, active_server),
-    )
+        return AdmissionView(
+            settings=settings,
+            banned=bool(row["banned"]),
+            rules=rules,
+            usage=usage_record(totals, limits, window, active_member, active_server),
+        )

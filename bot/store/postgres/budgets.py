@@ -21,7 +21,6 @@ from bot.models import (
     UsageReset,
 )
 from bot.quota import Period
-from bot.store.postgres.admission import read_admission_view
 from bot.store.postgres.guild_sql import (
     StoreCore,
     audit,
@@ -32,7 +31,6 @@ from bot.store.postgres.guild_sql import (
 )
 from bot.store.postgres.ledger import active_counts, credit_totals, server_totals, usage_record
 from bot.store.postgres.rows import now_or, utc
-from bot.store.protocol import AdmissionView
 
 __all__ = ["BudgetMixin"]
 
@@ -87,21 +85,6 @@ class BudgetMixin(StoreCore):
             totals = await credit_totals(conn, guild_id, member_id, window)
             active_member, active_server = await active_counts(conn, guild_id, member_id)
         return usage_record(totals, limits, window, active_member, active_server)
-
-    async def admission_view(
-        self,
-        guild_id: int,
-        member_id: int,
-        *,
-        role_ids: Collection[int],
-        defaults: GuildDefaults,
-        now: datetime,
-    ) -> AdmissionView:
-        """Settings, ban, blocklist and usage in one snapshot: one statement, one round trip."""
-        async with self._connection() as conn:
-            return await read_admission_view(
-                conn, guild_id, member_id, role_ids=role_ids, defaults=defaults, now=now
-            )
 
     async def set_guild_budget(
         self,

@@ -14,6 +14,7 @@ import asyncpg
 from bot.errors import JobNotFound
 from bot.models import FAILURE_STATES, PROGRESS_STATES, JobRecord, JobState
 from bot.store.coordination import SignalHandler
+from bot.store.postgres.admission import AdmissionMixin
 from bot.store.postgres.approvals import ApprovalMixin
 from bot.store.postgres.budgets import BudgetMixin
 from bot.store.postgres.connect import connect_pool
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 
 
 class PostgresStore(
-    ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, ReportMixin, SlotMixin
+    AdmissionMixin, ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, ReportMixin, SlotMixin
 ):
     """Jobs, the usage ledger and each server's moderation settings in one PostgreSQL database.
 
