@@ -134,8 +134,8 @@ class JobRunner:
 
     @property
     def slots_in_use(self) -> int:
-        """Jobs holding a provider slot."""
-        return self._queue.running
+        """Jobs of this process holding a provider slot (summed over processes: all of them)."""
+        return self._queue.held
 
     @property
     def waiting_for_slot(self) -> int:

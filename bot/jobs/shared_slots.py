@@ -71,6 +71,11 @@ class SharedSlots:
         return self._in_use
 
     @property
+    def held(self) -> int:
+        """Jobs of this process holding a slot."""
+        return len(self._holders)
+
+    @property
     def waiting(self) -> int:
         """Jobs of this process waiting for a slot."""
         return len(self._waiting)

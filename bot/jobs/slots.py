@@ -37,6 +37,11 @@ class SlotQueue(Protocol):
         ...
 
     @property
+    def held(self) -> int:
+        """Jobs of this process holding a slot."""
+        ...
+
+    @property
     def waiting(self) -> int:
         """Jobs of this process waiting for a slot."""
         ...
@@ -114,6 +119,11 @@ class FairQueue:
     @property
     def running(self) -> int:
         """Jobs holding a slot (may briefly exceed the capacity after :meth:`admit_now`)."""
+        return len(self._holders)
+
+    @property
+    def held(self) -> int:
+        """Jobs holding a slot: all of them are this process's."""
         return len(self._holders)
 
     @property

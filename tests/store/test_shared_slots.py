@@ -92,12 +92,14 @@ async def run_at_provider(
 async def test_the_cap_holds_across_processes_racing_for_slots(backend: Backend) -> None:
     async with processes(backend, 3, capacity=2) as procs:
         at_provider: list[int] = []
-        most = 0
+        most = most_held = 0
 
         async def watch() -> None:
-            nonlocal most
+            nonlocal most, most_held
             while True:
                 most = max(most, len(at_provider))
+                # What each process reports as its jobs holding slots (the metric).
+                most_held = max(most_held, sum(slots.held for _, slots in procs))
                 await asyncio.sleep(0)
 
         jobs = []
@@ -111,7 +113,8 @@ async def test_the_cap_holds_across_processes_racing_for_slots(backend: Backend)
         store = procs[0][0]
         delivered = await store.recent_jobs(1000, 100, limit=1)
         assert delivered[0].state is JobState.DELIVERED
-    assert most == 2
+        assert [slots.held for _, slots in procs] == [0, 0, 0]
+    assert most == most_held == 2
 
 
 async def test_slots_go_round_servers_then_members_whichever_process_asks(
