@@ -216,13 +216,15 @@ async def test_only_the_process_holding_shard_0_registers_the_commands(
     cluster: Cluster,
 ) -> None:
     emu = cluster.sandbox.discord
-    worker_port, other_port = free_port(), free_port()
+    worker_port = free_port()
     worker = cluster.process("worker", JOBS_ONLY, metrics_port=worker_port)
     await worker.start(gateway=False)
     # A process without shards never connects the gateway nor registers commands, and is
     # healthy without it.
     assert (emu.gateway.identify_count, emu.command_sync_count) == (0, 0)
     assert await wait_health(f"http://127.0.0.1:{worker_port}", 200) == "ok\n"
+    # Picked while the worker listens on its own port, so never the same one.
+    other_port = free_port()
     other = cluster.process("other", "shard_count = 2\nshard_ids = [1]", metrics_port=other_port)
     # A sync would come before the gateway connects (in setup_hook), so by now it would show.
     await other.start()
