@@ -4,4 +4,15 @@ Each benchmark is one module with a `measure(quick, seed) -> Report` function, a
 and a `DEFAULT_RUNS`; see BENCHMARKS.md for the figures and the commands that made them.
 """
 
-BENCHMARKS = ("polling", "ack", "capacity", "frames", "store", "relay", "abuse", "chaos")
+BENCHMARKS = (
+    "polling",
+    "ack",
+    "capacity",
+    "scale",
+    "frames",
+    "store",
+    "relay",
+    "abuse",
+    "chaos",
+    "chaos_pg",
+)

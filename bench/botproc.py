@@ -101,6 +101,13 @@ class BotProcess:
         self._process.start()
         self._child_conn.close()
 
+    @property
+    def pid(self) -> int:
+        """The bot process's id (once started)."""
+        pid = self._process.pid
+        assert pid is not None
+        return pid
+
     async def mark(self, phase: str) -> None:
         self._conn.send(("mark", phase))
         answer = await asyncio.to_thread(self._conn.recv)

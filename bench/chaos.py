@@ -684,6 +684,13 @@ async def _measure(shape: Shape, seed: int) -> Report:
             return report
 
 
+JOB_ROWS = (
+    "SELECT id, guild_id, member_id, prompt, state, owner, lease_until, created_at, "
+    "finished_at, request_id, attempts FROM jobs"
+)
+LEDGER_ROWS = "SELECT job_id, guild_id, member_id, credits, state FROM usage_ledger"
+
+
 def _figures(
     shape: Shape,
     sandbox: Sandbox,
@@ -694,13 +701,31 @@ def _figures(
     drain_seconds: float,
 ) -> Report:
     with read_only(database) as db:
-        jobs = db.execute(
-            "SELECT id, guild_id, member_id, prompt, state, owner, lease_until, created_at, "
-            "finished_at, request_id, attempts FROM jobs"
-        ).fetchall()
-        ledger = db.execute(
-            "SELECT job_id, guild_id, member_id, credits, state FROM usage_ledger"
-        ).fetchall()
+        jobs = db.execute(JOB_ROWS).fetchall()
+        ledger = db.execute(LEDGER_ROWS).fetchall()
+    return figures_of(
+        shape,
+        sandbox,
+        jobs,
+        ledger,
+        chaos,
+        chaos_seconds=chaos_seconds,
+        drain_seconds=drain_seconds,
+    )
+
+
+def figures_of(
+    shape: Shape,
+    sandbox: Sandbox,
+    jobs: list[Any],
+    ledger: list[Any],
+    chaos: Chaos,
+    *,
+    chaos_seconds: float,
+    drain_seconds: float,
+) -> Report:
+    """The run's figures from the database's ``JOB_ROWS`` and ``LEDGER_ROWS`` (times as ISO
+    text) and the emulators' records."""
     states = Counter(str(row[4]) for row in jobs)
     open_at_end = [row for row in jobs if row[4] not in TERMINAL]
 

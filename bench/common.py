@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Cell = str | int | float | None
-Op = Literal["<", "<=", "==", ">="]
+Op = Literal["<", "<=", "==", ">=", ">"]
 
 MIB = 1024 * 1024
 
@@ -58,6 +58,8 @@ class Check:
                 return self.value == self.limit
             case ">=":
                 return self.value >= self.limit
+            case ">":
+                return self.value > self.limit
 
 
 @dataclass

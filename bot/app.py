@@ -20,7 +20,7 @@ from bot.admission import Admission
 from bot.config import Config, Secrets
 from bot.endpoints import configure_discord_endpoints
 from bot.guilds import GuildAdmin
-from bot.jobs.breaker import CircuitBreaker, Trip
+from bot.jobs.breaker import CircuitBreaker, Trip, Trouble
 from bot.jobs.notify import JobNotifier
 from bot.jobs.runner import JobRunner, utcnow
 from bot.models import JobRecord
@@ -29,7 +29,7 @@ from bot.ops.health import Health
 from bot.ops.server import serve_ops
 from bot.runcomfy.client import RunComfyClient
 from bot.runcomfy.pricing import ListPrice
-from bot.store import Store, open_store
+from bot.store import Store, open_database
 from bot.tasks import TaskSet
 from cogs._i18n import CatalogTranslator
 from cogs._tree import SeedanceTree
@@ -40,8 +40,12 @@ EXTENSIONS = ("cogs.animate", "cogs.usage", "cogs.history", "cogs.moderation")
 SYNC_HASH_KEY = "command_sync_hash"
 
 
-class SeedanceBot(commands.Bot):
-    """A slash-command-only bot; every dependency is handed in by `run_bot`."""
+class SeedanceBot(commands.AutoShardedBot):
+    """A slash-command-only bot; every dependency is handed in by `run_bot`.
+
+    Sharded: the process connects the gateway shards ``[discord] shard_ids`` names (all of
+    ``shard_count`` by default), or none, when it only runs jobs over REST.
+    """
 
     def __init__(
         self,
@@ -54,6 +58,9 @@ class SeedanceBot(commands.Bot):
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
+        shards: dict[str, Any] = {}
+        if config.discord.shard_ids is not None:
+            shards["shard_ids"] = list(config.discord.shard_ids)
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -62,8 +69,11 @@ class SeedanceBot(commands.Bot):
             guild_ready_timeout=guild_ready_timeout,
             # Latency and 429s of every REST call, for the metrics.
             http_trace=discord_trace(),
+            shard_count=config.discord.shard_count,
+            **shards,
         )
         self.config = config
+        self._stopped = asyncio.Event()
         self._store = store
         self._tasks = TaskSet()
         self.http_session = http_session
@@ -72,6 +82,8 @@ class SeedanceBot(commands.Bot):
             cooldown=config.runcomfy.breaker_cooldown,
             # Moderators are told once per outage, through the desk.
             on_trip=self._provider_tripped,
+            # The other processes on the database follow what this one saw.
+            share=self._share_provider_state,
         )
         provider = RunComfyClient(
             http_session,
@@ -103,6 +115,7 @@ class SeedanceBot(commands.Bot):
         """The model's published price, read once at start when the provider gives one."""
 
     async def setup_hook(self) -> None:
+        await self._store.listen(self._heard)
         # In the background: a slow or silent provider never holds up the start.
         self._tasks.create(self._read_list_price(), name="list-price")
         await self.tree.set_translator(CatalogTranslator())
@@ -110,7 +123,10 @@ class SeedanceBot(commands.Bot):
             await self.load_extension(extension)
         if self.notifier_for is not None:
             await self.runner.resume(self.notifier_for)
-        await self.sync_commands()
+        # One process registers the commands (the one holding shard 0), so several
+        # processes starting together never sync over each other.
+        if self.config.discord.registers_commands:
+            await self.sync_commands()
 
     async def _read_list_price(self) -> None:
         self.list_price = await self._provider.list_price()
@@ -121,6 +137,30 @@ class SeedanceBot(commands.Bot):
         desk = self.runner.desk
         if desk is not None:
             self._tasks.create(desk.provider_trouble(trip), name="provider-trouble")
+
+    def _share_provider_state(self, trip: Trip | None) -> None:
+        words = "up" if trip is None else f"down|{trip.trouble.value}|{trip.detail}"
+        self._tasks.create(self._tell("provider", f"{self.runner.identity}|{words}"), name="tell")
+
+    async def _tell(self, topic: str, text: str) -> None:
+        try:
+            await self._store.send_signal(topic, text)
+        except Exception as exc:
+            log.warning("could not tell the other processes (%s): %s", topic, exc)
+
+    def _heard(self, topic: str, text: str) -> None:
+        """What the other processes' breakers saw of the video service."""
+        if topic != "provider":
+            return
+        sender, _, news = text.partition("|")
+        if sender == self.runner.identity:
+            return
+        kind, _, rest = news.partition("|")
+        trouble, _, detail = rest.partition("|")
+        if kind == "up":
+            self.breaker.heard(None)
+        elif kind == "down" and trouble in {t.value for t in Trouble}:
+            self.breaker.heard(Trip(Trouble(trouble), detail))
 
     async def sync_commands(self) -> bool:
         """Register the commands where configured, unless they are unchanged since last time."""
@@ -153,9 +193,13 @@ class SeedanceBot(commands.Bot):
         """Why the gateway is not usable right now (for /healthz), or None when connected."""
         if self.is_closed():
             return "the client is closed"
-        ws: Any = self.ws  # None until the first connection
-        if ws is None or not ws.open:
+        # Sharded: each shard has a connection of its own (none until it first connects).
+        shards = self.shards
+        if not shards:
             return "not connected"
+        down = sorted(shard_id for shard_id, shard in shards.items() if shard.is_closed())
+        if down:
+            return "not connected (shard " + ", ".join(map(str, down)) + ")"
         if not self.is_ready():
             return "connected, not ready yet"
         return None
@@ -171,6 +215,13 @@ class SeedanceBot(commands.Bot):
         await self.runner.close()
         await self._tasks.cancel_all()
         await super().close()
+        self._stopped.set()
+
+    async def run_jobs_only(self, token: str) -> None:
+        """Log in over REST and run jobs, connecting no gateway shard, until closed."""
+        await self.login(token)
+        log.info("running jobs only: no gateway shard connected (shard_ids = [])")
+        await self._stopped.wait()
 
 
 async def run_bot(config: Config, secrets: Secrets) -> None:
@@ -179,11 +230,18 @@ async def run_bot(config: Config, secrets: Secrets) -> None:
     configure_discord_endpoints(config.discord.api_base_url, config.discord.gateway_url)
     async with (
         aiohttp.ClientSession() as http_session,
-        open_store(config.database.path) as store,
+        open_database(config.database) as store,
         SeedanceBot(
             config, http_session=http_session, store=store, runcomfy_token=secrets.runcomfy_token
         ) as bot,
-        serve_ops(config.metrics, Health(store, gateway=bot.gateway_trouble)),
+        # A process without shards only runs jobs: its health is the database's alone.
+        serve_ops(
+            config.metrics,
+            Health(
+                store,
+                gateway=bot.gateway_trouble if config.discord.connects_gateway else None,
+            ),
+        ),
     ):
         loop = asyncio.get_running_loop()
         handled = []
@@ -192,7 +250,10 @@ async def run_bot(config: Config, secrets: Secrets) -> None:
                 loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
                 handled.append(sig)
         try:
-            await bot.start(secrets.discord_token)
+            if config.discord.connects_gateway:
+                await bot.start(secrets.discord_token)
+            else:
+                await bot.run_jobs_only(secrets.discord_token)
         finally:
             for sig in handled:
                 loop.remove_signal_handler(sig)

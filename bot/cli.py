@@ -45,14 +45,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     path = resolve_config_path(args.config)
     config = _load(args)
     print(f"config: {path} ok" if path.exists() else f"config: {path} not found, using defaults")
-    from bot.store import open_store
+    from bot.store import describe_database, open_database
 
     async def migrate() -> int:
-        async with open_store(config.database.path) as store:
+        async with open_database(config.database) as store:
             return await store.schema_version()
 
     version = asyncio.run(migrate())
-    print(f"database: {config.database.path} at schema version {version}")
+    print(f"database: {describe_database(config.database)} at schema version {version}")
     secrets = Secrets.from_env()
     missing = set(secrets.missing())
     for name in ("DISCORD_TOKEN", "RUNCOMFY_API_TOKEN"):

@@ -5,20 +5,52 @@ Secrets never live here: the tokens come from the environment only (see `Secrets
 
 from __future__ import annotations
 
-import ipaddress
-import math
 import os
-import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from yarl import URL
-
+from bot.config_checks import (
+    ConfigError,
+    Section,
+    choice,
+    database_url,
+    hosts,
+    hours_below_a_day,
+    http_url,
+    integer,
+    is_loopback_host,
+    listen_host,
+    optional,
+    path,
+    port,
+    seconds,
+    shard_ids,
+    snowflake,
+    ws_url,
+)
 from bot.models import MAX_CONCURRENT, MAX_CREDITS, GuildDefaults
 from bot.quota import DEFAULT_COSTS, Period
+
+__all__ = [
+    "AnimateConfig",
+    "Config",
+    "ConfigError",
+    "DatabaseConfig",
+    "DiscordConfig",
+    "JobsConfig",
+    "LoggingConfig",
+    "MetricsConfig",
+    "QuotaConfig",
+    "RunComfyConfig",
+    "Secrets",
+    "is_loopback_host",
+    "load_config",
+    "parse_config",
+    "resolve_config_path",
+]
 
 RESOLUTIONS = ("480p", "720p", "1080p")
 DURATIONS = (5, 10)
@@ -34,10 +66,6 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
 
 
-class ConfigError(Exception):
-    """A bad configuration value; the message is one line naming the key."""
-
-
 @dataclass(frozen=True)
 class DiscordConfig:
     dev_guild_id: int | None = None
@@ -46,6 +74,21 @@ class DiscordConfig:
     """This process's share of Discord's global limit (50 requests a second per bot)."""
     api_base_url: str | None = None
     gateway_url: str | None = None
+    shard_count: int = 1
+    """Gateway shards of the whole bot, across every process."""
+    shard_ids: tuple[int, ...] | None = None
+    """The shards this process connects; None: all of them. Empty: none, the process only
+    runs jobs (over REST)."""
+
+    @property
+    def connects_gateway(self) -> bool:
+        """Whether this process connects any gateway shard."""
+        return self.shard_ids is None or len(self.shard_ids) > 0
+
+    @property
+    def registers_commands(self) -> bool:
+        """Whether this process registers the commands: the one holding shard 0."""
+        return self.shard_ids is None or 0 in self.shard_ids
 
 
 @dataclass(frozen=True)
@@ -66,6 +109,9 @@ class RunComfyConfig:
 @dataclass(frozen=True)
 class DatabaseConfig:
     path: Path = Path("seedance-bot.sqlite3")
+    url: str | None = field(default=None, repr=False)
+    """A PostgreSQL libpq URI; when set, PostgreSQL is the store and ``path`` is ignored.
+    Out of ``repr``: it may hold a password."""
 
 
 def _default_costs() -> dict[str, dict[int, int]]:
@@ -191,170 +237,6 @@ def load_config(path: Path, *, required: bool = False) -> Config:
     return parse_config(data)
 
 
-T = TypeVar("T")
-
-
-class _Section:
-    """Reads one `[section]` table, naming `[section] key` in every error."""
-
-    def __init__(self, data: Mapping[str, Any], name: str, known: set[str]) -> None:
-        value = data.get(name, {})
-        if not isinstance(value, dict):
-            raise ConfigError(f"[{name}] must be a table")
-        self.name = name
-        self.table: dict[str, Any] = value
-        for key in self.table:
-            if key not in known:
-                raise ConfigError(f"[{name}] {key} is not a known key")
-
-    def where(self, key: str) -> str:
-        return f"[{self.name}] {key}"
-
-    def get(self, key: str, default: T, convert: Callable[[str, Any], T]) -> T:
-        if key not in self.table:
-            return default
-        return convert(self.where(key), self.table[key])
-
-
-_INT64_MAX = 2**63 - 1
-"""The largest integer the database (or a Discord id) holds."""
-
-
-def _int(minimum: int, maximum: int = _INT64_MAX) -> Callable[[str, Any], int]:
-    def convert(where: str, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ConfigError(f"{where} must be an integer ≥ {minimum}")
-        if value > maximum:
-            raise ConfigError(f"{where} must be an integer ≤ {maximum:,}")
-        return value
-
-    return convert
-
-
-def _seconds(minimum: float) -> Callable[[str, Any], float]:
-    def convert(where: str, value: Any) -> float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        if not ok or not math.isfinite(value) or value < minimum:
-            raise ConfigError(f"{where} must be a number of seconds ≥ {minimum:g}")
-        return float(value)
-
-    return convert
-
-
-def _hours_below_a_day(where: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 24:
-        raise ConfigError(
-            f"{where} must be a number of hours above 0 and below 24 (Discord's attachment "
-            f"links expire after a day), got {value!r}"
-        )
-    return float(value)
-
-
-def _choice(choices: tuple[Any, ...]) -> Callable[[str, Any], Any]:
-    def convert(where: str, value: Any) -> Any:
-        if isinstance(value, bool) or value not in choices:
-            spelled = ", ".join(f'"{c}"' if isinstance(c, str) else str(c) for c in choices)
-            raise ConfigError(f"{where} must be one of {spelled}")
-        return value
-
-    return convert
-
-
-def is_loopback_host(host: str) -> bool:
-    """``localhost`` or a loopback address (IPv4-mapped IPv6 included); never a look-alike name."""
-    name = host.lower().rstrip(".").strip("[]")
-    if name == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
-
-
-def _url_of(secure: str, plain: str) -> Callable[[str, Any], str]:
-    """A URL with scheme ``secure``, or ``plain`` on a loopback host only (tests, sandbox)."""
-
-    def convert(where: str, value: Any) -> str:
-        kind = "http(s)" if secure == "https" else "ws(s)"
-        try:
-            url = URL(value) if isinstance(value, str) else None
-        except ValueError:
-            url = None
-        if url is None or url.scheme not in (secure, plain) or not url.host:
-            raise ConfigError(f"{where} must be an {kind} URL")
-        if url.scheme == plain and not is_loopback_host(url.host):
-            raise ConfigError(
-                f"{where} may use plain {plain} only on a loopback host; use {secure}://"
-            )
-        return str(value).rstrip("/")
-
-    return convert
-
-
-def _optional(convert: Callable[[str, Any], str]) -> Callable[[str, Any], str | None]:
-    def optional(where: str, value: Any) -> str | None:
-        return None if value == "" else convert(where, value)
-
-    return optional
-
-
-_http_url = _url_of("https", "http")
-_ws_url = _url_of("wss", "ws")
-_HOST_NAME = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
-
-
-def _hosts(where: str, value: Any) -> tuple[str, ...]:
-    hosts = []
-    for item in value if isinstance(value, list) else [None]:
-        name = item.strip().lower().rstrip(".") if isinstance(item, str) else ""
-        if not _HOST_NAME.fullmatch(name):
-            raise ConfigError(
-                f'{where} must be a list of host names like ["files.runcomfy.net", '
-                f'"*.runcomfy.net"]'
-            )
-        hosts.append(name)
-    return tuple(hosts)
-
-
-def _port(where: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
-        raise ConfigError(f"{where} must be a TCP port from 1 to 65535, or 0 for off")
-    return value
-
-
-def _listen_host(where: str, value: Any) -> str:
-    """An address to listen on: an IP address (``0.0.0.0`` for all) or a host name."""
-    name = value.strip().lower().rstrip(".") if isinstance(value, str) else ""
-    try:
-        return str(ipaddress.ip_address(name.strip("[]")))
-    except ValueError:
-        pass
-    if not name or name.startswith("*") or not _HOST_NAME.fullmatch(name):
-        raise ConfigError(
-            f'{where} must be an IP address or a host name, like "127.0.0.1" or "0.0.0.0"'
-        )
-    return name
-
-
-def _snowflake(where: str, value: Any) -> int | None:
-    if value == 0 or value == "":
-        return None
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _INT64_MAX:
-        raise ConfigError(f"{where} must be a Discord server id (a number), or 0 for none")
-    return value
-
-
-def _path(where: str, value: Any) -> Path:
-    if not isinstance(value, str) or not value.strip() or "\x00" in value:
-        raise ConfigError(f"{where} must be a file path")
-    return Path(value)
-
-
 def _costs(_where: str, value: Any) -> dict[str, dict[int, int]]:
     where = "[quota.cost]"
     if not isinstance(value, dict):
@@ -365,11 +247,11 @@ def _costs(_where: str, value: Any) -> dict[str, dict[int, int]]:
             raise ConfigError(f"{where} has unknown resolution {resolution!r}")
         if not isinstance(row, dict):
             raise ConfigError(f"{where} {resolution} must be a table like {{ 5 = 1, 10 = 2 }}")
-        for seconds, credits in row.items():
-            if not str(seconds).isdigit() or int(seconds) not in DURATIONS:
-                raise ConfigError(f"{where} {resolution} has unknown duration {seconds!r}")
-            costs[resolution][int(seconds)] = _int(0, MAX_CREDITS)(
-                f"{where} {resolution}.{seconds}", credits
+        for duration, credits in row.items():
+            if not str(duration).isdigit() or int(duration) not in DURATIONS:
+                raise ConfigError(f"{where} {resolution} has unknown duration {duration!r}")
+            costs[resolution][int(duration)] = integer(0, MAX_CREDITS)(
+                f"{where} {resolution}.{duration}", credits
             )
     return costs
 
@@ -381,7 +263,7 @@ def parse_config(data: Mapping[str, Any]) -> Config:
         if name not in sections:
             raise ConfigError(f"[{name}] is not a known section")
 
-    d = _Section(
+    d = Section(
         data,
         "discord",
         {
@@ -390,17 +272,22 @@ def parse_config(data: Mapping[str, Any]) -> Config:
             "requests_per_second",
             "api_base_url",
             "gateway_url",
+            "shard_count",
+            "shard_ids",
         },
     )
+    shard_count = d.get("shard_count", 1, integer(1))
     discord = DiscordConfig(
-        dev_guild_id=d.get("dev_guild_id", None, _snowflake),
-        status_edit_interval=d.get("status_edit_interval", 5.0, _seconds(0.0)),
-        requests_per_second=d.get("requests_per_second", 45, _int(1)),
-        api_base_url=d.get("api_base_url", None, _optional(_http_url)),
-        gateway_url=d.get("gateway_url", None, _optional(_ws_url)),
+        dev_guild_id=d.get("dev_guild_id", None, snowflake),
+        status_edit_interval=d.get("status_edit_interval", 5.0, seconds(0.0)),
+        requests_per_second=d.get("requests_per_second", 45, integer(1)),
+        api_base_url=d.get("api_base_url", None, optional(http_url)),
+        gateway_url=d.get("gateway_url", None, optional(ws_url)),
+        shard_count=shard_count,
+        shard_ids=d.get("shard_ids", None, shard_ids(shard_count)),
     )
 
-    r = _Section(
+    r = Section(
         data,
         "runcomfy",
         {
@@ -418,23 +305,26 @@ def parse_config(data: Mapping[str, Any]) -> Config:
         },
     )
     runcomfy = RunComfyConfig(
-        base_url=r.get("base_url", DEFAULT_BASE_URL, _http_url),
-        connect_timeout=r.get("connect_timeout", 10.0, _seconds(0.1)),
-        read_timeout=r.get("read_timeout", 30.0, _seconds(0.1)),
-        submit_timeout=r.get("submit_timeout", 90.0, _seconds(0.1)),
-        job_deadline=r.get("job_deadline", 1800.0, _seconds(1.0)),
-        poll_interval=r.get("poll_interval", 5.0, _seconds(0.05)),
-        max_video_bytes=r.get("max_video_bytes", 200_000_000, _int(1)),
-        breaker_failures=r.get("breaker_failures", 5, _int(1)),
-        breaker_cooldown=r.get("breaker_cooldown", 30.0, _seconds(0.0)),
-        max_concurrent_jobs=r.get("max_concurrent_jobs", 20, _int(1)),
-        output_hosts=r.get("output_hosts", DEFAULT_OUTPUT_HOSTS, _hosts),
+        base_url=r.get("base_url", DEFAULT_BASE_URL, http_url),
+        connect_timeout=r.get("connect_timeout", 10.0, seconds(0.1)),
+        read_timeout=r.get("read_timeout", 30.0, seconds(0.1)),
+        submit_timeout=r.get("submit_timeout", 90.0, seconds(0.1)),
+        job_deadline=r.get("job_deadline", 1800.0, seconds(1.0)),
+        poll_interval=r.get("poll_interval", 5.0, seconds(0.05)),
+        max_video_bytes=r.get("max_video_bytes", 200_000_000, integer(1)),
+        breaker_failures=r.get("breaker_failures", 5, integer(1)),
+        breaker_cooldown=r.get("breaker_cooldown", 30.0, seconds(0.0)),
+        max_concurrent_jobs=r.get("max_concurrent_jobs", 20, integer(1)),
+        output_hosts=r.get("output_hosts", DEFAULT_OUTPUT_HOSTS, hosts),
     )
 
-    db = _Section(data, "database", {"path"})
-    database = DatabaseConfig(path=db.get("path", DatabaseConfig.path, _path))
+    db = Section(data, "database", {"path", "url"})
+    database = DatabaseConfig(
+        path=db.get("path", DatabaseConfig.path, path),
+        url=db.get("url", None, database_url),
+    )
 
-    q = _Section(
+    q = Section(
         data,
         "quota",
         {
@@ -448,36 +338,36 @@ def parse_config(data: Mapping[str, Any]) -> Config:
         },
     )
     quota = QuotaConfig(
-        period=Period(q.get("period", "day", _choice(tuple(p.value for p in Period)))),
-        member_credits=q.get("member_credits", 10, _int(0, MAX_CREDITS)),
-        server_credits=q.get("server_credits", 100, _int(0, MAX_CREDITS)),
-        member_concurrent_jobs=q.get("member_concurrent_jobs", 1, _int(1, MAX_CONCURRENT)),
-        server_concurrent_jobs=q.get("server_concurrent_jobs", 5, _int(1, MAX_CONCURRENT)),
+        period=Period(q.get("period", "day", choice(tuple(p.value for p in Period)))),
+        member_credits=q.get("member_credits", 10, integer(0, MAX_CREDITS)),
+        server_credits=q.get("server_credits", 100, integer(0, MAX_CREDITS)),
+        member_concurrent_jobs=q.get("member_concurrent_jobs", 1, integer(1, MAX_CONCURRENT)),
+        server_concurrent_jobs=q.get("server_concurrent_jobs", 5, integer(1, MAX_CONCURRENT)),
         cost=q.get("cost", _default_costs(), _costs),
-        approval_hours=q.get("approval_hours", 20.0, _hours_below_a_day),
+        approval_hours=q.get("approval_hours", 20.0, hours_below_a_day),
     )
 
-    a = _Section(data, "animate", {"default_resolution", "default_duration", "cooldown_seconds"})
+    a = Section(data, "animate", {"default_resolution", "default_duration", "cooldown_seconds"})
     animate = AnimateConfig(
-        default_resolution=a.get("default_resolution", "480p", _choice(RESOLUTIONS)),
-        default_duration=a.get("default_duration", 5, _choice(DURATIONS)),
-        cooldown_seconds=a.get("cooldown_seconds", 3.0, _seconds(0.0)),
+        default_resolution=a.get("default_resolution", "480p", choice(RESOLUTIONS)),
+        default_duration=a.get("default_duration", 5, choice(DURATIONS)),
+        cooldown_seconds=a.get("cooldown_seconds", 3.0, seconds(0.0)),
     )
 
-    j = _Section(data, "jobs", {"lease_seconds", "shutdown_grace", "max_attempts"})
+    j = Section(data, "jobs", {"lease_seconds", "shutdown_grace", "max_attempts"})
     jobs = JobsConfig(
-        lease_seconds=j.get("lease_seconds", 30.0, _seconds(1.0)),
-        shutdown_grace=j.get("shutdown_grace", 10.0, _seconds(0.0)),
-        max_attempts=j.get("max_attempts", 3, _int(1)),
+        lease_seconds=j.get("lease_seconds", 30.0, seconds(1.0)),
+        shutdown_grace=j.get("shutdown_grace", 10.0, seconds(0.0)),
+        max_attempts=j.get("max_attempts", 3, integer(1)),
     )
 
-    lg = _Section(data, "logging", {"level", "format"})
-    level = lg.get("level", "INFO", lambda where, v: _choice(LOG_LEVELS)(where, str(v).upper()))
-    log_format = lg.get("format", "text", _choice(LOG_FORMATS))
+    lg = Section(data, "logging", {"level", "format"})
+    level = lg.get("level", "INFO", lambda where, v: choice(LOG_LEVELS)(where, str(v).upper()))
+    log_format = lg.get("format", "text", choice(LOG_FORMATS))
 
-    m = _Section(data, "metrics", {"port", "host"})
+    m = Section(data, "metrics", {"port", "host"})
     metrics = MetricsConfig(
-        port=m.get("port", 0, _port), host=m.get("host", MetricsConfig.host, _listen_host)
+        port=m.get("port", 0, port), host=m.get("host", MetricsConfig.host, listen_host)
     )
 
     return Config(

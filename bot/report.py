@@ -20,7 +20,7 @@ from typing import Any
 
 from bot.config import load_config, resolve_config_path
 from bot.models import ReportRow
-from bot.store import Store, open_store
+from bot.store import Store, open_database, open_store
 
 __all__ = [
     "FORMATS",
@@ -188,9 +188,16 @@ def cmd_usage(args: argparse.Namespace) -> int:
     ``bot.config.ConfigError`` propagates, for the CLI's one-line config errors.
     """
     config = load_config(resolve_config_path(args.config), required=bool(args.config))
+
+    async def from_postgres() -> list[ReportRow]:
+        async with open_database(config.database) as store:
+            return await usage_report(store, guild_id=args.guild, since=args.since)
+
     try:
         rows = asyncio.run(
-            usage_report(config.database.path, guild_id=args.guild, since=args.since)
+            from_postgres()
+            if config.database.url
+            else usage_report(config.database.path, guild_id=args.guild, since=args.since)
         )
     except FileNotFoundError as exc:
         sys.stderr.write(f"seedance-bot: {exc}\n")

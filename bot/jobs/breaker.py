@@ -4,6 +4,11 @@ Transient faults (timeouts, dropped connections, 5xx) open it after a run of fai
 account fault (bad token, no balance) opens it at once. While open, new requests are refused
 up front, before anything is reserved; after a cool-down one cheap probe decides whether to
 close it again.
+
+Several processes on one database share the breaker's state: a process whose breaker opens or
+closes by what it saw tells the others (``share``), and each follows what it hears
+(:meth:`CircuitBreaker.heard`), telling its own moderators once, so no process keeps taking
+requests into an outage another one already saw, and each still probes on its own.
 """
 
 from __future__ import annotations
@@ -81,11 +86,13 @@ class CircuitBreaker:
         cooldown: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         on_trip: Callable[[Trip], None] | None = None,
+        share: Callable[[Trip | None], None] | None = None,
     ) -> None:
         self._threshold = threshold
         self._cooldown = cooldown
         self._clock = clock
         self._on_trip = on_trip
+        self._share = share
         self._failures = 0
         self._open: Trip | None = None
         self._opened_at = 0.0
@@ -107,11 +114,26 @@ class CircuitBreaker:
             self.failure(exc)
 
     def success(self) -> None:
-        if self._open is not None:
+        was_open = self._open is not None
+        if was_open:
             log.warning("the video service answers again; taking new jobs")
         self._failures = 0
         self._open = None
         metrics.BREAKER_OPEN.set(0)
+        if was_open and self._share is not None:
+            self._share(None)
+
+    def heard(self, trip: Trip | None) -> None:
+        """Another process's breaker opened (``trip``) or closed (None): follow it, without
+        telling the others again."""
+        if trip is None:
+            if self._open is not None:
+                log.warning("another process reaches the video service again; taking new jobs")
+            self._failures = 0
+            self._open = None
+            metrics.BREAKER_OPEN.set(0)
+        elif self._open is None:
+            self._trip(trip, shared=False)
 
     def failure(self, exc: RunComfyError) -> None:
         trouble = classify(exc)
@@ -125,11 +147,16 @@ class CircuitBreaker:
         if trouble is Trouble.ACCOUNT or self._failures >= self._threshold:
             self._trip(Trip(trouble, str(exc)))
 
-    def _trip(self, trip: Trip) -> None:
+    def _trip(self, trip: Trip, *, shared: bool = True) -> None:
         self._open = trip
         self._opened_at = self._clock()
         metrics.BREAKER_OPEN.set(1)
         metrics.BREAKER_TRIPS.labels(trouble=trip.trouble.value).inc()
-        log.error("video service paused for new jobs (%s): %s", trip.trouble.value, trip.detail)
+        if shared:
+            log.error("video service paused for new jobs (%s): %s", trip.trouble.value, trip.detail)
+        else:
+            log.warning("another process paused new jobs (%s): %s", trip.trouble.value, trip.detail)
         if self._on_trip is not None:
             self._on_trip(trip)
+        if shared and self._share is not None:
+            self._share(trip)

@@ -24,7 +24,7 @@ from bot.jobs.critical import CriticalSections
 from bot.jobs.fetch import fetch_video, find_post
 from bot.jobs.notify import JobNotifier
 from bot.jobs.polling import PollPlan, expected_run_seconds, next_poll_delay
-from bot.jobs.slots import FairQueue
+from bot.jobs.slots import SlotQueue
 from bot.jobs.words import (
     CRASHED_AGAIN,
     CRASHED_BEFORE_SUBMIT,
@@ -63,7 +63,7 @@ class JobMachine:
         store: Store,
         provider: RunComfyClient,
         http: aiohttp.ClientSession,
-        queue: FairQueue,
+        queue: SlotQueue,
         clock: Callable[[], datetime],
         notify: Notify,
         owner: str,

@@ -26,11 +26,13 @@ from bot.i18n import N_
 from bot.jobs.machine import JobMachine
 from bot.jobs.notify import CancelResult, JobNotifier, ModeratorDesk
 from bot.jobs.polling import expected_run_seconds
-from bot.jobs.slots import FairQueue
+from bot.jobs.shared_slots import SharedSlots
+from bot.jobs.slots import FairQueue, SlotQueue
 from bot.models import JobRecord, JobState
 from bot.ops import metrics
 from bot.runcomfy.client import RunComfyClient
 from bot.runcomfy.errors import RunComfyError
+from bot.store.coordination import ProviderSlots
 from bot.store.protocol import Store
 from bot.tasks import TaskSet
 
@@ -67,7 +69,19 @@ class JobRunner:
         """This process, as the owner of the jobs it runs."""
         self._lease = timedelta(seconds=config.jobs.lease_seconds)
         self._grace = config.jobs.shutdown_grace
-        self._queue = FairQueue(config.runcomfy.max_concurrent_jobs, on_change=self._queue_changed)
+        # A dead process's jobs are taken within a lease plus one poll (SPEC).
+        self._sweep_every = min(config.jobs.lease_seconds / 2, config.runcomfy.poll_interval)
+        self._sweep_now = asyncio.Event()
+        cap = config.runcomfy.max_concurrent_jobs
+        # One process per SQLite file keeps the line in memory; on PostgreSQL the cap and
+        # the line hold across every process on the database.
+        self._queue: SlotQueue = (
+            SharedSlots(
+                store, capacity=cap, owner=self.identity, clock=clock, on_change=self._queue_changed
+            )
+            if isinstance(store, ProviderSlots)
+            else FairQueue(cap, on_change=self._queue_changed)
+        )
         self._machine = JobMachine(
             config=config,
             store=store,
@@ -120,8 +134,8 @@ class JobRunner:
 
     @property
     def slots_in_use(self) -> int:
-        """Jobs holding a provider slot."""
-        return self._queue.running
+        """Jobs of this process holding a provider slot (summed over processes: all of them)."""
+        return self._queue.held
 
     @property
     def waiting_for_slot(self) -> int:
@@ -197,6 +211,7 @@ class JobRunner:
         Returns how many jobs this first sweep took.
         """
         self._notifier_for = notifier_for
+        await self._store.listen(self._heard)
         for request in await self._store.pending_approvals():
             self.watch(request.job, notifier_for(request.job))
         taken = await self.sweep()
@@ -254,11 +269,54 @@ class JobRunner:
 
     async def _keep_sweeping(self) -> None:
         while True:
-            await asyncio.sleep(self._lease.total_seconds() / 2)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._sweep_every):
+                    await self._sweep_now.wait()
+            self._sweep_now.clear()
             try:
                 await self.sweep()
+                await self._prune_watched()
             except Exception:
                 log.exception("sweeping for abandoned jobs failed")
+
+    async def _prune_watched(self) -> None:
+        """Stop watching requests decided elsewhere (another process ran the Approve)."""
+        watched = [job_id for job_id in self._notifiers if job_id not in self._running]
+        if not watched:
+            return
+        waiting = {request.job.id for request in await self._store.pending_approvals()}
+        for job_id in watched:
+            if job_id not in waiting and job_id not in self._running:
+                self._notifiers.pop(job_id, None)
+
+    # -- what other processes say ----------------------------------------------------------
+
+    def _heard(self, topic: str, text: str) -> None:
+        """A signal from a process on the database (this one included)."""
+        if topic in ("slots", "resync") and isinstance(self._queue, SharedSlots):
+            self._queue.wake()
+        if topic in ("jobs", "resync"):
+            self._sweep_now.set()
+        if topic == "stop" and text.isdigit():
+            self._tasks.create(self._stopped_elsewhere(int(text)), name=f"job-{text}-stop")
+
+    async def _stopped_elsewhere(self, job_id: int) -> None:
+        """A job was ended by a click another process received: stop running or showing it."""
+        if job_id not in self._running:
+            self._notifiers.pop(job_id, None)
+            return
+        job = await self._store.get_job(job_id)
+        if job is None or job.state.is_terminal:
+            log.info("job %d was ended elsewhere; stopping its run here", job_id)
+            await self._stop_task(job_id)
+
+    async def _tell_others(self, job_id: int) -> None:
+        """Tell every process the job ended by a click here (its run, if elsewhere, stops)."""
+        try:
+            await self._store.send_signal("stop", str(job_id))
+        except Exception as exc:
+            # The run elsewhere still ends at its next look at the provider or the store.
+            log.warning("job %d: could not tell the other processes it ended: %s", job_id, exc)
 
     def forget(self, job_id: int) -> None:
         """Stop showing a job this process watches but does not run (an expired request)."""
@@ -293,6 +351,8 @@ class JobRunner:
         held = [*self._running, *self._held]
         self._held.clear()
         await self._tasks.cancel_all()
+        if isinstance(self._queue, SharedSlots):
+            await self._queue.close()
         for job_id in held:
             with contextlib.suppress(Exception):
                 await self._store.release_lease(job_id, owner=self.identity)
@@ -300,7 +360,9 @@ class JobRunner:
     async def cancel(
         self, job_id: int, *, actor_id: int, is_moderator: bool, reason: str | None = None
     ) -> CancelResult:
-        """Cancel a queued job for its requester or a moderator; releases its credits.
+        """Cancel a job not sent yet or queued at the provider, for its requester or a
+        moderator; releases its credits. Works whichever process runs the job: the ending
+        goes through the store, and the other processes are told.
 
         ``reason`` is a moderator's word on denying a request that waits for them.
         """
@@ -313,6 +375,7 @@ class JobRunner:
             return CancelResult.NOT_ALLOWED
         who = N_("its requester") if actor_id == job.member_id else N_("a moderator")
         why = N_("Cancelled by {who}.").format(who=who)
+        notifier = self._notifier_of(job)
         if job.state is JobState.PENDING_APPROVAL:
             if actor_id == job.member_id:
                 await self._store.withdraw_request(job.id, member_id=actor_id)
@@ -324,15 +387,28 @@ class JobRunner:
                     reason=reason or why,
                     now=self._clock(),
                 )
-            await self.notify(job.id, self._notifiers.pop(job.id, None))
+            self._notifiers.pop(job.id, None)
+            await self.notify(job.id, notifier)
+            await self._tell_others(job.id)
             return CancelResult.CANCELLED
-        if job.state is JobState.ACCEPTED and self._queue.position(job.id) is not None:
+        if job.state is JobState.ACCEPTED and self._queue.is_waiting(job.id):
             # Still waiting here for a provider slot: nothing was sent, stop it locally.
-            # Take the notifier first: stopping the task forgets it.
-            notifier = self._notifiers.get(job.id)
             await self._stop_task(job.id)
             await self._machine.end(job.id, JobState.CANCELLED, why, notifier)
             return CancelResult.CANCELLED
+        if job.state is JobState.ACCEPTED and job.id not in self._running:
+            # Not sent, and not run here: another process holds it (or nobody yet). Of this
+            # and its submit, exactly one happens.
+            if await self._store.cancel_unsent(job.id, error=why, now=self._clock()):
+                await self.notify(job.id, notifier)
+                await self._tell_others(job.id)
+                return CancelResult.CANCELLED
+            current = await self._store.get_job(job.id)
+            if current is None:
+                return CancelResult.UNKNOWN
+            return (
+                CancelResult.FINISHED if current.state.is_terminal else CancelResult.NOT_CANCELLABLE
+            )
         if job.state is not JobState.QUEUED or job.request_id is None:
             return CancelResult.NOT_CANCELLABLE
         try:
@@ -342,10 +418,19 @@ class JobRunner:
             return CancelResult.NOT_CANCELLABLE
         if outcome.value != "cancelled":
             return CancelResult.NOT_CANCELLABLE
-        notifier = self._notifiers.get(job.id)
         await self._stop_task(job.id)
-        await self._machine.end(job.id, JobState.CANCELLED, why, notifier)
+        # Whatever process polls it: the provider cancelled it, so the click ends it.
+        await self._machine.end(job.id, JobState.CANCELLED, why, notifier, owned=False)
+        await self._tell_others(job.id)
         return CancelResult.CANCELLED
+
+    def _notifier_of(self, job: JobRecord) -> JobNotifier | None:
+        """How this process shows the job: its own notifier, or a new one for a job that
+        runs (or waits) in another process. Take it before stopping a task: that forgets it."""
+        notifier = self._notifiers.get(job.id)
+        if notifier is None and self._notifier_for is not None:
+            notifier = self._notifier_for(job)
+        return notifier
 
     async def _stop_task(self, job_id: int) -> None:
         task = self._running.get(job_id)

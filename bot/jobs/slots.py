@@ -14,10 +14,61 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
-__all__ = ["FairQueue"]
+__all__ = ["FairQueue", "SlotQueue"]
 
 log = logging.getLogger(__name__)
+
+
+class SlotQueue(Protocol):
+    """The provider's cap and its fair line, as a job's run uses it: this process's
+    :class:`FairQueue`, or the line shared by every process on one PostgreSQL database
+    (:class:`~bot.jobs.shared_slots.SharedSlots`)."""
+
+    @property
+    def capacity(self) -> int:
+        """How many jobs may be at the provider at once."""
+        ...
+
+    @property
+    def running(self) -> int:
+        """Jobs holding a slot (as last seen, for a shared line)."""
+        ...
+
+    @property
+    def held(self) -> int:
+        """Jobs of this process holding a slot."""
+        ...
+
+    @property
+    def waiting(self) -> int:
+        """Jobs of this process waiting for a slot."""
+        ...
+
+    async def acquire(self, guild_id: int, member_id: int, job_id: int) -> None:
+        """Wait for a slot for ``job_id``; return once it holds one."""
+        ...
+
+    def admit_now(self, guild_id: int, member_id: int, job_id: int) -> None:
+        """Count a job already at the provider as holding a slot, without waiting."""
+        ...
+
+    def release(self, job_id: int) -> bool:
+        """Give back the slot of ``job_id`` (or leave the line); True if it held one."""
+        ...
+
+    def is_waiting(self, job_id: int) -> bool:
+        """Whether ``job_id`` waits in this process for a slot."""
+        ...
+
+    def position(self, job_id: int) -> int | None:
+        """The job's place in line (1 = next), or None when it is not waiting."""
+        ...
+
+    def positions(self) -> dict[int, int]:
+        """Every job of this process waiting, with its place in line."""
+        ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +122,11 @@ class FairQueue:
         return len(self._holders)
 
     @property
+    def held(self) -> int:
+        """Jobs holding a slot: all of them are this process's."""
+        return len(self._holders)
+
+    @property
     def waiting(self) -> int:
         """Jobs waiting for a slot."""
         return len(self._waiters)
@@ -78,6 +134,11 @@ class FairQueue:
     def holds_slot(self, job_id: int) -> bool:
         """True while ``job_id`` holds a slot."""
         return job_id in self._holders
+
+    def is_waiting(self, job_id: int) -> bool:
+        """True while ``job_id`` waits for a slot."""
+        waiter = self._waiters.get(job_id)
+        return waiter is not None and not waiter.future.done()
 
     def order(self) -> list[int]:
         """Waiting job ids in the order they will get a slot if nobody else arrives."""

@@ -177,7 +177,7 @@ class _LiveJobsCollector(Collector):
             ),
             (
                 "seedance_provider_slots_in_use",
-                "Jobs holding one of the [runcomfy] max_concurrent_jobs provider slots.",
+                "Jobs of this process holding one of the [runcomfy] max_concurrent_jobs slots.",
                 sum(r.slots_in_use for r in runners),
             ),
             (

@@ -39,6 +39,7 @@ from bot.models import (
     UsageReset,
 )
 from bot.quota import Period
+from bot.store.coordination import Signals
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,11 @@ class AdmissionView:
 
 class JobRepository(Protocol):
     """Jobs through their life, and installation facts."""
+
+    async def cancel_unsent(self, job_id: int, *, error: str, now: datetime) -> bool:
+        """ACCEPTED -> CANCELLED and its reservation released, whoever holds the job; False,
+        changing nothing, once the job left ACCEPTED (its submit may have started)."""
+        ...
 
     async def finish_delivered(
         self, job_id: int, *, result_message_id: int | None, now: datetime, owner: str | None = None
@@ -477,6 +483,7 @@ class Store(
     BudgetRepository,
     ModerationRepository,
     ReportRepository,
+    Signals,
     Protocol,
 ):
     """Everything the engine keeps: one object per process, opened by ``main()``."""

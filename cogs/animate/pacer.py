@@ -257,7 +257,9 @@ class ChannelPacer:
             result = await work.action()
         except Exception as exc:
             if work.done is not None:
-                work.done.set_exception(exc)
+                # Its caller may have been cancelled meanwhile (its job stopped).
+                if not work.done.done():
+                    work.done.set_exception(exc)
                 return
             work.attempts += 1
             if work.urgent and work.attempts < URGENT_ATTEMPTS and work.key not in self._pending:

@@ -27,7 +27,11 @@ from tests.harness.images import make_image
 from tests.harness.videos import duration_seconds, make_video
 from tests.harness.worlds import World
 
+# The charge-or-release flows, on both stores too.
+BOTH_STORES = pytest.mark.store_backends("sqlite", "postgres")
 
+
+@BOTH_STORES
 async def test_accepted_job_is_delivered_as_a_file_and_charged(world: World) -> None:
     interaction = await world.animate(world.alice, prompt="  waves crash @everyone  ")
     interaction.response.defer.assert_awaited_once()  # type: ignore[attr-defined]
@@ -90,6 +94,7 @@ async def click_cancel(world: World, job_id: int, member: Member) -> list[str]:
     return member_saw(interaction)
 
 
+@BOTH_STORES
 async def test_cancel_by_the_requester_releases_the_credits(world: World) -> None:
     world.rc.plan_next_job(queue_seconds=5.0)
     await world.animate(world.alice)
@@ -125,6 +130,7 @@ async def test_a_running_job_cannot_be_cancelled(world: World) -> None:
     assert "can no longer be cancelled" in (await click_cancel(world, job.id, world.alice))[0]
 
 
+@BOTH_STORES
 async def test_a_provider_failure_releases_the_credits_and_says_why(world: World) -> None:
     world.rc.plan_next_job("failed", error={"message": "GPU on fire"})
     await world.animate(world.alice)
@@ -207,6 +213,7 @@ async def test_a_status_message_that_cannot_be_posted_charges_nothing(world: Wor
     assert (usage.member_used, usage.member_reserved) == (0, 0)
 
 
+@BOTH_STORES
 @pytest.mark.settings(quota=QuotaConfig(member_credits=4))
 async def test_quota_refusal_says_what_is_left_and_charges_nothing(world: World) -> None:
     interaction = await world.animate(world.alice, resolution=_choice("1080p"))
@@ -215,6 +222,7 @@ async def test_quota_refusal_says_what_is_left_and_charges_nothing(world: World)
     assert world.rc.submitted == []
 
 
+@BOTH_STORES
 @pytest.mark.settings(quota=QuotaConfig(member_concurrent_jobs=1))
 async def test_one_job_at_a_time_per_member(world: World) -> None:
     world.rc.plan_next_job(queue_seconds=5.0)
@@ -242,6 +250,7 @@ async def test_dm_is_refused(world: World) -> None:
     assert "server" in member_saw(interaction)[0]
 
 
+@BOTH_STORES
 async def test_usage_shows_credits_and_guards_other_members(world: World) -> None:
     await world.animate(world.alice)
     await world.wait_for((await world.only_job()).id, JobState.DELIVERED)

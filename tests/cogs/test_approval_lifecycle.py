@@ -16,6 +16,9 @@ from cogs.moderation.buttons import ApproveButton, DenyButton
 from tests.harness.discord_fakes import answered, eventually, member_saw, opened_modal, submit_modal
 from tests.harness.worlds import World
 
+# Leases, the runner, quotas and approvals: the same flows on both stores.
+pytestmark = pytest.mark.store_backends("sqlite", "postgres")
+
 
 async def open_the_queue(world: World) -> None:
     guild = world.channel.guild_id

@@ -14,6 +14,9 @@ from bot.models import JobState
 from tests.harness.discord_fakes import eventually, member_saw
 from tests.harness.worlds import World
 
+# Leases, the runner, quotas and approvals: the same flows on both stores.
+pytestmark = pytest.mark.store_backends("sqlite", "postgres")
+
 
 async def settled(world: World, job_id: int, *states: JobState) -> None:
     async def done() -> bool:

@@ -12,6 +12,9 @@ from tests.harness.discord_fakes import Member, eventually, member_saw, opened_m
 from tests.harness.store_calls import add_block_rule
 from tests.harness.worlds import World
 
+# Leases, the runner, quotas and approvals: the same flows on both stores.
+pytestmark = pytest.mark.store_backends("sqlite", "postgres")
+
 
 async def test_a_paused_server_refuses_without_a_job(world: World) -> None:
     await world.store.set_paused(world.channel.guild_id, True, by=world.mod.id)

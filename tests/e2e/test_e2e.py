@@ -21,6 +21,9 @@ from bot.runcomfy.client import MODEL_PATH
 from tests.harness.e2e import E2E, WAIT, custom_ids, embed_titles
 from tests.harness.images import make_image
 
+# Representative of the end-to-end tests, on both stores.
+pytestmark = pytest.mark.store_backends("sqlite", "postgres")
+
 SUBMIT_PATH = MODEL_PATH
 CANCEL_PATH = re.compile(r"^/v1/requests/[^/]+/cancel$")
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 import pytest
 
 from bot.config import QuotaConfig
-from bot.store import open_store
+from bot.store import open_database
 from tests.harness.e2e import E2E, custom_ids, embed_titles
+
+# Representative of the end-to-end tests, on both stores.
+pytestmark = pytest.mark.store_backends("sqlite", "postgres")
 
 
 @pytest.mark.settings(quota=QuotaConfig(member_credits=0))
 async def test_approve_buttons_work_after_a_restart(e2e: E2E) -> None:
     emu = e2e.emu
-    async with open_store(e2e.sandbox.config.database.path) as store:
+    async with open_database(e2e.config.database) as store:
         await store.set_approvals(emu.guild_id, True, by=emu.moderator_id)
         await store.set_modlog_channel(emu.guild_id, emu.other_channel_id, by=emu.moderator_id)
 
@@ -36,6 +39,8 @@ async def test_approve_buttons_work_after_a_restart(e2e: E2E) -> None:
 
     video = await e2e.wait_video()
     assert f"<@{emu.requester_id}>" in video["content"]
+    # The charge is committed once the post is made; the status says so.
+    await e2e.wait_status(lambda m: "ready" in embed_titles(m))
     fields = await e2e.usage_fields()
     assert fields["Server pool"].startswith("1 credit used")
     assert e2e.runcomfy.count("POST", "/v1/models/bytedance/seedance-1-0/lite/image-to-video") == 1

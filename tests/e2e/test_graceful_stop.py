@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.harness.e2e import E2E
+
+# Representative of the end-to-end tests, on both stores.
+pytestmark = pytest.mark.store_backends("sqlite", "postgres")
 
 SUBMIT = "/v1/models/bytedance/seedance-1-0/lite/image-to-video"
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
 from bot.app import run_bot
-from bot.config import Config
+from bot.config import Config, DatabaseConfig
 from sandbox.world import Sandbox, SandboxSettings
 from tests.harness.images import make_image
 
@@ -53,11 +54,21 @@ def is_video(message: JSON) -> bool:
 class E2E:
     """A running sandbox with the real bot, plus what a member does and sees in it."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: Sandbox, database: DatabaseConfig | None = None) -> None:
         self.sandbox = sandbox
         self.emu = sandbox.discord
         self.runcomfy = sandbox.runcomfy
+        self.database = database
+        """The bot's store, when not the sandbox's own SQLite file (PostgreSQL)."""
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def config(self) -> Config:
+        """The config the bot runs with: the sandbox's, on the test's database."""
+        config = self.sandbox.config
+        if self.database is None:
+            return config
+        return dataclasses.replace(config, database=self.database)
 
     # the bot -----------------------------------------------------------------------------
 
@@ -67,8 +78,7 @@ class E2E:
         assert self._task is None, "the bot is already running"
         # A restarted bot identifies anew: wait for that connection, not the previous one.
         self.emu.gateway.connected.clear()
-        config = config or self.sandbox.config
-        self._task = asyncio.create_task(run_bot(config, self.sandbox.secrets))
+        self._task = asyncio.create_task(run_bot(config or self.config, self.sandbox.secrets))
         connected = asyncio.create_task(self.emu.wait_for_bot(timeout=WAIT))
         done, _ = await asyncio.wait({self._task, connected}, return_when=asyncio.FIRST_COMPLETED)
         if self._task in done:
@@ -180,10 +190,13 @@ class E2E:
 
 
 @contextlib.asynccontextmanager
-async def running_sandbox(settings: SandboxSettings) -> AsyncIterator[E2E]:
-    """A sandbox with the real bot running in it; checks Discord's view on the way out."""
+async def running_sandbox(
+    settings: SandboxSettings, database: DatabaseConfig | None = None
+) -> AsyncIterator[E2E]:
+    """A sandbox with the real bot running in it (on ``database`` when given, else the
+    sandbox's SQLite file); checks Discord's view on the way out."""
     async with Sandbox(settings) as sandbox:
-        world = E2E(sandbox)
+        world = E2E(sandbox, database)
         try:
             await world.start_bot()
             yield world

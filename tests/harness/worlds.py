@@ -1,10 +1,10 @@
-"""A world for driving the cogs: the real engine over HTTP and SQLite, Discord as autospecs."""
+"""A world for driving the cogs: the real engine over HTTP and a real store (SQLite, or
+PostgreSQL under ``@pytest.mark.store_backends(...)``), Discord as autospecs."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,8 +21,9 @@ from bot.config import (
     RunComfyConfig,
 )
 from bot.models import JobRecord, JobState
-from bot.store import Store, open_store
+from bot.store import Store
 from sandbox.runcomfy import RunComfyEmulator
+from tests.harness.backends import Backend
 from tests.harness.discord_fakes import (
     FakeChannel,
     Member,
@@ -120,13 +121,13 @@ def config_for(
 
 
 @pytest.fixture
-async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[World]:
+async def world(backend: Backend, request: pytest.FixtureRequest) -> AsyncIterator[World]:
     async with (
         RunComfyEmulator(
             token=TOKEN, queue_seconds=0.3, run_seconds=0.3, video_size=(64, 48), fps=8
         ) as rc,
         aiohttp.ClientSession() as http,
-        open_store(tmp_path / "bot.sqlite3") as store,
+        backend.open() as store,
     ):
         image_url = rc.add_asset("first.png", make_image(640, 480))
         bot = SeedanceBot(

@@ -1,18 +1,20 @@
-"""One read for admission: the same answers as the four reads it replaces, in one snapshot."""
+"""One read for admission: the same answers as the four reads it replaces, in one snapshot,
+on both stores."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.errors import QuotaExceeded
 from bot.models import GuildDefaults, NewJob
-from bot.store import Store, open_store
+from bot.quota import Period
+from bot.store import Store
 from bot.store.sqlite.inline import run_inline
+
+pytestmark = pytest.mark.store_backends("sqlite", "postgres")
 
 GUILD = 3000
 CHANNEL = 3001
@@ -24,12 +26,6 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 DEFAULTS = GuildDefaults(
     member_credits=10, server_credits=100, member_concurrent=3, server_concurrent=20
 )
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with open_store(tmp_path / "bot.db") as opened:
-        yield opened
 
 
 def request(member: int = MEMBER) -> NewJob:
@@ -82,6 +78,42 @@ async def test_a_fresh_server_reads_as_its_defaults(store: Store) -> None:
     assert view.settings.allowed_channels == frozenset()
     assert (view.usage.member_limit, view.usage.server_limit) == (10, 100)
     assert view.usage.member_used == view.usage.server_used == 0
+
+
+@pytest.mark.parametrize("own", [Period.DAY, Period.WEEK, Period.MONTH, None])
+async def test_the_view_counts_in_the_period_the_server_uses(
+    store: Store, own: Period | None
+) -> None:
+    """The server's own period (or, None, the default: a month here) decides which charges
+    and grants count: today's, Monday's, the 2nd's and the last day of October's count or not
+    as member_usage says."""
+    defaults = GuildDefaults(member_credits=100, period=Period.MONTH, member_concurrent=10)
+    if own is not None:
+        await store.set_guild_budget(GUILD, by=MODERATOR, now=NOW, period=own)
+    # NOW is Friday 2026-11-20: Monday the 16th is in its week, the 2nd in its month only,
+    # October 31st in neither.
+    for when, cost in ((NOW, 1), (NOW - timedelta(days=4), 2), (NOW - timedelta(days=18), 4)):
+        await store.reserve_request(request(), cost=cost, role_ids=(), defaults=defaults, now=when)
+    await store.reserve_request(
+        request(), cost=8, role_ids=(), defaults=defaults, now=NOW - timedelta(days=20)
+    )
+    await store.grant_credits(
+        GUILD, MEMBER, 5, defaults=defaults, by=MODERATOR, now=NOW - timedelta(days=10)
+    )
+
+    view = await store.admission_view(GUILD, MEMBER, role_ids=(), defaults=defaults, now=NOW)
+
+    assert view.usage == await store.member_usage(
+        GUILD, MEMBER, role_ids=(), defaults=defaults, now=NOW
+    )
+    held, limit = {
+        Period.DAY: (1, 100),
+        Period.WEEK: (3, 100),
+        Period.MONTH: (7, 105),
+        None: (7, 105),
+    }[own]
+    assert (view.usage.member_reserved, view.usage.member_limit) == (held, limit)
+    assert view.usage.member_active_jobs == 4
 
 
 async def test_a_refused_reservation_in_one_call_writes_nothing(store: Store) -> None:

@@ -1,11 +1,11 @@
-"""Per-server budgets on real database files: settings, periods, roles, grants, resets,
-the reserve -> commit/release cycle, races for the last credits, and the approval queue."""
+"""Per-server budgets on real databases, SQLite and PostgreSQL: settings, periods, roles,
+grants, resets, the reserve -> commit/release cycle, races for the last credits, and the
+approval queue."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from collections.abc import AsyncIterator, Collection
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,10 @@ from bot.models import FAILURE_STATES, GuildDefaults, JobRecord, JobState, NewJo
 from bot.quota import Period, period_window
 from bot.store import Store, open_store
 from bot.store.sqlite.schema import apply_migrations, load_migrations
+from tests.harness.backends import Backend
 from tests.harness.store_calls import check_gates, effective_limits, unfinished_jobs
+
+pytestmark = pytest.mark.store_backends("sqlite", "postgres")
 
 GUILD = 1000
 OTHER_GUILD = 2000
@@ -84,22 +87,15 @@ async def left(
     return usage.member_left, usage.server_left
 
 
-def count_rows(path: Path, table: str) -> int:
-    with sqlite3.connect(path) as raw:
-        (n,) = raw.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
-    raw.close()
+async def count_rows(backend: Backend, table: str) -> int:
+    [(n,)] = await backend.rows(f"SELECT COUNT(*) FROM {table}")
     return int(n)
 
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
+    """A SQLite file, for the tests of SQLite's own migrations."""
     return tmp_path / "bot.db"
-
-
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[Store]:
-    async with open_store(db_path) as opened:
-        yield opened
 
 
 # -- a fresh database -----------------------------------------------------------------------
@@ -169,8 +165,10 @@ async def test_bad_budget_values_change_nothing(store: Store) -> None:
     assert (settings.server_credits, settings.member_concurrent) == (40, 5)
 
 
-async def test_settings_made_in_one_store_bind_another_on_the_same_file(db_path: Path) -> None:
-    async with open_store(db_path) as admin, open_store(db_path) as worker:
+async def test_settings_made_in_one_store_bind_another_on_the_same_database(
+    backend: Backend,
+) -> None:
+    async with backend.open() as admin, backend.open() as worker:
         await ask(worker, cost=4)
         await admin.set_guild_budget(GUILD, by=MOD, server_credits=5)
         refusal = (await refused(worker, member=OTHER, cost=2)).refusal
@@ -305,7 +303,7 @@ async def test_grants_follow_the_servers_period(store: Store) -> None:
 
 
 async def test_member_reset_frees_the_cap_but_the_pool_keeps_counting(
-    store: Store, db_path: Path
+    store: Store, backend: Backend
 ) -> None:
     delivered = await ask(store, cost=6)
     await store.finish_delivered(delivered.id, result_message_id=None, now=NOW)
@@ -321,8 +319,8 @@ async def test_member_reset_frees_the_cap_but_the_pool_keeps_counting(
     await ask(store, cost=10)
     assert await left(store) == (0, 80)
     # The history is intact: every charge is still in the ledger.
-    assert count_rows(db_path, "usage_ledger") == 3
-    assert count_rows(db_path, "usage_resets") == 1
+    assert await count_rows(backend, "usage_ledger") == 3
+    assert await count_rows(backend, "usage_resets") == 1
 
 
 async def test_server_reset_frees_the_pool_and_every_cap(store: Store) -> None:
@@ -371,13 +369,15 @@ async def test_delivery_commits_and_every_failure_releases(store: Store) -> None
     assert (usage.server_used, usage.server_reserved, usage.member_active_jobs) == (2, 0, 0)
 
 
-async def test_refusals_charge_nothing_and_say_when_it_resets(store: Store, db_path: Path) -> None:
+async def test_refusals_charge_nothing_and_say_when_it_resets(
+    store: Store, backend: Backend
+) -> None:
     await store.set_guild_budget(GUILD, by=MOD, member_concurrent=1)
     await ask(store, cost=3)
     refusal = (await refused(store, cost=1)).refusal
     assert (refusal.reason, refusal.active_member) == ("member_concurrent", 1)
     assert refusal.resets_at == datetime(2026, 11, 21, tzinfo=UTC)
-    assert count_rows(db_path, "jobs") == count_rows(db_path, "usage_ledger") == 1
+    assert await count_rows(backend, "jobs") == await count_rows(backend, "usage_ledger") == 1
 
 
 # -- races -------------------------------------------------------------------------------
@@ -395,7 +395,7 @@ async def race(store: Store, members: int, cost: int) -> list[str | None]:
 
 
 async def test_many_members_racing_for_the_last_credits_of_a_pool(
-    store: Store, db_path: Path
+    store: Store, backend: Backend
 ) -> None:
     await store.set_guild_budget(GUILD, by=MOD, server_credits=31, server_concurrent=1000)
     await ask(store, member=5000, cost=10)  # 21 credits left
@@ -404,13 +404,13 @@ async def test_many_members_racing_for_the_last_credits_of_a_pool(
     assert set(outcomes) == {None, "server_credits"}
     usage = await store.member_usage(GUILD, 1, role_ids=(), defaults=DEFAULTS, now=NOW)
     assert (usage.server_reserved, usage.server_left) == (30, 1)
-    assert count_rows(db_path, "jobs") == 11
+    assert await count_rows(backend, "jobs") == 11
 
 
-async def test_racing_two_stores_hold_the_pool_exactly(db_path: Path) -> None:
-    async with open_store(db_path) as first:
+async def test_racing_two_stores_hold_the_pool_exactly(backend: Backend) -> None:
+    async with backend.open() as first:
         await first.set_guild_budget(GUILD, by=MOD, server_credits=45, server_concurrent=1000)
-    async with open_store(db_path) as first, open_store(db_path) as second:
+    async with backend.open() as first, backend.open() as second:
         outcomes = await asyncio.gather(race(first, 60, cost=1), race(second, 60, cost=1))
         assert sum(o.count(None) for o in outcomes) == 45
         usage = await second.member_usage(GUILD, 1, role_ids=(), defaults=DEFAULTS, now=NOW)
@@ -424,9 +424,7 @@ async def test_server_concurrency_cap_holds_under_a_race(store: Store) -> None:
     assert set(outcomes) == {None, "server_concurrent"}
 
 
-async def test_racing_requests_with_approvals_never_overfill_the_pool(
-    store: Store, db_path: Path
-) -> None:
+async def test_racing_requests_with_approvals_never_overfill_the_pool(store: Store) -> None:
     await store.set_guild_budget(GUILD, by=MOD, server_credits=20, member_credits=1)
     await store.set_approvals(GUILD, True, by=MOD)
     outcomes = await race(store, 30, cost=2)  # every request is over the cap of 1
@@ -486,6 +484,37 @@ async def test_approval_runs_against_the_pool_not_the_member_cap(store: Store) -
     again = await store.deny_request(GUILD, job.id, by=MOD, reason="too late")
     assert not again.changed
     assert again.job.state is JobState.DELIVERED
+
+
+async def test_a_request_approved_after_a_reset_counts_in_full_in_the_new_period(
+    store: Store,
+) -> None:
+    await approvals_on(store)
+    yesterday = NOW - timedelta(days=1)
+    await ask(store, cost=4, now=yesterday)
+    waiting = await ask(store, cost=5, now=yesterday)
+    assert waiting.state is JobState.PENDING_APPROVAL
+    # Today another member spends, then a moderator resets the whole server.
+    await ask(store, member=OTHER, cost=2)
+    await store.reset_usage(GUILD, None, defaults=DEFAULTS, by=MOD, now=NOW)
+    assert await left(store) == (4, 100)
+
+    # Yesterday's request is approved after the reset: it is made and paid today, so the
+    # reset (made before) forgives none of it.
+    later = NOW + timedelta(hours=1)
+    approved = await store.approve_request(GUILD, waiting.id, by=MOD, now=later, defaults=DEFAULTS)
+    assert approved.changed
+    assert await left(store, now=later) == (4, 95)
+    usage = await store.member_usage(GUILD, MEMBER, role_ids=(), defaults=DEFAULTS, now=later)
+    assert (usage.member_approved, usage.server_reserved) == (5, 5)
+    pool = await store.pool_usage(GUILD, defaults=DEFAULTS, now=later)
+    assert (pool.used, pool.held) == (0, 5)
+    await store.finish_delivered(waiting.id, result_message_id=1, now=later)
+    pool = await store.pool_usage(GUILD, defaults=DEFAULTS, now=later)
+    assert (pool.used, pool.held) == (5, 0)
+    # A reset made after the approval forgives it like any other charge of the period.
+    await store.reset_usage(GUILD, None, defaults=DEFAULTS, by=MOD, now=later)
+    assert await left(store, now=later) == (4, 100)
 
 
 async def test_denial_releases_the_credits_and_says_why(store: Store) -> None:
@@ -559,11 +588,11 @@ async def test_requester_can_withdraw_and_old_requests_expire(store: Store) -> N
     assert await left(store, OTHER) == (4, 95)
 
 
-async def test_a_waiting_request_survives_a_restart(db_path: Path) -> None:
-    async with open_store(db_path) as store:
+async def test_a_waiting_request_survives_a_restart(backend: Backend) -> None:
+    async with backend.open() as store:
         await approvals_on(store)
         job = await ask(store, cost=6)
-    async with open_store(db_path) as store:
+    async with backend.open() as store:
         [waiting] = await store.pending_approvals(GUILD)
         assert waiting.job.id == job.id
         assert (await store.approve_request(GUILD, job.id, by=MOD)).job.state is JobState.ACCEPTED
@@ -572,7 +601,7 @@ async def test_a_waiting_request_survives_a_restart(db_path: Path) -> None:
 # -- gates inside the reservation ----------------------------------------------------------
 
 
-async def test_reservation_rechecks_pause_ban_and_channel(store: Store, db_path: Path) -> None:
+async def test_reservation_rechecks_pause_ban_and_channel(store: Store, backend: Backend) -> None:
     await store.set_paused(GUILD, True, by=MOD)
     with pytest.raises(GateClosed, match="paused"):
         await ask(store)
@@ -585,7 +614,7 @@ async def test_reservation_rechecks_pause_ban_and_channel(store: Store, db_path:
         await ask(store, member=OTHER)
     assert info.value.reason == "channel"
     assert info.value.allowed_channels == {555}
-    assert count_rows(db_path, "jobs") == 0
+    assert await count_rows(backend, "jobs") == 0
     assert (await ask(store, member=OTHER, channel=555)).state is JobState.ACCEPTED
 
 
@@ -622,6 +651,67 @@ async def test_upgrade_from_version_1_keeps_jobs_charges_and_ids(db_path: Path) 
         assert (usage.member_used, usage.member_reserved, usage.member_active_jobs) == (2, 2, 1)
         assert [j.id for j in await unfinished_jobs(store)] == [2]
         assert (await ask(store)).id == 4
+
+
+@pytest.mark.parametrize("version", [4, 5])
+async def test_upgrade_to_marks_keeps_resets_and_counts_requests_approved_after_them(
+    db_path: Path, version: int
+) -> None:
+    """A V4 or V5 database where yesterday's request (the oldest ledger row) was approved
+    after today's server reset: the old rule forgave it; from V6 on it counts, and the rest of
+    the history keeps its meaning."""
+    db = await aiosqlite.connect(db_path, isolation_level=None)
+    await db.execute("PRAGMA foreign_keys = ON")
+    migrations = load_migrations()
+    assert [m.version for m in migrations[:version]] == list(range(1, version + 1))
+    await apply_migrations(db, migrations[:version])
+
+    def at(when: datetime) -> str:
+        return when.isoformat(timespec="microseconds")
+
+    approved_at, after = NOW + timedelta(hours=1), NOW + timedelta(hours=2)
+    # (job, member, credits, ledger state, basis, ledger created_at)
+    history = (
+        (1, MEMBER, 5, "reserved", "approved", approved_at),  # asked yesterday, moved today
+        (2, OTHER, 2, "committed", "cap", NOW - timedelta(minutes=1)),  # before the reset
+        (3, OTHER, 3, "reserved", "cap", after),  # after the reset
+    )
+    for job_id, member, credits, state, basis, created in history:
+        await db.execute(
+            "INSERT INTO jobs (id, guild_id, channel_id, member_id, prompt, image_url, "
+            "resolution, duration, credits, state, period_key, created_at, updated_at) "
+            "VALUES (?, ?, 1, ?, 'p', 'u', '480p', 5, ?, ?, '2026-11-20', ?, ?)",
+            (job_id, GUILD, member, credits,
+             "running" if state == "reserved" else "delivered", at(created), at(created)),
+        )  # fmt: skip
+        await db.execute(
+            "INSERT INTO usage_ledger (job_id, guild_id, member_id, credits, state, basis, "
+            "period_key, created_at, settled_at) VALUES (?, ?, ?, ?, ?, ?, '2026-11-20', ?, ?)",
+            (job_id, GUILD, member, credits, state, basis, at(created),
+             None if state == "reserved" else at(created)),
+        )  # fmt: skip
+    # The server reset at NOW, written when the ledger's largest id was 2.
+    await db.execute(
+        "INSERT INTO usage_resets (guild_id, member_id, ledger_mark, window_start, forgiven, "
+        "period_key, reset_by, created_at) VALUES (?, NULL, 2, ?, 2, '2026-11-20', ?, ?)",
+        (GUILD, at(period_window(Period.DAY, NOW).start), MOD, at(NOW)),
+    )
+    await db.close()
+
+    later = NOW + timedelta(hours=3)
+    async with open_store(db_path) as store:
+        pool = await store.pool_usage(GUILD, defaults=DEFAULTS, now=later)
+        # Job 2 stays forgiven; jobs 1 and 3 were charged after the reset and count.
+        assert (pool.used, pool.held) == (0, 8)
+        usage = await store.member_usage(GUILD, MEMBER, role_ids=(), defaults=DEFAULTS, now=later)
+        assert usage.member_approved == 5
+        # New charges and resets take their marks after the whole history.
+        await ask(store, member=OTHER, cost=1, now=later)
+        assert (await store.pool_usage(GUILD, defaults=DEFAULTS, now=later)).held == 9
+        await store.reset_usage(GUILD, None, defaults=DEFAULTS, by=MOD, now=later)
+        assert await left(store, now=later) == (10, 100)
+        await ask(store, cost=2, now=later)
+        assert await left(store, now=later) == (8, 98)
 
 
 async def test_a_daily_reset_does_not_forgive_earlier_days_of_a_new_weekly_period(

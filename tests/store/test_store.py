@@ -1,4 +1,5 @@
-"""The SQLite store, on real database files: migrations, the job life cycle, quota reservations."""
+"""The store on real databases, SQLite and PostgreSQL: migrations, the job life cycle, quota
+reservations, races for the last credits."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import asyncio
 import sqlite3
 import sys
 import textwrap
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,10 @@ from bot.models import FAILURE_STATES, JobRecord, JobState, NewJob
 from bot.quota import Limits, Period, PeriodWindow, period_window
 from bot.store import Store, open_store
 from bot.store.sqlite.schema import load_migrations, split_statements
+from tests.harness.backends import Backend
 from tests.harness.store_calls import reserve_job, unfinished_jobs, usage_in
+
+pytestmark = pytest.mark.store_backends("sqlite", "postgres")
 
 GUILD = 1000
 OTHER_GUILD = 2000
@@ -80,26 +83,18 @@ async def refusal_of(store: Store, **kwargs: Any) -> QuotaExceeded:
     return info.value
 
 
-def ledger(path: Path) -> list[tuple[int, int, int, int, str, str]]:
-    """(job_id, guild_id, member_id, credits, state, period_key) rows, read from the file."""
-    with sqlite3.connect(path) as raw:
-        rows = raw.execute(
-            "SELECT job_id, guild_id, member_id, credits, state, period_key "
-            "FROM usage_ledger ORDER BY id"
-        ).fetchall()
-    raw.close()
-    return [tuple(row) for row in rows]
+async def ledger(backend: Backend) -> list[tuple[Any, ...]]:
+    """(job_id, guild_id, member_id, credits, state, period_key) rows, read past the store."""
+    return await backend.rows(
+        "SELECT job_id, guild_id, member_id, credits, state, period_key "
+        "FROM usage_ledger ORDER BY id"
+    )
 
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
+    """A SQLite file, for the tests of SQLite's own machinery."""
     return tmp_path / "data" / "bot.db"
-
-
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[Store]:
-    async with open_store(db_path) as opened:
-        yield opened
 
 
 # -- migrations ---------------------------------------------------------------------------
@@ -122,29 +117,31 @@ async def test_fresh_database_reaches_latest_version_in_wal_mode(db_path: Path) 
     assert {"jobs", "usage_ledger"} <= tables
 
 
-async def test_reopening_keeps_data_and_applies_nothing_twice(db_path: Path) -> None:
-    async with open_store(db_path) as store:
+async def test_reopening_keeps_data_and_applies_nothing_twice(backend: Backend) -> None:
+    async with backend.open() as store:
         job = await reserve(store, cost=3)
     for _ in range(2):
-        async with open_store(db_path) as store:
-            assert await store.schema_version() == LATEST_VERSION
+        async with backend.open() as store:
+            assert await store.schema_version() == backend.latest_version
             assert await store.get_job(job.id) == job
             usage = await usage_in(store, GUILD, MEMBER, limits=LIMITS, window=TODAY)
             assert usage.member_reserved == 3
 
 
-async def test_two_processes_starting_on_one_fresh_file_both_open_it(db_path: Path) -> None:
+async def test_two_processes_starting_on_one_fresh_database_both_open_it(
+    backend: Backend,
+) -> None:
     async def open_and_read() -> int:
-        async with open_store(db_path) as store:
+        async with backend.open() as store:
             return await store.schema_version()
 
     assert list(await asyncio.gather(open_and_read(), open_and_read())) == [
-        LATEST_VERSION,
-        LATEST_VERSION,
+        backend.latest_version,
+        backend.latest_version,
     ]
 
 
-async def test_database_from_a_newer_bot_is_refused(db_path: Path) -> None:
+async def test_sqlite_database_from_a_newer_bot_is_refused(db_path: Path) -> None:
     async with open_store(db_path):
         pass
     with sqlite3.connect(db_path) as raw:
@@ -155,12 +152,12 @@ async def test_database_from_a_newer_bot_is_refused(db_path: Path) -> None:
             pass
 
 
-async def test_meta_values_survive_a_restart(db_path: Path) -> None:
-    async with open_store(db_path) as store:
+async def test_meta_values_survive_a_restart(backend: Backend) -> None:
+    async with backend.open() as store:
         assert await store.get_meta("command_sync") is None
         await store.set_meta("command_sync", "abc")
         await store.set_meta("command_sync", "def")
-    async with open_store(db_path) as store:
+    async with backend.open() as store:
         assert await store.get_meta("command_sync") == "def"
 
 
@@ -190,7 +187,7 @@ def test_split_statements_respects_strings_comments_and_triggers() -> None:
 # -- job life cycle -----------------------------------------------------------------------
 
 
-async def test_reserve_then_deliver_commits_the_charge(store: Store, db_path: Path) -> None:
+async def test_reserve_then_deliver_commits_the_charge(store: Store, backend: Backend) -> None:
     job = await reserve(store, cost=4, resolution="720p", duration=10)
     assert job.state is JobState.ACCEPTED
     assert (job.credits, job.period_key, job.created_at) == (4, "2026-11-20", NOW)
@@ -246,13 +243,13 @@ async def test_reserve_then_deliver_commits_the_charge(store: Store, db_path: Pa
     assert (usage.member_used, usage.member_reserved, usage.member_left) == (4, 0, 6)
     assert (usage.server_used, usage.server_reserved, usage.server_left) == (4, 0, 96)
     assert usage.member_active_jobs == 0
-    assert ledger(db_path) == [(job.id, GUILD, MEMBER, 4, "committed", "2026-11-20")]
+    assert await ledger(backend) == [(job.id, GUILD, MEMBER, 4, "committed", "2026-11-20")]
     assert await unfinished_jobs(store) == []
 
 
 @pytest.mark.parametrize("state", sorted(FAILURE_STATES))
 async def test_any_failure_releases_the_reservation(
-    store: Store, db_path: Path, state: JobState
+    store: Store, backend: Backend, state: JobState
 ) -> None:
     job = await reserve(store, cost=5)
     assert await store.mark_submitting(job.id, NOW)
@@ -268,12 +265,12 @@ async def test_any_failure_releases_the_reservation(
     assert done.finished_at == NOW
     usage = await usage_in(store, GUILD, MEMBER, limits=LIMITS, window=TODAY)
     assert (usage.member_used, usage.member_reserved, usage.member_left) == (0, 0, 10)
-    assert ledger(db_path)[0][4] == "released"
+    assert (await ledger(backend))[0][4] == "released"
     # Released credits can be spent again at once.
     await reserve(store, cost=10)
 
 
-async def test_delivered_twice_charges_once(store: Store, db_path: Path) -> None:
+async def test_delivered_twice_charges_once(store: Store, backend: Backend) -> None:
     job = await reserve(store, cost=2)
     assert await store.finish_delivered(job.id, result_message_id=1, now=NOW)
     assert not await store.finish_delivered(job.id, result_message_id=2, now=NOW)
@@ -282,7 +279,7 @@ async def test_delivered_twice_charges_once(store: Store, db_path: Path) -> None
     assert done.result_message_id == 1
     usage = await usage_in(store, GUILD, MEMBER, limits=LIMITS, window=TODAY)
     assert (usage.member_used, usage.member_reserved) == (2, 0)
-    assert [row[3:5] for row in ledger(db_path)] == [(2, "committed")]
+    assert [row[3:5] for row in await ledger(backend)] == [(2, "committed")]
 
 
 async def test_failure_after_delivery_changes_nothing(store: Store) -> None:
@@ -465,7 +462,7 @@ async def test_recent_jobs_and_run_times(store: Store) -> None:
 # -- refusals -----------------------------------------------------------------------------
 
 
-async def test_member_credit_cap_refuses_with_numbers(store: Store, db_path: Path) -> None:
+async def test_member_credit_cap_refuses_with_numbers(store: Store, backend: Backend) -> None:
     first = await reserve(store, cost=4)
     await store.finish_delivered(first.id, result_message_id=None, now=NOW)
     await reserve(store, cost=4)
@@ -477,7 +474,7 @@ async def test_member_credit_cap_refuses_with_numbers(store: Store, db_path: Pat
     assert refusal.member_left == 2
     assert refusal.resets_at == datetime(2026, 11, 21, tzinfo=UTC)
     # The refusal charged nothing and wrote no job; a job that fits still goes through.
-    assert len(ledger(db_path)) == 2
+    assert len(await ledger(backend)) == 2
     assert len(await store.recent_jobs(GUILD, MEMBER)) == 2
     await reserve(store, cost=2)
 
@@ -645,22 +642,20 @@ async def race(stores: list[Store], attempts: int, cost: int, limits: Limits) ->
     return sum(results)
 
 
-def assert_budget_held(db_path: Path, budget: int, cost: int) -> None:
-    rows = ledger(db_path)
+async def assert_budget_held(backend: Backend, budget: int, cost: int) -> None:
+    rows = await ledger(backend)
     assert len(rows) == budget // cost
     assert sum(row[3] for row in rows) <= budget
-    with sqlite3.connect(db_path) as raw:
-        (jobs,) = raw.execute("SELECT COUNT(*) FROM jobs").fetchone()
-    raw.close()
+    [(jobs,)] = await backend.rows("SELECT COUNT(*) FROM jobs")
     assert jobs == len(rows)
 
 
-async def test_200_concurrent_reservations_never_overspend(store: Store, db_path: Path) -> None:
+async def test_200_concurrent_reservations_never_overspend(store: Store, backend: Backend) -> None:
     limits = Limits(
         member_credits=10, server_credits=20, member_concurrent=5, server_concurrent=500
     )
     assert await race([store], 200, cost=3, limits=limits) == 6
-    assert_budget_held(db_path, budget=20, cost=3)
+    await assert_budget_held(backend, budget=20, cost=3)
     usage = await usage_in(store, GUILD, MEMBER, limits=limits, window=TODAY)
     assert (usage.server_reserved, usage.server_left, usage.server_active_jobs) == (18, 2, 6)
 
@@ -682,13 +677,13 @@ async def test_concurrent_reservations_of_one_member_respect_its_cap(store: Stor
     assert set(outcomes) == {None, "member_concurrent"}
 
 
-async def test_two_stores_on_one_file_never_overspend(db_path: Path) -> None:
+async def test_two_stores_on_one_database_never_overspend(backend: Backend) -> None:
     limits = Limits(
         member_credits=10, server_credits=100, member_concurrent=5, server_concurrent=500
     )
-    async with open_store(db_path) as first, open_store(db_path) as second:
+    async with backend.open() as first, backend.open() as second:
         assert await race([first, second], 100, cost=3, limits=limits) == 33
-        assert_budget_held(db_path, budget=100, cost=3)
+        await assert_budget_held(backend, budget=100, cost=3)
         usage = await usage_in(second, GUILD, MEMBER, limits=limits, window=TODAY)
         assert usage.server_reserved == 99
 
@@ -699,14 +694,14 @@ from datetime import UTC, datetime
 from bot.quota import Limits, Period, period_window
 from bot.models import NewJob
 from bot.errors import QuotaExceeded
-from bot.store import open_store
+from tests.harness.backends import open_address
 from tests.harness.store_calls import reserve_job
 
-async def main(path: str, name: int) -> None:
+async def main(address: str, name: int) -> None:
     now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
     limits = Limits(member_credits=10, server_credits=150, member_concurrent=5,
                     server_concurrent=1000)
-    async with open_store(path) as store:
+    async with open_address(address) as store:
         print("ready", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
 
@@ -726,15 +721,15 @@ asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 """
 
 
-async def test_two_processes_on_one_file_never_overspend(db_path: Path) -> None:
-    async with open_store(db_path):
+async def test_two_processes_on_one_database_never_overspend(backend: Backend) -> None:
+    async with backend.open():
         pass  # create the schema first, so both children only race on reservations
     children = [
         await asyncio.create_subprocess_exec(
             sys.executable,
             "-c",
             CHILD,
-            str(db_path),
+            backend.address,
             str(name),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -752,11 +747,11 @@ async def test_two_processes_on_one_file_never_overspend(db_path: Path) -> None:
     outputs = [await child.communicate() for child in children]
     assert [child.returncode for child in children] == [0, 0]
     assert sum(int(out.strip()) for out, _ in outputs) == 150
-    assert_budget_held(db_path, budget=150, cost=1)
+    await assert_budget_held(backend, budget=150, cost=1)
 
 
 async def test_cancelled_reservations_leave_the_store_consistent(
-    store: Store, db_path: Path
+    store: Store, backend: Backend
 ) -> None:
     limits = Limits(
         member_credits=10, server_credits=1000, member_concurrent=5, server_concurrent=500
@@ -773,10 +768,8 @@ async def test_cancelled_reservations_leave_the_store_consistent(
     assert all(isinstance(r, JobRecord | asyncio.CancelledError) for r in results)
     # A cancelled call may or may not have committed, but never half: every job has exactly
     # its ledger row, and the store keeps working.
-    rows = ledger(db_path)
-    with sqlite3.connect(db_path) as raw:
-        job_ids = [r[0] for r in raw.execute("SELECT id FROM jobs ORDER BY id")]
-    raw.close()
+    rows = await ledger(backend)
+    job_ids = [r[0] for r in await backend.rows("SELECT id FROM jobs ORDER BY id")]
     assert [row[0] for row in rows] == job_ids
     assert {job.id for job in kept} <= set(job_ids)
     after = await reserve(store, member=999, limits=limits, cost=2)

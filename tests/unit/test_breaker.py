@@ -62,3 +62,37 @@ def test_a_probe_is_due_only_after_the_cooldown_and_failures_restart_it() -> Non
     clock.now = 20
     breaker.observe(None)  # the next probe succeeded
     assert breaker.trouble is None and not breaker.probe_due()
+
+
+def test_processes_share_a_trip_and_the_recovery_each_telling_its_own_moderators() -> None:
+    """Two processes' breakers wired as the app wires them: what one sees, the other follows,
+    announcing it to its own servers once and never echoing it back."""
+    told: dict[str, list[Trip]] = {"a": [], "b": []}
+    shared: dict[str, list[Trip | None]] = {"a": [], "b": []}
+    clock = Clock()
+    a = CircuitBreaker(
+        threshold=2, cooldown=10, clock=clock, on_trip=told["a"].append, share=shared["a"].append
+    )
+    b = CircuitBreaker(
+        threshold=2, cooldown=10, clock=clock, on_trip=told["b"].append, share=shared["b"].append
+    )
+    a.observe(server_error())
+    a.observe(server_error())
+    assert a.trouble is Trouble.OUTAGE and b.trouble is None
+    [trip] = shared["a"]
+    assert trip is not None
+    b.heard(trip)
+    assert b.trouble is Trouble.OUTAGE
+    assert (len(told["a"]), len(told["b"]), shared["b"]) == (1, 1, [])
+    # Hearing it again (another process tripped too) changes nothing and tells nobody.
+    b.heard(trip)
+    assert len(told["b"]) == 1
+
+    # b's probe after the cool-down succeeds: it tells the others, and a takes jobs again.
+    clock.now = 10
+    assert b.probe_due()
+    b.observe(None)
+    assert shared["b"] == [None]
+    a.heard(None)
+    assert a.trouble is None and b.trouble is None
+    assert shared["a"] == [trip]

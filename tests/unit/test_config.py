@@ -187,3 +187,38 @@ def test_output_hosts_default_to_runcomfy_and_can_be_set() -> None:
     assert Config().runcomfy.output_hosts == ("*.runcomfy.net",)
     cfg = parse_config({"runcomfy": {"output_hosts": ["Files.RunComfy.net.", "*.cdn.example"]}})
     assert cfg.runcomfy.output_hosts == ("files.runcomfy.net", "*.cdn.example")
+
+
+def test_shards_default_to_one_process_holding_every_shard() -> None:
+    discord = parse_config({}).discord
+    assert (discord.shard_count, discord.shard_ids) == (1, None)
+    assert discord.connects_gateway and discord.registers_commands
+
+
+def test_shard_ids_name_this_process_s_shards_and_only_shard_0_registers_commands() -> None:
+    first = parse_config({"discord": {"shard_count": 4, "shard_ids": [2, 0]}}).discord
+    assert first.shard_ids == (0, 2)
+    assert first.connects_gateway and first.registers_commands
+    other = parse_config({"discord": {"shard_count": 4, "shard_ids": [1, 3]}}).discord
+    assert other.connects_gateway and not other.registers_commands
+    runner = parse_config({"discord": {"shard_count": 4, "shard_ids": []}}).discord
+    assert runner.shard_ids == ()
+    assert not runner.connects_gateway and not runner.registers_commands
+
+
+@pytest.mark.parametrize(
+    ("discord", "problem"),
+    [
+        ({"shard_count": 0}, "[discord] shard_count must be an integer ≥ 1"),
+        ({"shard_count": 2, "shard_ids": [2]}, "[discord] shard_ids must be a list of distinct"),
+        ({"shard_ids": [0, 0]}, "[discord] shard_ids must be a list of distinct"),
+        ({"shard_ids": 0}, "[discord] shard_ids must be a list of distinct"),
+        ({"shard_ids": [True]}, "[discord] shard_ids must be a list of distinct"),
+    ],
+)
+def test_bad_shard_settings_stop_the_bot_naming_the_key(
+    discord: dict[str, object], problem: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"discord": discord})
+    assert str(info.value).startswith(problem)

@@ -130,14 +130,14 @@ async def test_health_names_a_database_that_is_gone(tmp_path: Path) -> None:
 
 async def test_a_bot_not_on_the_gateway_is_not_healthy(store: SqliteStore) -> None:
     async with aiohttp.ClientSession() as http:
-        bot = SeedanceBot(Config(), http_session=http, store=store, runcomfy_token=TOKEN)
-        try:
+        # As run_bot holds it: entered (the sharded client's own set-up), never connected.
+        async with SeedanceBot(
+            Config(), http_session=http, store=store, runcomfy_token=TOKEN
+        ) as bot:
             assert bot.gateway_trouble() == "not connected"
             assert await Health(store, gateway=bot.gateway_trouble).trouble() == (
                 "gateway: not connected"
             )
-        finally:
-            await bot.close()
         assert bot.gateway_trouble() == "the client is closed"
 
 

@@ -33,7 +33,7 @@ from bot.models import (
 from bot.quota import PeriodWindow
 from bot.store.sqlite.guild_sql import StoreCore, audit, check_gates_in, granted_in, load_settings
 from bot.store.sqlite.inline import Db
-from bot.store.sqlite.ledger import active_counts, admit, server_totals
+from bot.store.sqlite.ledger import active_counts, admit, next_mark, server_totals
 from bot.store.sqlite.rows import JOB_COLUMNS, from_opt_text, from_text, job_from_row, to_text
 
 __all__ = ["ApprovalMixin"]
@@ -71,7 +71,8 @@ async def _readmit(
 
     A waiting request counts for its member but not for the server, so the server's cap is
     checked only now. Its credits were held in the pool of the period it was asked in; in a
-    later period they move to the current one (the period the video is made and paid in).
+    later period they move to the current one (the period the video is made and paid in),
+    with a fresh mark: no reset made before the move forgives them.
     """
     window = settings.window(now)
     limits = settings.limits(())
@@ -101,9 +102,9 @@ async def _readmit(
     if moved:
         stamp = to_text(now)
         await db.execute(
-            "UPDATE usage_ledger SET created_at = ?, period_key = ? "
+            "UPDATE usage_ledger SET created_at = ?, period_key = ?, mark = ? "
             "WHERE job_id = ? AND state = 'reserved'",
-            (stamp, window.key, job.id),
+            (stamp, window.key, await next_mark(db), job.id),
         )
         await db.execute("UPDATE jobs SET period_key = ? WHERE id = ?", (window.key, job.id))
 

@@ -32,7 +32,13 @@ from bot.store.sqlite.guild_sql import (
     touch_settings,
 )
 from bot.store.sqlite.inline import Db
-from bot.store.sqlite.ledger import active_counts, credit_totals, server_totals, usage_record
+from bot.store.sqlite.ledger import (
+    active_counts,
+    credit_totals,
+    next_mark,
+    server_totals,
+    usage_record,
+)
 from bot.store.sqlite.rows import to_text
 
 __all__ = ["BudgetMixin"]
@@ -261,11 +267,21 @@ class BudgetMixin(StoreCore):
                 forgiven = sum(await server_totals(db, guild_id, window))
             else:
                 forgiven = (await credit_totals(db, guild_id, member_id, window)).member_held
+            mark = await next_mark(db)
             async with db.execute(
-                "INSERT INTO usage_resets (guild_id, member_id, ledger_mark, window_start, "
-                "forgiven, period_key, reset_by, created_at) VALUES (?, ?, "
-                "(SELECT COALESCE(MAX(id), 0) FROM usage_ledger), ?, ?, ?, ?, ?) RETURNING id",
-                (guild_id, member_id, to_text(window.start), forgiven, window.key, by, stamp),
+                "INSERT INTO usage_resets (guild_id, member_id, mark, window_start, "
+                "forgiven, period_key, reset_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "RETURNING id",
+                (
+                    guild_id,
+                    member_id,
+                    mark,
+                    to_text(window.start),
+                    forgiven,
+                    window.key,
+                    by,
+                    stamp,
+                ),
             ) as cursor:
                 row = await cursor.fetchone()
             assert row is not None

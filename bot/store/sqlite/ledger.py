@@ -1,8 +1,8 @@
 """Credit arithmetic inside a store transaction: totals, open-job counts, the admit decision.
 
 Budgets count the ledger rows *reserved during the period's time range* that are reserved or
-committed, minus the rows a moderator's reset took off (the rows of that reset's period
-written before it).
+committed, minus the rows a moderator's reset took off: rows of that reset's period with a
+smaller mark (written before it; see V6__usage_marks.sql).
 Rows on the ``cap`` basis count against the member's cap and the pool; ``pending`` (waiting
 for a moderator) and ``approved`` (let past the cap) rows count against the pool only.
 """
@@ -22,6 +22,7 @@ __all__ = [
     "admit",
     "credit_totals",
     "insert_job",
+    "next_mark",
     "server_totals",
     "usage_record",
 ]
@@ -32,7 +33,7 @@ Basis = Literal["cap", "pending", "approved"]
 # A row stops counting once a reset of its period was made after it was written.
 _NOT_RESET = (
     "NOT EXISTS (SELECT 1 FROM usage_resets r WHERE r.guild_id = :guild AND {who} "
-    "AND usage_ledger.id <= r.ledger_mark AND usage_ledger.created_at >= r.window_start)"
+    "AND usage_ledger.mark < r.mark AND usage_ledger.created_at >= r.window_start)"
 )
 _MEMBER_NOT_RESET = _NOT_RESET.format(who="(r.member_id = :member OR r.member_id IS NULL)")
 _SERVER_NOT_RESET = _NOT_RESET.format(who="r.member_id IS NULL")
@@ -147,6 +148,15 @@ async def active_counts(db: Db, guild_id: int, member_id: int) -> tuple[int, int
     return int(row[0]), int(row[1])
 
 
+async def next_mark(db: Db) -> int:
+    """The next mark in the order of charges and resets (inside the caller's write
+    transaction, so the order of marks is the order of writes)."""
+    async with db.execute("UPDATE usage_marks SET last = last + 1 RETURNING last") as cursor:
+        row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 async def insert_job(
     db: Db,
     job: NewJob,
@@ -182,10 +192,11 @@ async def insert_job(
         row = await cursor.fetchone()
     assert row is not None
     record = job_from_row(row)
+    mark = await next_mark(db)
     await db.execute(
         "INSERT INTO usage_ledger (job_id, guild_id, member_id, credits, state, basis, "
-        "period_key, created_at) VALUES (?, ?, ?, ?, 'reserved', ?, ?, ?)",
-        (record.id, job.guild_id, job.member_id, cost, basis, window.key, stamp),
+        "period_key, created_at, mark) VALUES (?, ?, ?, ?, 'reserved', ?, ?, ?, ?)",
+        (record.id, job.guild_id, job.member_id, cost, basis, window.key, stamp, mark),
     )
     return record
 

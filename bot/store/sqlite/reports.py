@@ -1,16 +1,20 @@
-"""Read-only summaries: usage per server and member for operators, a server's pool right now.
+"""Read-only summaries: usage per server and member for operators, a server's pool right now,
+a member's latest jobs, recent run times.
 
 Nothing here changes the database; every query runs in one read transaction.
 """
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterable
 from datetime import datetime
 
-from bot.models import GuildDefaults, PoolUsage, ReportRow
+from bot.models import GuildDefaults, JobRecord, PoolUsage, ReportRow
 from bot.store.sqlite.guild_sql import StoreCore, load_settings
+from bot.store.sqlite.inline import Db
 from bot.store.sqlite.ledger import server_spend, server_totals
-from bot.store.sqlite.rows import OPEN, to_text
+from bot.store.sqlite.rows import JOB_COLUMNS, OPEN, from_text, job_from_row, to_text
 
 __all__ = ["ReportMixin"]
 
@@ -38,7 +42,7 @@ _CREDIT_SUMS = (
 
 
 class ReportMixin(StoreCore):
-    """Usage summaries; mixed into :class:`~bot.store.Store`."""
+    """Usage summaries and job history; mixed into :class:`~bot.store.Store`."""
 
     async def usage_rows(
         self, *, guild_id: int | None = None, since: datetime | None = None
@@ -107,3 +111,38 @@ class ReportMixin(StoreCore):
             spent_usd=spent,
             priced_jobs=priced,
         )
+
+    async def recent_jobs(
+        self, guild_id: int, member_id: int, *, limit: int = 10
+    ) -> list[JobRecord]:
+        """A member's latest jobs in a server, newest first."""
+        async with (
+            self._read() as db,
+            db.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND member_id = ? "
+                "ORDER BY id DESC LIMIT ?",
+                (guild_id, member_id, limit),
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [job_from_row(row) for row in rows]
+
+    async def recent_run_seconds(
+        self, resolution: str, duration: int, *, limit: int = 20
+    ) -> list[float]:
+        """Seconds from the start of generation to delivery of recent delivered jobs of this kind.
+
+        Queue time is left out: the poller and the ETA count from when a job is seen running.
+        """
+
+        async def read(db: Db) -> Iterable[sqlite3.Row]:
+            async with db.execute(
+                "SELECT started_at, finished_at FROM jobs WHERE state = 'delivered' "
+                "AND resolution = ? AND duration = ? AND started_at IS NOT NULL "
+                "ORDER BY finished_at DESC LIMIT ?",
+                (resolution, duration, limit),
+            ) as cursor:
+                return await cursor.fetchall()
+
+        rows = await self._inline_read(read)
+        return [(from_text(row[1]) - from_text(row[0])).total_seconds() for row in rows]

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import math
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +17,7 @@ import aiosqlite
 
 from bot.errors import JobNotFound
 from bot.models import FAILURE_STATES, PROGRESS_STATES, JobRecord, JobState
+from bot.store.signals import LocalSignals
 from bot.store.sqlite.approvals import ApprovalMixin
 from bot.store.sqlite.budgets import BudgetMixin
 from bot.store.sqlite.inline import Db, InlineThread
@@ -26,7 +27,6 @@ from bot.store.sqlite.reports import ReportMixin
 from bot.store.sqlite.rows import (
     JOB_COLUMNS,
     OPEN,
-    from_text,
     job_from_row,
     to_text,
 )
@@ -42,7 +42,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, ReportMixin):
+class SqliteStore(
+    ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, ReportMixin, LocalSignals
+):
     """Jobs, the usage ledger and each server's moderation settings in one SQLite file.
 
     One aiosqlite connection is shared by every coroutine. Each method holds an asyncio lock
@@ -51,10 +53,13 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
     busy timeout) instead of reading budgets that are about to change. The hot paths run
     their whole transaction in one call on a thread of their own (see ``inline``), under the
     same lock.
+
+    One process per database file: its signals stay inside the process.
     """
 
     def __init__(self, db: aiosqlite.Connection, inline: InlineThread) -> None:
         """Wrap an open, migrated connection. Use :meth:`open` instead."""
+        LocalSignals.__init__(self)
         self._db = db
         self._inline = inline
         self._lock = asyncio.Lock()
@@ -406,6 +411,31 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
         """
         if state not in FAILURE_STATES:
             raise ValueError(f"finish_failed takes failed, cancelled or timed_out, not {state}")
+        return await self._release(
+            job_id, state, error=error, now=now, where=f"{OPEN}{OWNED}", owner=owner
+        )
+
+    async def cancel_unsent(self, job_id: int, *, error: str, now: datetime) -> bool:
+        """ACCEPTED -> CANCELLED and its reservation released, whoever holds the job.
+
+        Returns False, changing nothing, once the job left ACCEPTED: a job whose submit
+        started is never ended here (the submit's own guard, ``mark_submitting``, is the other
+        half: of the two, exactly one happens).
+        """
+        return await self._release(
+            job_id, JobState.CANCELLED, error=error, now=now, where="state = 'accepted'"
+        )
+
+    async def _release(
+        self,
+        job_id: int,
+        state: JobState,
+        *,
+        error: str,
+        now: datetime,
+        where: str,
+        owner: str | None = None,
+    ) -> bool:
         stamp = to_text(now)
 
         async def settle(db: Db) -> bool:
@@ -414,7 +444,7 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
                 job_id,
                 "UPDATE jobs SET state = :state, error = :error, queue_position = NULL, "
                 "finished_at = :now, updated_at = :now, owner = NULL, lease_until = NULL "
-                f"WHERE id = :id AND {OPEN}{OWNED}",
+                f"WHERE id = :id AND {where}",
                 {"state": state.value, "error": error, "now": stamp, "owner": owner},
             )
             if changed:
@@ -429,43 +459,6 @@ class SqliteStore(ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, Repor
         if changed:
             log.info("job %d %s; credits released: %s", job_id, state, error)
         return changed
-
-    # -- queries ---------------------------------------------------------------------------
-
-    async def recent_jobs(
-        self, guild_id: int, member_id: int, *, limit: int = 10
-    ) -> list[JobRecord]:
-        """A member's latest jobs in a server, newest first."""
-        async with (
-            self._lock,
-            self._db.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND member_id = ? "
-                "ORDER BY id DESC LIMIT ?",
-                (guild_id, member_id, limit),
-            ) as cursor,
-        ):
-            rows = await cursor.fetchall()
-        return [job_from_row(row) for row in rows]
-
-    async def recent_run_seconds(
-        self, resolution: str, duration: int, *, limit: int = 20
-    ) -> list[float]:
-        """Seconds from the start of generation to delivery of recent delivered jobs of this kind.
-
-        Queue time is left out: the poller and the ETA count from when a job is seen running.
-        """
-
-        async def read(db: Db) -> Iterable[sqlite3.Row]:
-            async with db.execute(
-                "SELECT started_at, finished_at FROM jobs WHERE state = 'delivered' "
-                "AND resolution = ? AND duration = ? AND started_at IS NOT NULL "
-                "ORDER BY finished_at DESC LIMIT ?",
-                (resolution, duration, limit),
-            ) as cursor:
-                return await cursor.fetchall()
-
-        rows = await self._inline_read(read)
-        return [(from_text(row[1]) - from_text(row[0])).total_seconds() for row in rows]
 
 
 async def _switch_to_wal(db: aiosqlite.Connection, patience: float) -> Any:
