@@ -138,7 +138,13 @@ async def run(database: DatabaseConfig, processes: int, shape: Shape, seed: int)
         base = sandbox.config
         config: Config = dataclasses.replace(
             base,
-            discord=dataclasses.replace(base.discord, shard_ids=()),
+            # The processes share one bot token, so they split its request budget (README:
+            # Running several processes).
+            discord=dataclasses.replace(
+                base.discord,
+                shard_ids=(),
+                requests_per_second=max(1, base.discord.requests_per_second // processes),
+            ),
             runcomfy=dataclasses.replace(base.runcomfy, max_concurrent_jobs=jobs + 1),
             database=database,
             quota=QuotaConfig(
