@@ -47,10 +47,14 @@ def _in_window(start: str, end: str) -> str:
     )
 
 
-# A row stops counting once a reset of its period was made after it was written.
+# A row stops counting once a reset of its period was made after it was written. A row
+# written after the server's (or member's) latest reset of all, the usual case, needs no
+# search for one: the first test, on one maximum taken once per statement, implies the
+# second, so the two together say exactly what the second says alone.
 _NOT_RESET = (
-    "NOT EXISTS (SELECT 1 FROM usage_resets r WHERE r.guild_id = $1 AND {who} "
-    "AND l.mark < r.mark AND l.created_at >= r.window_start)"
+    "((l.mark > (SELECT MAX(r.mark) FROM usage_resets r WHERE r.guild_id = $1 AND {who})) "
+    "IS NOT FALSE OR NOT EXISTS (SELECT 1 FROM usage_resets r WHERE r.guild_id = $1 AND {who} "
+    "AND l.mark < r.mark AND l.created_at >= r.window_start))"
 )
 
 
