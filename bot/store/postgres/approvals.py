@@ -216,8 +216,7 @@ class ApprovalMixin(StoreCore):
         is paused, :class:`JobNotFound` for a job of another server or never sent to approval.
         """
         when = now_or(now)
-        async with self._write() as conn:
-            await lock_guild(conn, guild_id)
+        async with self._locked(guild_id) as conn:
             job, approval = await self._load_request(conn, guild_id, job_id)
             if approval.decision is not None or job.state is not JobState.PENDING_APPROVAL:
                 return ApprovalRequest(job, approval, changed=False)

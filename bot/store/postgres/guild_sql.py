@@ -2,8 +2,9 @@
 grants, the audit trail.
 
 Every write that reads or changes a server's budgets, gates or approval queue first takes the
-server's advisory lock (:func:`lock_guild`) inside its transaction, so such writes of one server
-run one after another across every process, and each sees what the one before it committed.
+server's advisory lock inside its transaction (opening it with the lock, :func:`begin_locked`,
+or :func:`lock_guild` once it knows the server), so such writes of one server run one after
+another across every process, and each sees what the one before it committed.
 Transactions that take no server lock never wait for one, so locks are always taken server
 lock first, rows second, and two transactions can never wait on each other in a circle.
 """
