@@ -57,7 +57,8 @@ class ReservationMixin(StoreCore):
         :class:`GateClosed` or :class:`QuotaExceeded`, having written nothing.
         """
         stamp = utc(now)
-        lease = opt_utc(lease_until)
+        until = opt_utc(lease_until)
+        lease = None if owner is None or until is None else (owner, until)
         async with self._locked(job.guild_id) as conn:
             row = await conn.fetchrow(
                 _SERVER_VIEW, *server_view_args(job.guild_id, job.member_id, defaults, stamp)
@@ -93,9 +94,7 @@ class ReservationMixin(StoreCore):
                 stamp=stamp,
                 state=state,
                 basis=basis,
-                lease=None
-                if owner is None or lease is None or state is not JobState.ACCEPTED
-                else (owner, lease),
+                lease=lease if state is JobState.ACCEPTED else None,
             )
         log.info(
             "job %d %s: guild %d member %d, %s %ds, %d credits held in %s",
