@@ -1,5 +1,5 @@
 """Store: credit reservations per second on one SQLite file and on one PostgreSQL database,
-alone and racing for one pool.
+alone and racing for one pool, and where the processor time goes.
 
 Every reservation is `Store.reserve_request` — the call /animate makes: the server's
 settings, the gates, the member's cap, the pool and the concurrency caps, then the write, in
@@ -17,6 +17,12 @@ advisory lock. Without PostgreSQL's binaries that table is left out.
 - 1, 2 and 4 processes, each with 10 callers on servers of their own (no shared pool): how
   the store's throughput grows with bot processes, as it must for several processes to help.
 
+Every run is timed on a warm store (see `bench.store_runs`). Beside the rates: the processor
+time per call of the bot's processes and of PostgreSQL's server, how busy the whole machine
+was, and the rate that processor time would allow on all the machine's cores: on a machine
+where the bot and the database share the cores, throughput stops growing with processes once
+the cores are full.
+
 In the races the server's pool holds fewer credits than asked for (1 credit each), so some
 must be refused: exactly `pool` reservations may succeed and the pool must never be overspent.
 """
@@ -24,192 +30,50 @@ must be refused: exactly `pool` reservations may succeed and the pool must never
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+import math
+import os
 import tempfile
-import time
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from multiprocessing import get_context
 from pathlib import Path
 
+import asyncpg
+
 from bench.common import Check, Report, Table, ms, percentile
-from bot.errors import QuotaExceeded
-from bot.models import GuildDefaults, NewJob
-from bot.store import Store, open_store
-from bot.store.postgres import PostgresStore
+from bench.cpu import postmaster_of
+from bench.store_runs import (
+    CALLERS,
+    COST,
+    POOL,
+    PROCESSES,
+    RACERS,
+    Run,
+    in_processes,
+    pool_spent,
+    race,
+    sequential,
+    steady,
+    timed,
+)
 from tests.harness.postgres import PostgresMissing, running_postgres
 
 TITLE = "Store"
 DEFAULT_RUNS = 3
 
-RACERS = 200
-PROCESSES = 4
-POOL = 150
-COST = 1
-# Caps high enough that only the pool limits the races.
-DEFAULTS = GuildDefaults(
-    server_credits=1_000_000,
-    member_credits=1_000_000,
-    member_concurrent=1000,
-    server_concurrent=1000,
-)
-RACE_DEFAULTS = GuildDefaults(
-    server_credits=POOL, member_credits=1_000_000, member_concurrent=1000, server_concurrent=1000
-)
-JOBS_PER_GUILD = 900  # under the server's concurrency cap of 1,000 open jobs
 SCALE = (1, 2, 4)
-CALLERS = 10  # per process, each on a server of its own
+_SETTINGS = (
+    "fsync", "synchronous_commit", "full_page_writes", "wal_sync_method", "commit_delay",
+    "shared_buffers", "default_transaction_isolation",
+)  # fmt: skip
 
 
-def request(guild_id: int, member_id: int) -> NewJob:
-    return NewJob(
-        guild_id=guild_id,
-        channel_id=guild_id * 10,
-        member_id=member_id,
-        prompt="a lighthouse in a storm",
-        image_url="https://cdn.discordapp.com/attachments/1/2/frame.png",
-        last_frame_url=None,
-        resolution="480p",
-        duration=5,
-    )
-
-
-async def reserve(store: Store, job: NewJob, defaults: GuildDefaults) -> tuple[bool, float]:
-    """One reservation: (accepted, seconds it took)."""
-    started = time.perf_counter()
-    try:
-        await store.reserve_request(
-            job, cost=COST, role_ids=(), defaults=defaults, now=datetime.now(UTC)
-        )
-    except QuotaExceeded:
-        return False, time.perf_counter() - started
-    return True, time.perf_counter() - started
-
-
-@dataclass(frozen=True)
-class Run:
-    attempts: int
-    accepted: int
-    seconds: float
-    latencies: list[float]
-
-
-def open_at(address: str) -> AbstractAsyncContextManager[Store]:
-    """The store at a SQLite file path or a PostgreSQL URL."""
-    if address.startswith("postgresql://"):
-        return PostgresStore.open(address)
-    return open_store(address)
-
-
-async def sequential(address: str, count: int) -> Run:
-    async with open_at(address) as store:
-        latencies = []
-        accepted = 0
-        started = time.perf_counter()
-        for index in range(count):
-            ok, took = await reserve(store, request(1 + index // JOBS_PER_GUILD, index), DEFAULTS)
-            accepted += ok
-            latencies.append(took)
-        return Run(count, accepted, time.perf_counter() - started, latencies)
-
-
-async def race_in_process(address: str, guild_id: int, members: range, start_at: float) -> Run:
-    async with open_at(address) as store:
-        await asyncio.sleep(max(0.0, start_at - time.time()))
-        started = time.perf_counter()
-        results = await asyncio.gather(
-            *(reserve(store, request(guild_id, member), RACE_DEFAULTS) for member in members)
-        )
-        seconds = time.perf_counter() - started
-    return Run(len(results), sum(ok for ok, _ in results), seconds, [t for _, t in results])
-
-
-def _race_worker(address: str, guild_id: int, first: int, count: int, start_at: float) -> Run:
-    return asyncio.run(race_in_process(address, guild_id, range(first, first + count), start_at))
-
-
-def race_processes(address: str, guild_id: int) -> Run:
-    per = RACERS // PROCESSES
-    with ProcessPoolExecutor(max_workers=PROCESSES, mp_context=get_context("spawn")) as pool:
-        # Warm the workers (interpreter start, imports) before the starting gun.
-        list(pool.map(_noop, range(PROCESSES)))
-        start_at = time.time() + 1.0
-        futures = [
-            pool.submit(_race_worker, address, guild_id, 1 + i * per, per, start_at)
-            for i in range(PROCESSES)
-        ]
-        runs = [f.result() for f in futures]
-    return Run(
-        sum(r.attempts for r in runs),
-        sum(r.accepted for r in runs),
-        max(r.seconds for r in runs),
-        [t for r in runs for t in r.latencies],
-    )
-
-
-def _noop(_index: int) -> None:
-    return None
-
-
-async def steady(address: str, first_guild: int, count: int, start_at: float) -> Run:
-    """One process's steady traffic: ``CALLERS`` callers, each reserving one after another on
-    a server of its own, ``count`` reservations in all."""
-    async with open_at(address) as store:
-        await asyncio.sleep(max(0.0, start_at - time.time()))
-
-        async def caller(guild_id: int) -> list[tuple[bool, float]]:
-            done = []
-            for member in range(count // CALLERS):
-                started = time.perf_counter()
-                try:
-                    done.append(await reserve(store, request(guild_id, member), DEFAULTS))
-                except sqlite3.OperationalError:
-                    # SQLite's busy timeout ran out ("database is locked"): a refusal the
-                    # member would see as an error.
-                    done.append((False, time.perf_counter() - started))
-            return done
-
-        started = time.perf_counter()
-        results = await asyncio.gather(*(caller(first_guild + c) for c in range(CALLERS)))
-        seconds = time.perf_counter() - started
-    done = [r for caller_results in results for r in caller_results]
-    return Run(len(done), sum(ok for ok, _ in done), seconds, [t for _, t in done])
-
-
-def _steady_worker(address: str, first_guild: int, count: int, start_at: float) -> Run:
-    return asyncio.run(steady(address, first_guild, count, start_at))
-
-
-def scale(address: str, processes: int, count: int) -> Run:
-    """``processes`` processes of steady traffic at once; wall time of the slowest."""
-    with ProcessPoolExecutor(max_workers=processes, mp_context=get_context("spawn")) as pool:
-        list(pool.map(_noop, range(processes)))
-        start_at = time.time() + 1.0
-        futures = [
-            pool.submit(_steady_worker, address, 10_000_000 * processes + 1000 * i, count, start_at)
-            for i in range(processes)
-        ]
-        runs = [f.result() for f in futures]
-    return Run(
-        sum(r.attempts for r in runs),
-        sum(r.accepted for r in runs),
-        max(r.seconds for r in runs),
-        [t for r in runs for t in r.latencies],
-    )
-
-
-async def pool_spent(address: str, guild_id: int) -> tuple[int, int]:
-    """(credits held or used by the server, its open jobs), as the store reports them."""
-    async with open_at(address) as store:
-        usage = await store.member_usage(
-            guild_id, 1, role_ids=(), defaults=RACE_DEFAULTS, now=datetime.now(UTC)
-        )
-    return usage.server_used + usage.server_reserved, usage.server_active_jobs
+def _per_call(seconds: float, run: Run) -> float | None:
+    return None if math.isnan(seconds) else ms(seconds / run.attempts)
 
 
 def _row(name: str, run: Run) -> list[str | int | float | None]:
+    spent = run.cpu + (0.0 if math.isnan(run.server_cpu) else run.server_cpu)
     return [
         name,
         run.attempts,
@@ -217,6 +81,10 @@ def _row(name: str, run: Run) -> list[str | int | float | None]:
         run.attempts / run.seconds,
         ms(percentile(run.latencies, 50)),
         ms(percentile(run.latencies, 99)),
+        _per_call(run.cpu, run),
+        _per_call(run.server_cpu, run),
+        run.busy * 100,
+        (os.cpu_count() or 1) * run.attempts / spent if spent > 0 else math.nan,
     ]
 
 
@@ -230,22 +98,48 @@ class Runs:
     scaled: dict[int, Run]
 
 
-def run_all(address: str, count: int) -> Runs:
-    """The ways of calling, on the store at ``address``."""
-    alone = asyncio.run(sequential(address, count))
-    together = asyncio.run(race_in_process(address, 900_001, range(1, RACERS + 1), 0.0))
+def one_after_another(address: str, count: int, postmaster: int | None = None) -> Run:
+    """A single caller on the store at ``address`` (a PostgreSQL server's processor time
+    read too when ``postmaster`` names its process)."""
+    return asyncio.run(timed(address, sequential(count), postmaster=postmaster))
+
+
+def run_all(address: str, count: int, alone: Run, postmaster: int | None = None) -> Runs:
+    """The other ways of calling, on the store at ``address``, after ``alone``."""
+    together = asyncio.run(timed(address, race(900_001, 1, RACERS), postmaster=postmaster))
     spent_one = asyncio.run(pool_spent(address, 900_001))
-    apart = race_processes(address, 900_002)
+    per = RACERS // PROCESSES
+    apart = in_processes(
+        address, [(race, (900_002, 1 + i * per, per)) for i in range(PROCESSES)], postmaster
+    )
     spent_many = asyncio.run(pool_spent(address, 900_002))
     per_process = max(CALLERS, count // 2)
-    scaled = {n: scale(address, n, per_process) for n in SCALE}
+    scaled = {
+        n: in_processes(
+            address,
+            [(steady, (10_000_000 * n + 1000 * i, per_process)) for i in range(n)],
+            postmaster,
+        )
+        for n in SCALE
+    }
     return Runs(alone, together, apart, spent_one, spent_many, scaled)
 
 
 def _table(title: str, runs: Runs, connections: str, note: str) -> Table:
     return Table(
         title,
-        ["callers", "attempts", "accepted", "reservations/s", "p50 (ms)", "p99 (ms)"],
+        [
+            "callers",
+            "attempts",
+            "accepted",
+            "reservations/s",
+            "p50 (ms)",
+            "p99 (ms)",
+            "bot CPU (ms/call)",
+            "server CPU (ms/call)",
+            "machine busy (%)",
+            "the cores allow (/s)",
+        ],
         [
             _row("one after another", runs.alone),
             _row(f"{RACERS} racing in one process ({connections})", runs.together),
@@ -263,7 +157,11 @@ def _table(title: str, runs: Runs, connections: str, note: str) -> Table:
         f"Latency is per call, waiting for the lock included. In the last rows each caller "
         f"reserves one after another on a server of its own; every call should be accepted, "
         f"and one that is not failed (SQLite: its busy timeout ran out, 'database is "
-        f"locked')." + note,
+        f"locked'). Processor time per call, while timed: the bot's processes (SQLite's work "
+        f"included: it runs inside them), and PostgreSQL's server, all its processes. "
+        f"Machine busy: the share of all {os.cpu_count()} cores busy while timed, whoever "
+        f"kept them busy. The cores allow: the calls per second that processor time per call "
+        f"would fill all the cores with, on a machine doing nothing else." + note,
     )
 
 
@@ -296,10 +194,47 @@ def _checks(name: str, runs: Runs) -> list[Check]:
     ]
 
 
+async def server_settings(url: str) -> str:
+    """The server settings a reservation's speed and durability depend on."""
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT name, current_setting(name) FROM unnest($1::text[]) name", _SETTINGS
+        )
+    finally:
+        await conn.close()
+    return ", ".join(f"{name} = {value}" for name, value in rows)
+
+
+@contextmanager
+def _postgres() -> Iterator[tuple[str, int] | str]:
+    """A durable PostgreSQL server of the run's own: (a fresh database's URL, the server's
+    process id); or why there is none."""
+    try:
+        with running_postgres(durable=True) as server, server.database() as name:
+            yield server.url(name), postmaster_of(server.root / "data")
+    except PostgresMissing as missing:
+        yield str(missing)
+
+
 def measure(quick: bool, seed: int) -> Report:
     count = 200 if quick else 2000
-    with tempfile.TemporaryDirectory(prefix="bench-store-", dir=Path.home()) as tmp:
-        sqlite = run_all(str(Path(tmp) / "store.sqlite3"), count)
+    loads = ", ".join(f"{load:.2f}" for load in os.getloadavg())
+    notes = [f"Load average (1, 5, 15 min) at the start of run {seed + 1}: {loads}."]
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-store-", dir=Path.home()) as tmp,
+        _postgres() as found,
+    ):
+        path = str(Path(tmp) / "store.sqlite3")
+        # One after another on both stores first, back to back: the two figures compared.
+        sqlite_alone = one_after_another(path, count)
+        postgres_alone = None
+        if isinstance(found, tuple):
+            postgres_alone = one_after_another(found[0], count, found[1])
+        sqlite = run_all(path, count, sqlite_alone)
+        if isinstance(found, tuple) and postgres_alone is not None:
+            postgres = run_all(found[0], count, postgres_alone, found[1])
+            notes.append(f"PostgreSQL server: {asyncio.run(server_settings(found[0]))}.")
     tables = [
         _table(
             "Store.reserve_request on one SQLite file (WAL, synchronous=FULL)",
@@ -309,12 +244,9 @@ def measure(quick: bool, seed: int) -> Report:
         )
     ]
     checks = _checks("SQLite", sqlite)
-    try:
-        with running_postgres(durable=True) as server, server.database() as name:
-            postgres = run_all(server.url(name), count)
-    except PostgresMissing as missing:
-        tables[0].note += f" PostgreSQL was not measured: {missing}."
-        return Report(tables, checks)
+    if not isinstance(found, tuple):
+        tables[0].note += f" PostgreSQL was not measured: {found}."
+        return Report(tables, checks, notes)
     tables.append(
         _table(
             "Store.reserve_request on one PostgreSQL database (Unix socket, fsync per commit)",
@@ -336,4 +268,4 @@ def measure(quick: bool, seed: int) -> Report:
         Check("PostgreSQL: reservations/s, 2 processes over 1", rate[2] / rate[1], ">", 1.0, "x"),
         Check("PostgreSQL: reservations/s, 4 processes over 2", rate[4] / rate[2], ">", 1.0, "x"),
     ]
-    return Report(tables, checks + _checks("PostgreSQL", postgres) + scaling)
+    return Report(tables, checks + _checks("PostgreSQL", postgres) + scaling, notes)

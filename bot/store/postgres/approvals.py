@@ -1,4 +1,4 @@
-"""Accepting requests with each server's own settings, and the moderators' approval queue.
+"""The moderators' approval queue.
 
 A request over the member's cap, while the server pool can still hold it and the server has
 approvals on, is written PENDING_APPROVAL and its credits are *held in the pool* (so an
@@ -14,7 +14,6 @@ and a runner ending the job never interleave.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -27,28 +26,23 @@ from bot.models import (
     GuildSettings,
     JobRecord,
     JobState,
-    NewJob,
     QuotaRefusal,
     RefusalReason,
 )
-from bot.moderation.gates import closed_gate
 from bot.store.postgres.guild_sql import (
     StoreCore,
     audit,
-    granted_in,
     load_settings,
     lock_guild,
     lock_guilds,
-    settings_and_ban,
 )
-from bot.store.postgres.ledger import active_counts, admit, server_totals
+from bot.store.postgres.ledger import active_counts, server_totals
 from bot.store.postgres.rows import (
     JOB_COLUMNS,
     Conn,
     job_from_row,
     now_or,
     opt_time_of,
-    opt_utc,
     time_of,
     utc,
 )
@@ -126,73 +120,7 @@ async def _readmit(conn: Conn, job: JobRecord, settings: GuildSettings, now: dat
 
 
 class ApprovalMixin(StoreCore):
-    """Per-server reservations and the approval queue; mixed into the PostgreSQL store."""
-
-    async def reserve_request(
-        self,
-        job: NewJob,
-        *,
-        cost: int,
-        role_ids: Collection[int],
-        defaults: GuildDefaults,
-        now: datetime,
-        parent_channel_id: int | None = None,
-        owner: str | None = None,
-        lease_until: datetime | None = None,
-    ) -> JobRecord:
-        """Accept a request under its server's settings, atomically; the stored job.
-
-        With ``owner``, the job is born leased to that process until ``lease_until``, so no
-        other process (or sweep) takes it before its owner has shown and started it.
-
-        In one transaction holding the server's lock: the gates (paused, banned, channel),
-        the server's period, the member's cap (default or most generous role, plus this
-        period's grants), the pool and the concurrency caps, then the write. The job comes
-        back ACCEPTED, or PENDING_APPROVAL when it went to the moderators. Raises
-        :class:`GateClosed` or :class:`QuotaExceeded`, having written nothing.
-        """
-        stamp = utc(now)
-        lease = opt_utc(lease_until)
-        async with self._write() as conn:
-            await lock_guild(conn, job.guild_id)
-            settings, banned = await settings_and_ban(conn, job.guild_id, job.member_id, defaults)
-            closed = closed_gate(
-                settings, banned=banned, channel_id=job.channel_id, parent_id=parent_channel_id
-            )
-            if closed is not None:
-                raise GateClosed(closed, settings.allowed_channels)
-            window = settings.window(stamp)
-            granted = await granted_in(conn, job.guild_id, job.member_id, window)
-            limits = settings.limits(role_ids, granted)
-            record = await admit(
-                conn,
-                job,
-                cost=cost,
-                limits=limits,
-                window=window,
-                stamp=stamp,
-                approvals=settings.approvals,
-                lease=None if owner is None or lease is None else (owner, lease),
-            )
-            if record.state is JobState.PENDING_APPROVAL:
-                await conn.execute(
-                    "INSERT INTO approvals (job_id, guild_id, requested_at) VALUES ($1, $2, $3)",
-                    record.id,
-                    job.guild_id,
-                    stamp,
-                )
-        log.info(
-            "job %d %s: guild %d member %d, %s %ds, %d credits held in %s",
-            record.id,
-            "sent to the moderators" if record.state is JobState.PENDING_APPROVAL else "accepted",
-            job.guild_id,
-            job.member_id,
-            job.resolution,
-            job.duration,
-            cost,
-            window.key,
-        )
-        return record
+    """The approval queue; mixed into the PostgreSQL store."""
 
     # -- reading the queue ----------------------------------------------------------------
 
@@ -288,8 +216,7 @@ class ApprovalMixin(StoreCore):
         is paused, :class:`JobNotFound` for a job of another server or never sent to approval.
         """
         when = now_or(now)
-        async with self._write() as conn:
-            await lock_guild(conn, guild_id)
+        async with self._locked(guild_id) as conn:
             job, approval = await self._load_request(conn, guild_id, job_id)
             if approval.decision is not None or job.state is not JobState.PENDING_APPROVAL:
                 return ApprovalRequest(job, approval, changed=False)

@@ -26,7 +26,6 @@ from bot.store.postgres.guild_sql import (
     audit,
     granted_in,
     load_settings,
-    lock_guild,
     touch_settings,
 )
 from bot.store.postgres.ledger import active_counts, credit_totals, server_totals, usage_record
@@ -123,8 +122,7 @@ class BudgetMixin(StoreCore):
         detail = ", ".join(
             f"{name}={'default' if value is None else value}" for name, value in changes.items()
         )
-        async with self._write() as conn:
-            await lock_guild(conn, guild_id)
+        async with self._locked(guild_id) as conn:
             await touch_settings(conn, guild_id, stamp)
             await conn.execute(
                 f"UPDATE guild_settings SET {assignments} WHERE guild_id = $1",
@@ -144,8 +142,7 @@ class BudgetMixin(StoreCore):
     ) -> None:
         """Give members with ``role_id`` a cap of ``credits`` (None removes the role's limit)."""
         stamp = now_or(now)
-        async with self._write() as conn:
-            await lock_guild(conn, guild_id)
+        async with self._locked(guild_id) as conn:
             if credits is None:
                 await conn.execute(
                     "DELETE FROM role_limits WHERE guild_id = $1 AND role_id = $2",
@@ -187,8 +184,7 @@ class BudgetMixin(StoreCore):
         if credits == 0 or abs(credits) > MAX_CREDITS:
             raise ValueError(f"A grant must be a non-zero number of credits up to {MAX_CREDITS:,}.")
         when = now_or(now)
-        async with self._write() as conn:
-            await lock_guild(conn, guild_id)
+        async with self._locked(guild_id) as conn:
             settings = await load_settings(conn, guild_id, defaults)
             window = settings.window(when)
             grant_id = await conn.fetchval(
@@ -241,8 +237,7 @@ class BudgetMixin(StoreCore):
         taken under the server's lock after every charge it forgives.
         """
         when = now_or(now)
-        async with self._write() as conn:
-            await lock_guild(conn, guild_id)
+        async with self._locked(guild_id) as conn:
             settings = await load_settings(conn, guild_id, defaults)
             window = settings.window(when)
             if member_id is None:
@@ -292,8 +287,7 @@ class BudgetMixin(StoreCore):
         now: datetime | None,
     ) -> None:
         stamp = now_or(now)
-        async with self._write() as conn:
-            await lock_guild(conn, guild_id)
+        async with self._locked(guild_id) as conn:
             await touch_settings(conn, guild_id, stamp)
             # ``column`` is one of the three fixed names below, never input.
             await conn.execute(

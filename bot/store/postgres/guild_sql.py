@@ -2,8 +2,9 @@
 grants, the audit trail.
 
 Every write that reads or changes a server's budgets, gates or approval queue first takes the
-server's advisory lock (:func:`lock_guild`) inside its transaction, so such writes of one server
-run one after another across every process, and each sees what the one before it committed.
+server's advisory lock inside its transaction (opening it with the lock, :func:`begin_locked`,
+or :func:`lock_guild` once it knows the server), so such writes of one server run one after
+another across every process, and each sees what the one before it committed.
 Transactions that take no server lock never wait for one, so locks are always taken server
 lock first, rows second, and two transactions can never wait on each other in a circle.
 """
@@ -28,6 +29,7 @@ __all__ = [
     "SETTINGS_SQL",
     "StoreCore",
     "audit",
+    "begin_locked",
     "check_gates_in",
     "granted_in",
     "is_banned_in",
@@ -44,7 +46,21 @@ log = logging.getLogger(__name__)
 
 async def lock_guild(conn: Conn, guild_id: int) -> None:
     """Hold the server's advisory lock until the transaction ends."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", guild_id)
+    await conn.execute("SELECT pg_advisory_xact_lock($1::bigint)", guild_id)
+
+
+def begin_locked(guild_id: int) -> str:
+    """BEGIN a READ COMMITTED transaction and take the server's lock (:func:`lock_guild`'s),
+    as one message of two statements: one round trip, and the lock is taken, in a statement
+    of its own, before anything the transaction reads next takes its snapshot.
+
+    A message of several statements cannot carry parameters, so the id is written into it:
+    an ``int``, which spells nothing but digits.
+    """
+    return (
+        "BEGIN ISOLATION LEVEL READ COMMITTED; "
+        f"SELECT pg_advisory_xact_lock({int(guild_id)}::bigint)"
+    )
 
 
 async def lock_guilds(conn: Conn, guild_ids: Iterable[int]) -> None:
@@ -205,5 +221,7 @@ class StoreCore:
         def _read(self) -> AbstractAsyncContextManager[Conn]: ...
 
         def _connection(self) -> AbstractAsyncContextManager[Conn]: ...
+
+        def _locked(self, guild_id: int) -> AbstractAsyncContextManager[Conn]: ...
 
         async def _require_job(self, conn: Conn, job_id: int) -> JobRecord: ...

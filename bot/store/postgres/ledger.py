@@ -6,8 +6,9 @@ smaller mark (written before it, see ``usage_marks`` in V1__initial.sql).
 Rows on the ``cap`` basis count against the member's cap and the pool; ``pending`` (waiting
 for a moderator) and ``approved`` (let past the cap) rows count against the pool only.
 
-Every function here runs inside the caller's transaction; the ones that decide (``admit``)
-need the server's lock held (:func:`~bot.store.postgres.guild_sql.lock_guild`).
+Every function here runs inside the caller's transaction; a decision (``admission_verdict``)
+must rest on figures read with the server's lock held
+(:func:`~bot.store.postgres.guild_sql.lock_guild`).
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from bot.quota import CreditTotals, Limits, PeriodWindow, quota_verdict
 from bot.store.postgres.rows import JOB_COLUMNS, OPEN, Conn, job_from_row
 
 __all__ = [
+    "Basis",
     "active_counts",
-    "admission_counts",
     "admission_counts_sql",
-    "admit",
+    "admission_verdict",
     "counts_of",
     "credit_totals",
     "insert_job",
@@ -47,10 +48,14 @@ def _in_window(start: str, end: str) -> str:
     )
 
 
-# A row stops counting once a reset of its period was made after it was written.
+# A row stops counting once a reset of its period was made after it was written. A row
+# written after the server's (or member's) latest reset of all, the usual case, needs no
+# search for one: the first test, on one maximum taken once per statement, implies the
+# second, so the two together say exactly what the second says alone.
 _NOT_RESET = (
-    "NOT EXISTS (SELECT 1 FROM usage_resets r WHERE r.guild_id = $1 AND {who} "
-    "AND l.mark < r.mark AND l.created_at >= r.window_start)"
+    "((l.mark > (SELECT MAX(r.mark) FROM usage_resets r WHERE r.guild_id = $1 AND {who})) "
+    "IS NOT FALSE OR NOT EXISTS (SELECT 1 FROM usage_resets r WHERE r.guild_id = $1 AND {who} "
+    "AND l.mark < r.mark AND l.created_at >= r.window_start))"
 )
 
 
@@ -147,9 +152,6 @@ def admission_counts_sql(start: str, end: str, member: str) -> str:
     )
 
 
-_ADMISSION_COUNTS = admission_counts_sql("$2", "$3", "$4")
-
-
 def counts_of(row: asyncpg.Record) -> tuple[CreditTotals, int, int]:
     """The credits and (member, server) open jobs of a row with the columns of
     :func:`admission_counts_sql`."""
@@ -162,16 +164,6 @@ def counts_of(row: asyncpg.Record) -> tuple[CreditTotals, int, int]:
         server_reserved=int(row["sr"]),
     )
     return totals, int(row["am"]), int(row["asv"])
-
-
-async def admission_counts(
-    conn: Conn, guild_id: int, member_id: int, window: PeriodWindow
-) -> tuple[CreditTotals, int, int]:
-    """The member's and server's credits in ``window``, and their (member, server) open
-    jobs, as :func:`credit_totals` and :func:`active_counts` give them, in one query."""
-    row = await conn.fetchrow(_ADMISSION_COUNTS, guild_id, window.start, window.end, member_id)
-    assert row is not None
-    return counts_of(row)
 
 
 def usage_record(
@@ -221,7 +213,9 @@ _INSERT = (
     "updated_at, owner, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
     f"$12, $12, $14, $15) RETURNING {JOB_COLUMNS}), "
     "ledger AS (INSERT INTO usage_ledger (job_id, guild_id, member_id, credits, state, basis, "
-    "period_key, created_at) SELECT id, $1, $3, $9, 'reserved', $13, $11, $12 FROM job) "
+    "period_key, created_at) SELECT id, $1, $3, $9, 'reserved', $13, $11, $12 FROM job), "
+    "approval AS (INSERT INTO approvals (job_id, guild_id, requested_at) "
+    "SELECT id, $1, $12 FROM job WHERE state = 'pending_approval') "
     "SELECT * FROM job"
 )
 
@@ -237,8 +231,8 @@ async def insert_job(
     basis: Basis,
     lease: tuple[str, datetime] | None = None,
 ) -> JobRecord:
-    """Write the job and its reservation (one statement); with ``lease``, held by that owner
-    until then."""
+    """Write the job and its reservation, and a PENDING_APPROVAL job's place in the approval
+    queue (one statement); with ``lease``, held by that owner until then."""
     owner, until = lease if lease is not None else (None, None)
     row = await conn.fetchrow(
         _INSERT,
@@ -262,28 +256,24 @@ async def insert_job(
     return job_from_row(row)
 
 
-async def admit(
-    conn: Conn,
-    job: NewJob,
-    *,
+def admission_verdict(
     cost: int,
     limits: Limits,
-    window: PeriodWindow,
-    stamp: datetime,
+    totals: CreditTotals,
+    active_member: int,
+    active_server: int,
+    *,
     approvals: bool,
-    lease: tuple[str, datetime] | None = None,
-) -> JobRecord:
-    """Check the budgets and write the job ACCEPTED (or PENDING_APPROVAL); else QuotaExceeded.
-    An accepted job is born held by ``lease``'s owner until its time, when given.
+    window: PeriodWindow,
+) -> tuple[JobState, Basis]:
+    """The state a request is written in and the basis its credits count on, by
+    :func:`~bot.quota.quota_verdict`; else :class:`QuotaExceeded`.
 
-    Must run inside the caller's transaction with the server's lock held, so the check and
-    the write are one step for every process.
+    Decides on totals read under the server's lock, so the write that follows in the same
+    transaction is one step with the check for every process.
     """
     if cost < 0:
         raise ValueError(f"a job cannot cost {cost} credits")
-    totals, active_member, active_server = await admission_counts(
-        conn, job.guild_id, job.member_id, window
-    )
     verdict = quota_verdict(
         cost=cost,
         limits=limits,
@@ -292,31 +282,18 @@ async def admit(
         active_server=active_server,
         approvals=approvals,
     )
-    state: JobState
-    basis: Basis
     if verdict == "accept":
-        state, basis = JobState.ACCEPTED, "cap"
-    elif verdict == "pending":
-        state, basis = JobState.PENDING_APPROVAL, "pending"
-    else:
-        raise QuotaExceeded(
-            QuotaRefusal.of(
-                verdict,
-                cost=cost,
-                limits=limits,
-                totals=totals,
-                active_member=active_member,
-                active_server=active_server,
-                window=window,
-            )
+        return JobState.ACCEPTED, "cap"
+    if verdict == "pending":
+        return JobState.PENDING_APPROVAL, "pending"
+    raise QuotaExceeded(
+        QuotaRefusal.of(
+            verdict,
+            cost=cost,
+            limits=limits,
+            totals=totals,
+            active_member=active_member,
+            active_server=active_server,
+            window=window,
         )
-    return await insert_job(
-        conn,
-        job,
-        cost=cost,
-        window=window,
-        stamp=stamp,
-        state=state,
-        basis=basis,
-        lease=lease if state is JobState.ACCEPTED else None,
     )

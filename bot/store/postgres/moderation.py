@@ -12,7 +12,7 @@ from datetime import datetime
 
 from bot.errors import MemberBusy
 from bot.models import AuditEntry, Ban, BlockRule, ForgetReport, RuleKind
-from bot.store.postgres.guild_sql import StoreCore, audit, is_banned_in, lock_guild
+from bot.store.postgres.guild_sql import StoreCore, audit, is_banned_in
 from bot.store.postgres.rows import OPEN, affected, now_or, time_of
 
 __all__ = ["FORGOTTEN", "ModerationMixin"]
@@ -33,8 +33,7 @@ class ModerationMixin(StoreCore):
     ) -> bool:
         """Add a channel to the allowed list (the first one restricts the bot to the list)."""
         stamp = now_or(now)
-        async with self._write() as conn:
-            await lock_guild(conn, guild_id)
+        async with self._locked(guild_id) as conn:
             added = affected(
                 await conn.execute(
                     "INSERT INTO allowed_channels (guild_id, channel_id, added_by, added_at) "
@@ -56,8 +55,7 @@ class ModerationMixin(StoreCore):
     ) -> bool:
         """Remove a channel from the allowed list (an empty list allows every channel)."""
         stamp = now_or(now)
-        async with self._write() as conn:
-            await lock_guild(conn, guild_id)
+        async with self._locked(guild_id) as conn:
             removed = affected(
                 await conn.execute(
                     "DELETE FROM allowed_channels WHERE guild_id = $1 AND channel_id = $2",
@@ -74,8 +72,7 @@ class ModerationMixin(StoreCore):
     async def clear_channels(self, guild_id: int, *, by: int, now: datetime | None = None) -> int:
         """Allow every channel again; returns how many entries were removed."""
         stamp = now_or(now)
-        async with self._write() as conn:
-            await lock_guild(conn, guild_id)
+        async with self._locked(guild_id) as conn:
             removed = affected(
                 await conn.execute("DELETE FROM allowed_channels WHERE guild_id = $1", guild_id)
             )
@@ -95,8 +92,7 @@ class ModerationMixin(StoreCore):
     ) -> bool:
         """Stop a member from using the bot in the server; False if already banned."""
         stamp = now_or(now)
-        async with self._write() as conn:
-            await lock_guild(conn, guild_id)
+        async with self._locked(guild_id) as conn:
             banned = affected(
                 await conn.execute(
                     "INSERT INTO banned_members (guild_id, member_id, reason, banned_by, "
@@ -117,8 +113,7 @@ class ModerationMixin(StoreCore):
     ) -> bool:
         """Let a banned member use the bot again; False if they were not banned."""
         stamp = now_or(now)
-        async with self._write() as conn:
-            await lock_guild(conn, guild_id)
+        async with self._locked(guild_id) as conn:
             unbanned = affected(
                 await conn.execute(
                     "DELETE FROM banned_members WHERE guild_id = $1 AND member_id = $2",
@@ -177,8 +172,7 @@ class ModerationMixin(StoreCore):
         """Store a blocklist rule as given (normalised and vetted by the caller); the stored
         rule, with its id. Adding a rule that exists returns the existing one."""
         stamp = now_or(now)
-        async with self._write() as conn:
-            await lock_guild(conn, guild_id)
+        async with self._locked(guild_id) as conn:
             existing = await conn.fetchval(
                 "SELECT id FROM block_rules WHERE guild_id = $1 AND kind = $2 AND pattern = $3",
                 guild_id,
@@ -205,8 +199,7 @@ class ModerationMixin(StoreCore):
     ) -> BlockRule | None:
         """Remove rule ``rule_id`` of this server; the removed rule, or None if none had it."""
         stamp = now_or(now)
-        async with self._write() as conn:
-            await lock_guild(conn, guild_id)
+        async with self._locked(guild_id) as conn:
             row = await conn.fetchrow(
                 "DELETE FROM block_rules WHERE guild_id = $1 AND id = $2 RETURNING kind, pattern",
                 guild_id,
@@ -235,8 +228,7 @@ class ModerationMixin(StoreCore):
         the video service (forgetting it would lose track of a charge).
         """
         stamp = now_or(now)
-        async with self._write() as conn:
-            await lock_guild(conn, guild_id)
+        async with self._locked(guild_id) as conn:
             # Row locks on the open jobs: a job cannot start while it is being counted.
             busy = await conn.fetch(
                 "SELECT id FROM jobs WHERE guild_id = $1 AND member_id = $2 "

@@ -18,9 +18,11 @@ from bot.store.postgres.admission import AdmissionMixin
 from bot.store.postgres.approvals import ApprovalMixin
 from bot.store.postgres.budgets import BudgetMixin
 from bot.store.postgres.connect import connect_pool
+from bot.store.postgres.guild_sql import begin_locked
 from bot.store.postgres.leases import LeaseMixin
 from bot.store.postgres.moderation import ModerationMixin
 from bot.store.postgres.reports import ReportMixin
+from bot.store.postgres.reservations import ReservationMixin
 from bot.store.postgres.rows import (
     JOB_COLUMNS,
     OPEN,
@@ -42,8 +44,26 @@ OWNED = " AND ($2::text IS NULL OR owner = $2)"
 log = logging.getLogger(__name__)
 
 
+async def _roll_back(conn: Conn) -> None:
+    """End the transaction a failed :meth:`PostgresStore._locked` left open; a connection
+    that cannot is closed, and the pool opens another in its place."""
+    if conn.is_closed() or not conn.is_in_transaction():
+        return
+    try:
+        await conn.execute("ROLLBACK")
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        conn.terminate()
+
+
 class PostgresStore(
-    AdmissionMixin, ApprovalMixin, BudgetMixin, LeaseMixin, ModerationMixin, ReportMixin, SlotMixin
+    AdmissionMixin,
+    ApprovalMixin,
+    BudgetMixin,
+    LeaseMixin,
+    ModerationMixin,
+    ReportMixin,
+    ReservationMixin,
+    SlotMixin,
 ):
     """Jobs, the usage ledger and each server's moderation settings in one PostgreSQL database.
 
@@ -87,8 +107,21 @@ class PostgresStore(
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[Conn]:
         """One READ COMMITTED transaction on a pooled connection; commit, or roll back on error."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._pool.acquire() as conn, conn.transaction(isolation="read_committed"):
             yield conn
+
+    @asynccontextmanager
+    async def _locked(self, guild_id: int) -> AsyncIterator[Conn]:
+        """:meth:`_write` holding the server's lock from the start (:func:`begin_locked`: the
+        BEGIN and the lock in one round trip); commit, or roll back on error."""
+        async with self._pool.acquire() as conn:
+            try:
+                await conn.execute(begin_locked(guild_id))
+                yield conn
+            except BaseException:
+                await _roll_back(conn)
+                raise
+            await conn.execute("COMMIT")
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[Conn]:
