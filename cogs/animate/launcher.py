@@ -36,7 +36,7 @@ from cogs.animate.notifier import (
     ChannelNotifier,
     FrameCopy,
 )
-from cogs.animate.pacer import ChannelPacer, RequestBudget
+from cogs.animate.pacer import ChannelPacer
 from cogs.animate.resign import refreshed_urls
 
 if TYPE_CHECKING:
@@ -175,14 +175,14 @@ class Launcher:
         self.tasks = tasks
         self.cooldown = Cooldown(bot.config.animate.cooldown_seconds)
         self._pacers: dict[int, ChannelPacer] = {}
-        # Discord's limit on all of the bot's requests, shared by every channel.
-        self._budget = RequestBudget(rate=bot.config.discord.requests_per_second)
 
     def pacer(self, channel_id: int) -> ChannelPacer:
         """The channel's one message budget, shared by every job shown there."""
         pacer = self._pacers.get(channel_id)
         if pacer is None:
-            pacer = self._pacers[channel_id] = ChannelPacer(self.tasks, budget=self._budget)
+            pacer = self._pacers[channel_id] = ChannelPacer(
+                self.tasks, budget=self.bot.discord_budget
+            )
         return pacer
 
     def notifier(self, job: JobRecord, *, upload_limit: int | None = None) -> ChannelNotifier:

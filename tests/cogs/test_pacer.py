@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from bot.ops.discord_budget import RequestBudget
 from bot.tasks import TaskSet
-from cogs.animate.pacer import ChannelPacer, Priority, RequestBudget
+from cogs.animate.pacer import ChannelPacer, Priority
 
 
 @pytest.fixture
@@ -150,3 +151,35 @@ async def test_a_post_returns_its_message_within_the_budget(tasks: TaskSet) -> N
     pacer.submit("edit", sent.action("edit"), priority=Priority.PROGRESS)
     assert await pacer.run(("post", 1), sent.action("video")) == "video"
     assert sent.names == ["edit", "video"]
+
+
+async def test_progress_leaves_room_in_the_channel_for_what_matters_more(tasks: TaskSet) -> None:
+    sent = Sent()
+    pacer = ChannelPacer(tasks, budget=RequestBudget(rate=1000), rate=5, window=5.0, spare=2)
+    for job in range(6):
+        pacer.submit(("status", job), sent.action(f"progress {job}"), priority=Priority.PROGRESS)
+    await sent.until(3)
+    await asyncio.sleep(0.05)
+    # Queue positions fill three places of the window and leave two.
+    assert len(sent.names) == 3
+    pacer.submit(("status", 98), sent.action("change"), priority=Priority.CHANGE)
+    pacer.submit(("status", 99), sent.action("final"), priority=Priority.FINAL)
+    await sent.until(5)
+    assert sent.names[3:] == ["final", "change"]
+
+
+async def test_progress_leaves_room_in_the_bot_wide_budget(tasks: TaskSet) -> None:
+    budget = RequestBudget(rate=5, window=5.0)
+    sent = Sent()
+    pacers = [ChannelPacer(tasks, budget=budget) for _ in range(5)]
+    for channel, pacer in enumerate(pacers):
+        pacer.submit(
+            ("status", channel), sent.action(f"progress {channel}"), priority=Priority.PROGRESS
+        )
+    await sent.until(4)
+    await asyncio.sleep(0.05)
+    # A fifth of the bot's budget stays free for a new message or a state change.
+    assert len(sent.names) == 4
+    news = ChannelPacer(tasks, budget=budget)
+    assert await news.run(("post", 1), sent.action("a video")) == "a video"
+    assert sent.names[4] == "a video"
