@@ -127,6 +127,12 @@ class ChannelPacer:
         self._pending[key] = _Work(key, priority, action, not_before)
         self._kick("edit")
 
+    def drop(self, key: object) -> None:
+        """Forget what ``key`` has queued, unless it is urgent (a final state is always shown)."""
+        queued = self._pending.get(key)
+        if queued is not None and not queued.urgent and queued.done is None:
+            del self._pending[key]
+
     async def run(self, key: object, action: Action) -> Any:
         """Run ``action`` urgently within the budget and return its result (a new message)."""
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
