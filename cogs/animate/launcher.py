@@ -59,6 +59,9 @@ EXTENSIONS = {
 Download = Callable[[], Awaitable[bytes]]
 LAUNCHES_AT_ONCE = 32
 """Requests checked (images fetched and decoded, credits reserved) at once; more wait."""
+SUBMIT_SETTLE = 3.0
+"""Seconds the status of a job started at once waits at most for its submission to land, so
+it is posted showing the queue rather than posted and edited a moment later."""
 
 REQUIRED_PERMISSIONS = (
     "view_channel",
@@ -297,14 +300,18 @@ class Launcher:
         """
         runner = self.bot.runner
         decides = job.state is JobState.PENDING_APPROVAL
-        posting = asyncio.ensure_future(notifier.post_status(job, copies))
+        early = not decides and self.pacer(job.channel_id).proven
+        settle = SUBMIT_SETTLE if early else 0.0
+        posting = asyncio.ensure_future(notifier.post_status(job, copies, settle=settle))
         started = False
-        if not decides and self.pacer(job.channel_id).proven:
+        if early:
             try:
                 started = await runner.start(job, notifier)
             except BaseException:
                 posting.cancel()
                 raise
+            if not started:
+                notifier.show_soon(job)
         try:
             status = await posting
         except Exception as exc:

@@ -110,15 +110,17 @@ class ChannelNotifier:
         return guild_words(self._bot, job.guild_id)
 
     async def post_status(
-        self, job: JobRecord, copies: list[FrameCopy] | None = None
+        self, job: JobRecord, copies: list[FrameCopy] | None = None, *, settle: float = 0.0
     ) -> discord.Message:
         """Post the first status message; raises `discord.HTTPException` when it cannot.
 
         The post waits for its turn in the channel's budget, and shows the job as it is when
         the turn comes: a change meanwhile (the job may run before its status is up) is
-        posted rather than edited in a moment later. The input frames go along as
-        attachments when they fit the upload limit: the embed's thumbnail then never expires,
-        and Retry can re-sign their URLs by fetching the message.
+        posted rather than edited in a moment later. With ``settle``, a job just started
+        waits that long at most for its first change (its submission), so that its status
+        is posted once, as it then stands. The input frames go along as attachments when
+        they fit the upload limit: the embed's thumbnail then never expires, and Retry can
+        re-sign their URLs by fetching the message.
         """
         self._newest = (job, *render_status(job, await self._embed(job), self._words(job)))
         kept = [c for c in copies or [] if len(c.data) <= self._upload_limit]
@@ -145,7 +147,10 @@ class ChannelNotifier:
             )
 
         try:
-            message = await self._send_once(job, send, key=("status post", job.id))
+            not_before = asyncio.get_running_loop().time() + settle if settle > 0 else 0.0
+            message = await self._send_once(
+                job, send, key=("status post", job.id), not_before=not_before
+            )
         finally:
             newest, self._newest = self._newest, None
         shown, embed = sent[-1]
@@ -165,12 +170,17 @@ class ChannelNotifier:
             await self._shown(shown)
         return message
 
+    def show_soon(self, job: JobRecord) -> None:
+        """The first post of ``job`` need wait for no change: it goes when the budget allows."""
+        self._pacer.hurry(("status post", job.id))
+
     async def _send_once(
         self,
         job: JobRecord,
         send: Callable[[], Awaitable[discord.Message]],
         *,
         key: tuple[str, int] | None = None,
+        not_before: float = 0.0,
     ) -> discord.Message:
         """Post through the channel's budget; a dropped connection, a timeout or a 5xx is
         tried again with the same nonce, which Discord answers with the message it already
@@ -178,7 +188,7 @@ class ChannelNotifier:
         key = key or ("post", job.id)
         for attempt in range(SEND_ATTEMPTS - 1):
             try:
-                message: discord.Message = await self._pacer.run(key, send)
+                message: discord.Message = await self._pacer.run(key, send, not_before=not_before)
                 return message
             except TRANSIENT as exc:
                 log.info("job %d: post failed (%r); sending again with its nonce", job.id, exc)
@@ -214,8 +224,10 @@ class ChannelNotifier:
         """
         content, embed, view = render_status(job, await self._embed(job), self._words(job))
         if self._newest is not None:
-            # The first post is still waiting for its turn: it will show this.
+            # The first post is still waiting for its turn: it will show this, and need wait
+            # for nothing else now.
             self._newest = (job, content, embed, view)
+            self._pacer.hurry(("status post", job.id))
             return
         if job.state.is_terminal or job.state is JobState.UNKNOWN_SUBMISSION:
             priority, not_before = Priority.FINAL, 0.0

@@ -133,12 +133,20 @@ class ChannelPacer:
         if queued is not None and not queued.urgent and queued.done is None:
             del self._pending[key]
 
-    async def run(self, key: object, action: Action) -> Any:
-        """Run ``action`` urgently within the budget and return its result (a new message)."""
+    async def run(self, key: object, action: Action, *, not_before: float = 0.0) -> Any:
+        """Run ``action`` urgently within the budget (not before the loop time ``not_before``,
+        unless hurried) and return its result (a new message)."""
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[key] = _Work(key, Priority.POST, action, 0.0, kind="post", done=done)
+        self._pending[key] = _Work(key, Priority.POST, action, not_before, kind="post", done=done)
         self._kick("post")
         return await done
+
+    def hurry(self, key: object) -> None:
+        """What ``key`` has queued may go as soon as the budget allows."""
+        queued = self._pending.get(key)
+        if queued is not None and queued.not_before > 0:
+            queued.not_before = 0.0
+            self._kick(queued.kind)
 
     @property
     def idle(self) -> bool:

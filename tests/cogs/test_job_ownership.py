@@ -84,6 +84,18 @@ async def test_in_a_channel_that_takes_posts_a_job_starts_before_its_status_is_u
     assert len(world.rc.submitted) == 2
 
 
+async def test_a_job_started_at_once_is_posted_showing_its_submission(world: World) -> None:
+    world.rc.plan_next_job(queue_seconds=30, run_seconds=0.1)
+    await world.animate(world.alice)
+    world.rc.plan_next_job(queue_seconds=30, run_seconds=0.1)
+    interaction = await world.animate(world.bob)
+    [job] = await world.store.recent_jobs(world.channel.guild_id, world.bob.id)
+    assert f"/{job.status_message_id}" in member_saw(interaction)[-1]
+    status = world.channel.by_id(job.status_message_id or 0)
+    # Its status waited for the submission (a moment): one post, never "sending" then queued.
+    assert status.embed is not None and "queue" in (status.embed.title or "").lower()
+
+
 async def test_a_status_message_that_times_out_releases_the_job(world: World) -> None:
     world.channel.fail_sends_with = TimeoutError()
     interaction = await world.animate(world.alice)
