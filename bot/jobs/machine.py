@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import aiohttp
 
@@ -22,8 +23,9 @@ from bot.errors import JobNotFound
 from bot.i18n import N_
 from bot.jobs.critical import CriticalSections
 from bot.jobs.fetch import fetch_video, find_post
+from bot.jobs.history import RecentRuns
 from bot.jobs.notify import JobNotifier
-from bot.jobs.polling import PollPlan, expected_run_seconds, next_poll_delay
+from bot.jobs.polling import PollPlan, next_poll_delay
 from bot.jobs.slots import FairQueue
 from bot.jobs.words import (
     CRASHED_AGAIN,
@@ -47,10 +49,17 @@ from bot.store.protocol import Store
 
 log = logging.getLogger(__name__)
 
-Notify = Callable[[int, JobNotifier | None], Awaitable[None]]
+
+class Notify(Protocol):
+    """Show a job's change: as stored now, or as the record just written (``job``)."""
+
+    def __call__(
+        self, job_id: int, notifier: JobNotifier | None, job: JobRecord | None = None
+    ) -> Awaitable[None]: ...
+
+
 SUBMISSION_WRITES = 5
 """Tries at storing a submitted job's request id (about 7 s of a refusing database)."""
-"""Tries at fetching a finished video before only its link is delivered."""
 
 
 class JobMachine:
@@ -80,6 +89,8 @@ class JobMachine:
         self._queue = queue
         self._clock = clock
         self._notify = notify
+        self.runs = RecentRuns(store.recent_run_seconds)
+        """The expected generation time of each setting, shared by every job."""
         self._poll_plan = PollPlan(
             floor=min(1.0, config.runcomfy.poll_interval),
             ceiling=max(config.runcomfy.poll_interval * 3, 1.0),
@@ -251,7 +262,7 @@ class JobMachine:
             log.info("job %d submitted as request %s", job.id, sub.request_id)
             updated = await self._record_submission(job.id, sub)
             metrics.job_entered(updated.state)
-        await self._notify(job.id, notifier)
+        await self._notify(job.id, notifier, updated)
         return updated
 
     async def _record_submission(self, job_id: int, sub: Submission) -> JobRecord:
@@ -313,8 +324,7 @@ class JobMachine:
     async def _poll(self, job: JobRecord, deadline: float, notifier: JobNotifier | None) -> None:
         loop = asyncio.get_running_loop()
         sub = self.submission(job)
-        history = await self._store.recent_run_seconds(job.resolution, job.duration)
-        expected = expected_run_seconds(history, job.duration)
+        expected = await self.runs.expected(job.resolution, job.duration)
         shown: tuple[JobState, int | None] = (job.state, job.queue_position)
         since = loop.time()
         while True:

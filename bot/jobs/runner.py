@@ -25,7 +25,6 @@ from bot.config import Config
 from bot.i18n import N_
 from bot.jobs.machine import JobMachine
 from bot.jobs.notify import CancelResult, JobNotifier, ModeratorDesk
-from bot.jobs.polling import expected_run_seconds
 from bot.jobs.slots import FairQueue
 from bot.models import JobRecord, JobState
 from bot.ops import metrics
@@ -110,8 +109,8 @@ class JobRunner:
         """When a running job should be done, from past jobs with the same settings."""
         if job.state is not JobState.RUNNING or job.started_at is None:
             return None
-        history = await self._store.recent_run_seconds(job.resolution, job.duration)
-        return job.started_at + timedelta(seconds=expected_run_seconds(history, job.duration))
+        seconds = await self._machine.runs.expected(job.resolution, job.duration)
+        return job.started_at + timedelta(seconds=seconds)
 
     @property
     def active_jobs(self) -> int:
@@ -356,9 +355,13 @@ class JobRunner:
 
     # -- telling people --------------------------------------------------------------------
 
-    async def notify(self, job_id: int, notifier: JobNotifier | None) -> None:
-        """Show the job as stored now; a settled job also goes to the moderators' desk, once."""
-        job = await self._store.get_job(job_id)
+    async def notify(
+        self, job_id: int, notifier: JobNotifier | None, job: JobRecord | None = None
+    ) -> None:
+        """Show the job as stored now (``job``: as just written); a settled job also goes to
+        the moderators' desk, once."""
+        if job is None:
+            job = await self._store.get_job(job_id)
         if job is None:
             return
         if notifier is not None:

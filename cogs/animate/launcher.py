@@ -59,7 +59,7 @@ EXTENSIONS = {
 Download = Callable[[], Awaitable[bytes]]
 LAUNCHES_AT_ONCE = 32
 """Requests checked (images fetched and decoded, credits reserved) at once; more wait."""
-SUBMIT_SETTLE = 3.0
+SUBMIT_SETTLE = 5.0
 """Seconds the status of a job started at once waits at most for its submission to land, so
 it is posted showing the queue rather than posted and edited a moment later."""
 
