@@ -10,10 +10,9 @@ import asyncio
 import functools
 import logging
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
 
 import aiohttp
 
@@ -24,7 +23,7 @@ from bot.i18n import N_
 from bot.jobs.critical import CriticalSections
 from bot.jobs.fetch import fetch_video, find_post
 from bot.jobs.history import RecentRuns
-from bot.jobs.notify import JobNotifier
+from bot.jobs.notify import JobNotifier, Notify
 from bot.jobs.polling import PollPlan, next_poll_delay
 from bot.jobs.slots import FairQueue
 from bot.jobs.words import (
@@ -48,14 +47,6 @@ from bot.runcomfy.states import Cancelled, Completed, Failed, InProgress, InQueu
 from bot.store.protocol import Store
 
 log = logging.getLogger(__name__)
-
-
-class Notify(Protocol):
-    """Show a job's change: as stored now, or as the record just written (``job``)."""
-
-    def __call__(
-        self, job_id: int, notifier: JobNotifier | None, job: JobRecord | None = None
-    ) -> Awaitable[None]: ...
 
 
 SUBMISSION_WRITES = 5
@@ -100,13 +91,16 @@ class JobMachine:
         """Wait (up to ``grace`` seconds) until no submit or post is under way."""
         await self._critical.calm(grace)
 
-    async def run(self, job_id: int, notifier: JobNotifier | None) -> None:
-        """Run a job from whatever state it is stored in, until it ends or must wait.
+    async def run(
+        self, job_id: int, notifier: JobNotifier | None, job: JobRecord | None = None
+    ) -> None:
+        """Run a job from whatever state it is stored in (``job``: as its claim just read
+        it), until it ends or must wait.
 
         The backstop: an error nobody foresaw never leaves the job open without an owner.
         """
         try:
-            await self._run_job(job_id, notifier)
+            await self._run_job(job_id, notifier, job)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -189,8 +183,11 @@ class JobMachine:
             log.info("job %d ended %s: %s", job_id, state.value, reason)
             await self._notify(job_id, notifier)
 
-    async def _run_job(self, job_id: int, notifier: JobNotifier | None) -> None:
-        job = await self._store.get_job(job_id)
+    async def _run_job(
+        self, job_id: int, notifier: JobNotifier | None, job: JobRecord | None
+    ) -> None:
+        if job is None:
+            job = await self._store.get_job(job_id)
         if job is None or job.state.is_terminal or job.state is JobState.PENDING_APPROVAL:
             return
         deadline = self._deadline(job)
@@ -372,9 +369,10 @@ class JobMachine:
             case InProgress():
                 return (JobState.RUNNING, None)
             case Completed(video_url=url, cost_usd=cost):
-                if cost is not None:
-                    await self._store.set_provider_cost(job.id, cost, now=self._clock())
                 await self._complete(job, url, notifier)
+                if cost is not None:
+                    # Bookkeeping: after the video, which the member is waiting for.
+                    await self._store.set_provider_cost(job.id, cost, now=self._clock())
             case Failed(error=error):
                 log.warning(
                     "job %d (request %s) failed at the provider: %s", job.id, job.request_id, error

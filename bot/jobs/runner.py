@@ -178,7 +178,7 @@ class JobRunner:
         if claimed is None or job.id in self._running:
             return False
         self._notifiers[job.id] = notifier
-        task = self._tasks.create(self._run(job, notifier), name=f"job-{job.id}")
+        task = self._tasks.create(self._run(claimed, notifier), name=f"job-{job.id}")
         self._running[job.id] = task
         task.add_done_callback(functools.partial(self._forget, job.id))
         return True
@@ -186,7 +186,7 @@ class JobRunner:
     async def _run(self, job: JobRecord, notifier: JobNotifier) -> None:
         # Every line this task logs names the job (the task has its own copy of the context).
         logs.bind(job_id=job.id, guild_id=job.guild_id, request_id=job.request_id)
-        await self._machine.run(job.id, notifier)
+        await self._machine.run(job.id, notifier, job)
 
     async def resume(self, notifier_for: Callable[[JobRecord], JobNotifier]) -> int:
         """After a start: watch every request awaiting a moderator, take every job nobody
