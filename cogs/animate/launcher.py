@@ -293,14 +293,14 @@ class Launcher:
         """Post the job's status message and start the job (unless a moderator decides);
         the link to the status message.
 
-        In a channel that took the bot's last post, the job starts at once and its status
-        follows within the channel's budget, showing the job as it is by then: Discord's pace
-        never holds up the video. Anywhere else the status is posted first: when it cannot be,
-        the job is released and never starts.
+        In a channel that took the bot's last post (or takes the one on its way now), the job
+        starts at once and its status follows within the channel's budget, showing the job as
+        it is by then: Discord's pace never holds up the video. Anywhere else the status is
+        posted first: when it cannot be, the job is released and never starts.
         """
         runner = self.bot.runner
         decides = job.state is JobState.PENDING_APPROVAL
-        early = not decides and self.pacer(job.channel_id).proven
+        early = not decides and await self.pacer(job.channel_id).vouched()
         settle = SUBMIT_SETTLE if early else 0.0
         posting = asyncio.ensure_future(notifier.post_status(job, copies, settle=settle))
         started = False

@@ -109,6 +109,9 @@ class ChannelPacer:
         # One worker per bucket: a slow edit (Discord holding it back) never delays a post.
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._proven_at: float | None = None
+        self._posting = False
+        self._outcome: asyncio.Future[None] | None = None
+        """Resolved when the post on its way has gone through or failed."""
 
     def submit(
         self, key: object, action: Action, *, priority: Priority, not_before: float = 0.0
@@ -161,6 +164,24 @@ class ChannelPacer:
         if self._proven_at is None:
             return False
         return asyncio.get_running_loop().time() - self._proven_at < PROVEN_FOR
+
+    async def vouched(self) -> bool:
+        """Whether the channel takes the bot's posts: it took the last one recently, or a post
+        on its way now goes through (waited for)."""
+        if self.proven:
+            return True
+        if not self._posting and not any(w.kind == "post" for w in self._pending.values()):
+            return False
+        if self._outcome is None:
+            self._outcome = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._outcome)
+        return self.proven
+
+    def _posted(self, ok: bool) -> None:
+        self._proven_at = asyncio.get_running_loop().time() if ok else None
+        if self._outcome is not None:
+            self._outcome.set_result(None)
+            self._outcome = None
 
     def _kick(self, kind: str) -> None:
         self._wake[kind].set()
@@ -249,11 +270,13 @@ class ChannelPacer:
             take.cancel()
 
     async def _do(self, work: _Work, loop: asyncio.AbstractEventLoop) -> None:
+        if work.kind == "post":
+            self._posting = True
         try:
             result = await work.action()
         except Exception as exc:
             if work.kind == "post":
-                self._proven_at = None
+                self._posted(False)
             if work.done is not None:
                 # Its caller may have been cancelled meanwhile (its job stopped).
                 if not work.done.done():
@@ -268,7 +291,10 @@ class ChannelPacer:
             else:
                 log.warning("channel edit failed and was given up: %r", exc)
             return
+        finally:
+            if work.kind == "post":
+                self._posting = False
         if work.kind == "post":
-            self._proven_at = loop.time()
+            self._posted(True)
         if work.done is not None and not work.done.done():
             work.done.set_result(result)
