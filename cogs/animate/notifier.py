@@ -40,6 +40,8 @@ OLD_MESSAGE_EDIT_LIMIT = 30046
 """Discord's code for "too many edits to messages older than one hour"."""
 OLD_MESSAGE_AGE = timedelta(minutes=55)
 """Past this, a status message is posted anew rather than edited (a margin below the hour)."""
+POSTING_SETTLE = 2.0
+"""Seconds a job posting its video waits before its status says so (the post is usually done)."""
 CONTENT_LIMIT = 2000
 EMBED_TEXT_LIMIT = 4096
 UPLOAD_ATTEMPTS = 3
@@ -241,6 +243,9 @@ class ChannelNotifier:
             changed = embed.title != self._shown_title
             priority = Priority.CHANGE if changed else Priority.PROGRESS
             not_before = self._last_edit + self._interval
+            if job.state is JobState.DELIVERING:
+                # Usually over in a moment: the video's post then shows the job delivered.
+                not_before = max(not_before, asyncio.get_running_loop().time() + POSTING_SETTLE)
         self._pacer.submit(
             ("status", job.id),
             lambda: self._edit(job, content, embed, view),

@@ -57,6 +57,15 @@ async def test_accepted_job_is_delivered_as_a_file_and_charged(world: World) -> 
     assert (usage.member_used, usage.member_reserved) == (1, 0)
 
 
+async def test_a_video_posted_at_once_spends_no_edit_on_posting_it(world: World) -> None:
+    await world.animate(world.alice)
+    job = await world.wait_for((await world.only_job()).id, JobState.DELIVERED)
+    status = world.channel.by_id(job.status_message_id or 0)
+    shown = [edit["embed"].title for edit in status.edits if edit.get("embed") is not None]
+    assert shown and "ready" in shown[-1]
+    assert not any("Posting" in title for title in shown)
+
+
 async def test_the_status_message_shows_the_queue_and_a_cancel_button(world: World) -> None:
     world.rc.plan_next_job(queue_seconds=3.0, run_seconds=0.2)
     await world.animate(world.alice)
