@@ -48,6 +48,8 @@ BOT_SPARE_SHARE = 0.2
 """The part of the bot-wide budget that progress leaves to more urgent work."""
 URGENT_ATTEMPTS = 6
 """How often an urgent edit (a final state) is tried before it is given up and logged."""
+STALE_AFTER = 2.5
+"""Seconds a state change waits past its time before it is overdue and goes first."""
 PROVEN_FOR = 120.0
 """Seconds a post that went through vouches for the channel (see `ChannelPacer.proven`)."""
 
@@ -57,6 +59,9 @@ Action = Callable[[], Awaitable[Any]]
 class Priority(IntEnum):
     """What goes first when the budget is short; lower is more urgent."""
 
+    OVERDUE = -1
+    """A state change or final state kept waiting `STALE_AFTER` past its time: it goes first,
+    so no flood of new messages keeps a status behind the truth for long."""
     POST = 0
     """A new message: a video, or a job's first status."""
     FINAL = 1
@@ -75,12 +80,26 @@ class _Work:
     not_before: float
     kind: str = "edit"
     """Which of the channel's buckets it spends: "post" (create) or "edit"."""
+    since: float = 0.0
+    """When its key's oldest change still unshown was queued (loop time)."""
     attempts: int = 0
     done: asyncio.Future[Any] | None = field(default=None, repr=False)
 
     @property
     def urgent(self) -> bool:
         return self.priority <= Priority.FINAL
+
+    def standing(self, now: float) -> Priority:
+        """Its priority now: a state change or final state kept waiting `STALE_AFTER` seconds
+        past its time is overdue and goes first."""
+        stale_at = self.stale_at()
+        return Priority.OVERDUE if stale_at is not None and now >= stale_at else self.priority
+
+    def stale_at(self) -> float | None:
+        """When it will be overdue (None: never)."""
+        if self.kind == "edit" and Priority.POST < self.priority <= Priority.CHANGE:
+            return max(self.not_before, self.since) + STALE_AFTER
+        return None
 
 
 class ChannelPacer:
@@ -122,12 +141,14 @@ class ChannelPacer:
         queued is never replaced by a later one (there is none to show).
         """
         queued = self._pending.get(key)
+        since = asyncio.get_running_loop().time()
         if queued is not None:
             if queued.priority <= Priority.FINAL < priority:
                 return
             priority = min(priority, queued.priority)
             not_before = min(not_before, queued.not_before)
-        self._pending[key] = _Work(key, priority, action, not_before)
+            since = queued.since
+        self._pending[key] = _Work(key, priority, action, not_before, since=since)
         self._kick("edit")
 
     def drop(self, key: object) -> None:
@@ -209,7 +230,7 @@ class ChannelPacer:
         ready = [w for w in queued if w.not_before <= now and allowed(w)]
         if ready:
             # Most urgent first, then the job waiting longest.
-            return min(ready, key=lambda w: (w.priority, w.not_before)), 0.0
+            return min(ready, key=lambda w: (w.standing(now), w.not_before)), 0.0
         soonest = min(w.not_before if allowed(w) else max(w.not_before, frees_at) for w in queued)
         return None, max(0.0, soonest - now)
 
@@ -229,7 +250,7 @@ class ChannelPacer:
                 except TimeoutError:
                     pass
                 continue
-            share = await self._turn(kind, work.priority)
+            share = await self._turn(kind, work)
             if share is None:
                 continue
             # The bot-wide turn may have taken a while: send what is most urgent now.
@@ -246,25 +267,33 @@ class ChannelPacer:
                 # Counted from its answer: Discord saw it at some moment before.
                 self._sent[work.kind].append(loop.time())
 
-    async def _turn(self, kind: str, priority: Priority) -> Share | None:
-        """Wait for the bot-wide budget; None when more urgent work arrived meanwhile (it
-        then asks again, at its own priority)."""
+    async def _turn(self, kind: str, work: _Work) -> Share | None:
+        """Wait for the bot-wide budget; None when more urgent work arrived meanwhile, or
+        ``work`` waited long enough to go sooner (it then asks again, at its new priority)."""
+        loop = asyncio.get_running_loop()
         wake = self._wake[kind]
+        priority = work.standing(loop.time())
         spare = round(self._budget.rate * BOT_SPARE_SHARE) if priority >= Priority.PROGRESS else 0
+        stale_at = work.stale_at() if priority == work.priority else None
         take = asyncio.ensure_future(self._budget.take(priority, spare=spare))
         try:
             while True:
                 wake.clear()
                 woke = asyncio.ensure_future(wake.wait())
+                timeout = None if stale_at is None else max(0.0, stale_at - loop.time())
                 try:
-                    await asyncio.wait({take, woke}, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(
+                        {take, woke}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                    )
                 finally:
                     woke.cancel()
                 if take.done():
                     return take.result()
-                now = asyncio.get_running_loop().time()
+                now = loop.time()
+                if stale_at is not None and now >= stale_at:
+                    return None
                 best, _ = self._next(kind, now)
-                if best is not None and best.priority < priority:
+                if best is not None and best.standing(now) < priority:
                     return None
         finally:
             take.cancel()

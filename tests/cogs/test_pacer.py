@@ -9,7 +9,7 @@ import pytest
 
 from bot.ops.discord_budget import RequestBudget
 from bot.tasks import TaskSet
-from cogs.animate.pacer import ChannelPacer, Priority
+from cogs.animate.pacer import STALE_AFTER, ChannelPacer, Priority
 
 
 @pytest.fixture
@@ -183,3 +183,24 @@ async def test_progress_leaves_room_in_the_bot_wide_budget(tasks: TaskSet) -> No
     news = ChannelPacer(tasks, budget=budget)
     assert await news.run(("post", 1), sent.action("a video")) == "a video"
     assert sent.names[4] == "a video"
+
+
+async def test_a_state_change_is_not_held_behind_a_flood_of_new_posts(tasks: TaskSet) -> None:
+    gap = 0.05
+    budget = RequestBudget(rate=1, window=gap)
+    sent = Sent()
+    # Twice as many posts as the budget lets through before the change is overdue.
+    flood = round(2 * STALE_AFTER / gap)
+    posts = [
+        asyncio.ensure_future(
+            ChannelPacer(tasks, budget=budget).run(("post", n), sent.action(f"post {n}"))
+        )
+        for n in range(flood)
+    ]
+    await sent.until(1)  # the posts all wait for the budget
+    mine = ChannelPacer(tasks, budget=budget)
+    mine.submit(("status", 1), sent.action("change"), priority=Priority.CHANGE)
+    await sent.until(flood + 1)
+    await asyncio.gather(*posts)
+    # New messages go first, but not for longer than the change may wait.
+    assert 0 < sent.names.index("change") < flood
