@@ -11,6 +11,7 @@ import functools
 import logging
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -447,7 +448,9 @@ class JobMachine:
             job.id, JobState.DELIVERING, queue_position=None, now=self._clock(), owner=self.owner
         )
         metrics.job_entered(JobState.DELIVERING)
-        await self._notify(job.id, notifier)
+        # As just written: the store is not asked again on the way to the post.
+        job = replace(job, state=JobState.DELIVERING, queue_position=None, video_url=url)
+        await self._notify(job.id, notifier, job)
         with tempfile.TemporaryDirectory(prefix="seedance-") as tmp:
             path = Path(tmp) / f"seedance-{job.id}.mp4"
             try:
@@ -461,18 +464,16 @@ class JobMachine:
                     notifier,
                 )
                 return
-            current = await self._store.get_job(job.id)
-            if current is None or current.state.is_terminal:
-                return
             if not await self._store.mark_posting(job.id, owner=self.owner, now=self._clock()):
-                return  # another process holds the job now
+                return  # it ended meanwhile, or another process holds it now
             try:
                 with self._critical.hold(job.id):
-                    message_id = await notifier.deliver(current, delivery) if notifier else None
+                    message_id = await notifier.deliver(job, delivery) if notifier else None
             except Exception:
                 log.exception("job %d: delivery failed", job.id)
-                # Discord may have made the post and only its answer was lost: look first.
-                found = await find_post(current, notifier)
+                # Discord may have made the post and only its answer was lost: look first
+                # (after its status message, as stored now).
+                found = await find_post(await self._store.get_job(job.id) or job, notifier)
                 if found is not None:
                     await self._delivered(job.id, found, notifier)
                     return

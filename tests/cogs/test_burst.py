@@ -51,7 +51,7 @@ async def test_a_burst_is_acknowledged_at_once_and_checked_a_few_at_a_time(world
         return all(deferred) and fetching == LAUNCHES_AT_ONCE
 
     # Every member is answered "thinking" at once; the images are fetched a few at a time.
-    await eventually(all_acknowledged)
+    await eventually(all_acknowledged, within=60)
     assert most == LAUNCHES_AT_ONCE
     image_host.set()
 
@@ -60,7 +60,7 @@ async def test_a_burst_is_acknowledged_at_once_and_checked_a_few_at_a_time(world
 
     # All of them reach the provider without waiting for their status posts (the channel
     # took the first one), which Discord's budget lets through five per five seconds.
-    await eventually(all_submitted)
+    await eventually(all_submitted, within=60)
     for task in asking:
         task.cancel()
     await asyncio.gather(*asking, return_exceptions=True)
