@@ -12,9 +12,10 @@ Three situations:
   allows), so the probes' own jobs are refused for quota — after the defer, which comes first.
 
 And how many jobs a second reach RunComfy during a burst (RunComfy's own submit times): on
-Discord's limits, where the status posts pace them; and the bot alone (no limit in the
-emulator, the bot's `requests_per_second` raised, 250 channels), at 100 a second and as fast
-as the driver can send, each in a fresh world.
+Discord's limits (a job is submitted without waiting for its status post, once its channel has
+taken one of the bot's posts); and the bot alone (no limit in the emulator, the bot's
+`requests_per_second` raised, 250 channels), at 100 a second and as fast as the driver can
+send, each in a fresh world.
 """
 
 from __future__ import annotations
@@ -256,10 +257,11 @@ async def _measure(quick: bool) -> Report:
             ),
         ],
         "Each /animate is deferred, its image downloaded and checked, its credits reserved, "
-        "its status message posted, then the job is submitted: on Discord's limits the status "
-        "posts pace the jobs (5 per 5 s per channel, 50 requests a second per bot). The bot "
-        "alone: the emulator enforces no limit and the bot's requests_per_second is raised, as "
-        "for a bot Discord allows more. Submit times are RunComfy's.",
+        "then the job is submitted; its status message follows within Discord's limits (5 "
+        "posts per 5 s per channel, 50 requests a second per bot), except a channel's first, "
+        "which goes before its job. The bot alone: the emulator enforces no limit and the "
+        "bot's requests_per_second is raised, as for a bot Discord allows more. Submit times "
+        "are RunComfy's.",
     )
     got = [x for x in loaded if x is not None]
     checks = [

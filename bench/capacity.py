@@ -290,6 +290,7 @@ def _report(shape: Shape, run: _Run) -> Report:
                 ["429s received (all)", hits],
                 ["429s, global limit", run.hits.get("global", 0)],
                 ["429s, a route's bucket", run.hits.get("user", 0)],
+                ["429s, a shared bucket", run.hits.get("shared", 0)],
                 [f"most edits in one channel per {DISCORD_WINDOW:g} s", edit_peak],
                 [
                     f"channels over {DISCORD_PER_CHANNEL} edits per {DISCORD_WINDOW:g} s",

@@ -24,6 +24,7 @@ from bot.jobs.breaker import CircuitBreaker, Trip, Trouble
 from bot.jobs.notify import JobNotifier
 from bot.jobs.runner import JobRunner, utcnow
 from bot.models import JobRecord
+from bot.ops.discord_budget import RequestBudget, guard
 from bot.ops.discord_http import discord_trace
 from bot.ops.health import Health
 from bot.ops.server import serve_ops
@@ -108,6 +109,10 @@ class SeedanceBot(commands.AutoShardedBot):
             lease=timedelta(seconds=config.jobs.lease_seconds),
         )
         self.guild_admin = GuildAdmin(store=store, defaults=defaults, clock=utcnow)
+        self.discord_budget = RequestBudget(rate=config.discord.requests_per_second)
+        """Discord's global limit on this process's requests: every REST request spends it."""
+        assert self.http.http_trace is not None  # given above; frozen only at login
+        guard(self.http.http_trace, self.discord_budget)
         self.notifier_for: Callable[[JobRecord], JobNotifier] | None = None
         """Makes the notifier of a job the bot resumes; set by the /animate extension."""
         self._provider = provider

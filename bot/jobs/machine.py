@@ -10,7 +10,8 @@ import asyncio
 import functools
 import logging
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -22,8 +23,9 @@ from bot.errors import JobNotFound
 from bot.i18n import N_
 from bot.jobs.critical import CriticalSections
 from bot.jobs.fetch import fetch_video, find_post
-from bot.jobs.notify import JobNotifier
-from bot.jobs.polling import PollPlan, expected_run_seconds, next_poll_delay
+from bot.jobs.history import RecentRuns
+from bot.jobs.notify import JobNotifier, Notify
+from bot.jobs.polling import PollPlan, next_poll_delay
 from bot.jobs.slots import SlotQueue
 from bot.jobs.words import (
     CRASHED_AGAIN,
@@ -47,10 +49,9 @@ from bot.store.protocol import Store
 
 log = logging.getLogger(__name__)
 
-Notify = Callable[[int, JobNotifier | None], Awaitable[None]]
+
 SUBMISSION_WRITES = 5
 """Tries at storing a submitted job's request id (about 7 s of a refusing database)."""
-"""Tries at fetching a finished video before only its link is delivered."""
 
 
 class JobMachine:
@@ -80,6 +81,8 @@ class JobMachine:
         self._queue = queue
         self._clock = clock
         self._notify = notify
+        self.runs = RecentRuns(store.recent_run_seconds)
+        """The expected generation time of each setting, shared by every job."""
         self._poll_plan = PollPlan(
             floor=min(1.0, config.runcomfy.poll_interval),
             ceiling=max(config.runcomfy.poll_interval * 3, 1.0),
@@ -89,13 +92,16 @@ class JobMachine:
         """Wait (up to ``grace`` seconds) until no submit or post is under way."""
         await self._critical.calm(grace)
 
-    async def run(self, job_id: int, notifier: JobNotifier | None) -> None:
-        """Run a job from whatever state it is stored in, until it ends or must wait.
+    async def run(
+        self, job_id: int, notifier: JobNotifier | None, job: JobRecord | None = None
+    ) -> None:
+        """Run a job from whatever state it is stored in (``job``: as its claim just read
+        it), until it ends or must wait.
 
         The backstop: an error nobody foresaw never leaves the job open without an owner.
         """
         try:
-            await self._run_job(job_id, notifier)
+            await self._run_job(job_id, notifier, job)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -178,8 +184,11 @@ class JobMachine:
             log.info("job %d ended %s: %s", job_id, state.value, reason)
             await self._notify(job_id, notifier)
 
-    async def _run_job(self, job_id: int, notifier: JobNotifier | None) -> None:
-        job = await self._store.get_job(job_id)
+    async def _run_job(
+        self, job_id: int, notifier: JobNotifier | None, job: JobRecord | None
+    ) -> None:
+        if job is None:
+            job = await self._store.get_job(job_id)
         if job is None or job.state.is_terminal or job.state is JobState.PENDING_APPROVAL:
             return
         deadline = self._deadline(job)
@@ -251,7 +260,7 @@ class JobMachine:
             log.info("job %d submitted as request %s", job.id, sub.request_id)
             updated = await self._record_submission(job.id, sub)
             metrics.job_entered(updated.state)
-        await self._notify(job.id, notifier)
+        await self._notify(job.id, notifier, updated)
         return updated
 
     async def _record_submission(self, job_id: int, sub: Submission) -> JobRecord:
@@ -313,8 +322,7 @@ class JobMachine:
     async def _poll(self, job: JobRecord, deadline: float, notifier: JobNotifier | None) -> None:
         loop = asyncio.get_running_loop()
         sub = self.submission(job)
-        history = await self._store.recent_run_seconds(job.resolution, job.duration)
-        expected = expected_run_seconds(history, job.duration)
+        expected = await self.runs.expected(job.resolution, job.duration)
         shown: tuple[JobState, int | None] = (job.state, job.queue_position)
         since = loop.time()
         while True:
@@ -362,9 +370,10 @@ class JobMachine:
             case InProgress():
                 return (JobState.RUNNING, None)
             case Completed(video_url=url, cost_usd=cost):
-                if cost is not None:
-                    await self._store.set_provider_cost(job.id, cost, now=self._clock())
                 await self._complete(job, url, notifier)
+                if cost is not None:
+                    # Bookkeeping: after the video, which the member is waiting for.
+                    await self._store.set_provider_cost(job.id, cost, now=self._clock())
             case Failed(error=error):
                 log.warning(
                     "job %d (request %s) failed at the provider: %s", job.id, job.request_id, error
@@ -439,7 +448,9 @@ class JobMachine:
             job.id, JobState.DELIVERING, queue_position=None, now=self._clock(), owner=self.owner
         )
         metrics.job_entered(JobState.DELIVERING)
-        await self._notify(job.id, notifier)
+        # As just written: the store is not asked again on the way to the post.
+        job = replace(job, state=JobState.DELIVERING, queue_position=None, video_url=url)
+        await self._notify(job.id, notifier, job)
         with tempfile.TemporaryDirectory(prefix="seedance-") as tmp:
             path = Path(tmp) / f"seedance-{job.id}.mp4"
             try:
@@ -453,18 +464,16 @@ class JobMachine:
                     notifier,
                 )
                 return
-            current = await self._store.get_job(job.id)
-            if current is None or current.state.is_terminal:
-                return
             if not await self._store.mark_posting(job.id, owner=self.owner, now=self._clock()):
-                return  # another process holds the job now
+                return  # it ended meanwhile, or another process holds it now
             try:
                 with self._critical.hold(job.id):
-                    message_id = await notifier.deliver(current, delivery) if notifier else None
+                    message_id = await notifier.deliver(job, delivery) if notifier else None
             except Exception:
                 log.exception("job %d: delivery failed", job.id)
-                # Discord may have made the post and only its answer was lost: look first.
-                found = await find_post(current, notifier)
+                # Discord may have made the post and only its answer was lost: look first
+                # (after its status message, as stored now).
+                found = await find_post(await self._store.get_job(job.id) or job, notifier)
                 if found is not None:
                     await self._delivered(job.id, found, notifier)
                     return

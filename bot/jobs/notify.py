@@ -7,6 +7,7 @@ the video service). The requester's notifier never writes the moderators' log.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -59,3 +60,12 @@ class ModeratorDesk(Protocol):
 
     async def provider_trouble(self, trip: Trip) -> None:
         """Tell every server's moderators, once, that the video service stopped working."""
+
+
+class Notify(Protocol):
+    """How the state machine has a job's change shown: as stored now, or as the record the
+    change just wrote (``job``)."""
+
+    def __call__(
+        self, job_id: int, notifier: JobNotifier | None, job: JobRecord | None = None
+    ) -> Awaitable[None]: ...

@@ -28,9 +28,10 @@ FRONT_OF_QUEUE_SECONDS = 8.0
 WINDOW_START = 0.45
 WINDOW_END = 1.5
 # Inside the window: SHAPE * sqrt(expected * seconds left in the window), at most DENSE_MAX
-# of the expected run time (0.35 * sqrt(seconds left) and 3 s for a 60 s run).
+# of the expected run time (0.35 * sqrt(seconds left) and 2.2 s for a 60 s run): a finish is
+# noticed within that, which leaves the fetch and the post the rest of 3 s.
 SHAPE = 0.35 / math.sqrt(60.0)
-DENSE_MAX = 0.05
+DENSE_MAX = 2.2 / 60.0
 # Before the window: never a step shorter than this share of the expected run time.
 APPROACH_MIN = 4.0 / 60.0
 # Past the window: one more floor interval for every quarter of the expected run time overdue.

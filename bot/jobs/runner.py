@@ -25,7 +25,6 @@ from bot.config import Config
 from bot.i18n import N_
 from bot.jobs.machine import JobMachine
 from bot.jobs.notify import CancelResult, JobNotifier, ModeratorDesk
-from bot.jobs.polling import expected_run_seconds
 from bot.jobs.shared_slots import SharedSlots
 from bot.jobs.slots import FairQueue, SlotQueue
 from bot.models import JobRecord, JobState
@@ -124,8 +123,8 @@ class JobRunner:
         """When a running job should be done, from past jobs with the same settings."""
         if job.state is not JobState.RUNNING or job.started_at is None:
             return None
-        history = await self._store.recent_run_seconds(job.resolution, job.duration)
-        return job.started_at + timedelta(seconds=expected_run_seconds(history, job.duration))
+        seconds = await self._machine.runs.expected(job.resolution, job.duration)
+        return job.started_at + timedelta(seconds=seconds)
 
     @property
     def active_jobs(self) -> int:
@@ -193,7 +192,7 @@ class JobRunner:
         if claimed is None or job.id in self._running:
             return False
         self._notifiers[job.id] = notifier
-        task = self._tasks.create(self._run(job, notifier), name=f"job-{job.id}")
+        task = self._tasks.create(self._run(claimed, notifier), name=f"job-{job.id}")
         self._running[job.id] = task
         task.add_done_callback(functools.partial(self._forget, job.id))
         return True
@@ -201,7 +200,7 @@ class JobRunner:
     async def _run(self, job: JobRecord, notifier: JobNotifier) -> None:
         # Every line this task logs names the job (the task has its own copy of the context).
         logs.bind(job_id=job.id, guild_id=job.guild_id, request_id=job.request_id)
-        await self._machine.run(job.id, notifier)
+        await self._machine.run(job.id, notifier, job)
 
     async def resume(self, notifier_for: Callable[[JobRecord], JobNotifier]) -> int:
         """After a start: watch every request awaiting a moderator, take every job nobody
@@ -441,9 +440,13 @@ class JobRunner:
 
     # -- telling people --------------------------------------------------------------------
 
-    async def notify(self, job_id: int, notifier: JobNotifier | None) -> None:
-        """Show the job as stored now; a settled job also goes to the moderators' desk, once."""
-        job = await self._store.get_job(job_id)
+    async def notify(
+        self, job_id: int, notifier: JobNotifier | None, job: JobRecord | None = None
+    ) -> None:
+        """Show the job as stored now (``job``: as just written); a settled job also goes to
+        the moderators' desk, once."""
+        if job is None:
+            job = await self._store.get_job(job_id)
         if job is None:
             return
         if notifier is not None:

@@ -2,13 +2,15 @@
 
 Cheap checks first: screen (breaker, gates, blocklist) → credits and job caps as stored (a
 read) → the member's cooldown; only then the images are fetched for the frame rules →
-reserve → status message → start, or ask the moderators when the request is over the
-member's cap. Anything that fails after the reservation releases it and tells the member
-nothing was charged.
+reserve → start, with the status message posted when the channel's budget allows (in a
+channel that has not just taken a post of the bot's, the status first), or ask the
+moderators when the request is over the member's cap. Anything that fails before the start
+releases the reservation and tells the member nothing was charged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -36,7 +38,7 @@ from cogs.animate.notifier import (
     ChannelNotifier,
     FrameCopy,
 )
-from cogs.animate.pacer import ChannelPacer, RequestBudget
+from cogs.animate.pacer import ChannelPacer
 from cogs.animate.resign import refreshed_urls
 
 if TYPE_CHECKING:
@@ -55,6 +57,11 @@ EXTENSIONS = {
 }
 
 Download = Callable[[], Awaitable[bytes]]
+LAUNCHES_AT_ONCE = 32
+"""Requests checked (images fetched and decoded, credits reserved) at once; more wait."""
+SUBMIT_SETTLE = 5.0
+"""Seconds the status of a job started at once waits at most for its submission to land, so
+it is posted showing the queue rather than posted and edited a moment later."""
 
 REQUIRED_PERMISSIONS = (
     "view_channel",
@@ -175,14 +182,15 @@ class Launcher:
         self.tasks = tasks
         self.cooldown = Cooldown(bot.config.animate.cooldown_seconds)
         self._pacers: dict[int, ChannelPacer] = {}
-        # Discord's limit on all of the bot's requests, shared by every channel.
-        self._budget = RequestBudget(rate=bot.config.discord.requests_per_second)
+        self._launching = asyncio.Semaphore(LAUNCHES_AT_ONCE)
 
     def pacer(self, channel_id: int) -> ChannelPacer:
         """The channel's one message budget, shared by every job shown there."""
         pacer = self._pacers.get(channel_id)
         if pacer is None:
-            pacer = self._pacers[channel_id] = ChannelPacer(self.tasks, budget=self._budget)
+            pacer = self._pacers[channel_id] = ChannelPacer(
+                self.tasks, budget=self.bot.discord_budget
+            )
         return pacer
 
     def notifier(self, job: JobRecord, *, upload_limit: int | None = None) -> ChannelNotifier:
@@ -207,28 +215,11 @@ class Launcher:
             role_ids=role_ids(interaction.user),
             parent_channel_id=parent_channel(interaction),
         )
-        view = await self.bot.admission.screen(request)
-        try:
-            await self.bot.admission.precheck(request, view)
-        except QuotaExceeded as exc:
-            raise UserFacingError(refusal_message(exc.refusal)) from None
-        wait = self.cooldown.take(new.guild_id, new.member_id)
-        if wait > 0:
-            when = datetime.now(UTC) + timedelta(seconds=wait + 1)
-            raise UserFacingError(
-                _(
-                    "One video request at a time, please: you can try again {when}. "
-                    "Nothing was charged.",
-                    when=ts(when),
-                )
-            )
         t = private_words(interaction)
-        copies = await self._check_frames(new.prompt, images, t)
-        try:
-            job = await self.bot.admission.accept(request)
-        except QuotaExceeded as exc:
-            raise UserFacingError(refusal_message(exc.refusal)) from None
-
+        # The checks, the image downloads and the reservation a few launches at a time: a
+        # burst of requests is acknowledged at once and queues here, never the other way round.
+        async with self._launching:
+            job, copies = await self._admit(request, images, t)
         notifier = ChannelNotifier(
             self.bot,
             channel_id=job.channel_id,
@@ -239,9 +230,7 @@ class Launcher:
         runner = self.bot.runner
         runner.hold(job.id)
         try:
-            link = await self._show(job, notifier, copies)
-            if job.state is not JobState.PENDING_APPROVAL:
-                await runner.start(job, notifier)
+            link = await self._show_and_start(job, notifier, copies)
         finally:
             # Started, abandoned, or (on a fault after the post) left to the next sweep.
             runner.let_go(job.id)
@@ -272,16 +261,67 @@ class Launcher:
             content="\n".join(lines), allowed_mentions=discord.AllowedMentions.none()
         )
 
-    async def _show(
+    async def _admit(
+        self, request: Request, images: list[Frame], t: Words
+    ) -> tuple[JobRecord, list[FrameCopy]]:
+        """Screen, check and reserve: the stored job and the copies of its frames."""
+        new = request.job
+        view = await self.bot.admission.screen(request)
+        try:
+            await self.bot.admission.precheck(request, view)
+        except QuotaExceeded as exc:
+            raise UserFacingError(refusal_message(exc.refusal)) from None
+        wait = self.cooldown.take(new.guild_id, new.member_id)
+        if wait > 0:
+            when = datetime.now(UTC) + timedelta(seconds=wait + 1)
+            raise UserFacingError(
+                _(
+                    "One video request at a time, please: you can try again {when}. "
+                    "Nothing was charged.",
+                    when=ts(when),
+                )
+            )
+        copies = await self._check_frames(new.prompt, images, t)
+        try:
+            return await self.bot.admission.accept(request), copies
+        except QuotaExceeded as exc:
+            raise UserFacingError(refusal_message(exc.refusal)) from None
+
+    async def _show_and_start(
         self, job: JobRecord, notifier: ChannelNotifier, copies: list[FrameCopy]
     ) -> str:
-        """Post the job's status message and remember it; the link to it.
+        """Post the job's status message and start the job (unless a moderator decides);
+        the link to the status message.
 
-        When it cannot be posted the job is released and never starts.
+        In a channel that took the bot's last post (or takes the one on its way now), the job
+        starts at once and its status follows within the channel's budget, showing the job as
+        it is by then: Discord's pace never holds up the video. Anywhere else the status is
+        posted first: when it cannot be, the job is released and never starts.
         """
+        runner = self.bot.runner
+        decides = job.state is JobState.PENDING_APPROVAL
+        early = not decides and await self.pacer(job.channel_id).vouched()
+        settle = SUBMIT_SETTLE if early else 0.0
+        posting = asyncio.ensure_future(notifier.post_status(job, copies, settle=settle))
+        started = False
+        if early:
+            try:
+                started = await runner.start(job, notifier)
+            except BaseException:
+                posting.cancel()
+                raise
+            if not started:
+                notifier.show_soon(job)
         try:
-            status = await notifier.post_status(job, copies)
+            status = await posting
         except Exception as exc:
+            if started:
+                # Running already: its status is posted with the same nonce when it changes.
+                log.warning("job %d: status message not posted yet: %r", job.id, exc)
+                current = await runner.job(job.id)
+                if current is not None:
+                    await notifier.job_changed(current)
+                return f"<#{job.channel_id}>"
             # Refused, or timed out or cut every time it was sent: the job never starts.
             log.warning("job %d: status message not posted: %r", job.id, exc)
             await self.bot.runner.abandon(job, N_("The status message could not be posted."))
@@ -291,7 +331,9 @@ class Launcher:
                     "Nothing was charged."
                 )
             ) from None
-        await self.bot.runner.shown_at(job.id, status.id)
+        await runner.shown_at(job.id, status.id)
+        if not decides and not started:
+            await runner.start(job, notifier)
         return message_link(job.guild_id, job.channel_id, status.id)
 
     async def _check_frames(self, prompt: str, images: list[Frame], t: Words) -> list[FrameCopy]:

@@ -40,6 +40,8 @@ OLD_MESSAGE_EDIT_LIMIT = 30046
 """Discord's code for "too many edits to messages older than one hour"."""
 OLD_MESSAGE_AGE = timedelta(minutes=55)
 """Past this, a status message is posted anew rather than edited (a margin below the hour)."""
+POSTING_SETTLE = 2.0
+"""Seconds a job posting its video waits before its status says so (the post is usually done)."""
 CONTENT_LIMIT = 2000
 EMBED_TEXT_LIMIT = 4096
 UPLOAD_ATTEMPTS = 3
@@ -96,9 +98,11 @@ class ChannelNotifier:
         self._lock = asyncio.Lock()
         self._last_edit = float("-inf")
         self._last_shown: dict[str, object] | None = None
-        self._shown_state: JobState | None = None
+        self._shown_title: str | None = None
         self._thumbnail: str | None = None
         self._told_privately = False
+        self._newest: tuple[JobRecord, str, discord.Embed, discord.ui.View | None] | None = None
+        """While the first post waits for its turn: the job as it is now, rendered."""
 
     def _channel(self) -> discord.PartialMessageable:
         return self._bot.get_partial_messageable(self._channel_id)
@@ -108,21 +112,31 @@ class ChannelNotifier:
         return guild_words(self._bot, job.guild_id)
 
     async def post_status(
-        self, job: JobRecord, copies: list[FrameCopy] | None = None
+        self, job: JobRecord, copies: list[FrameCopy] | None = None, *, settle: float = 0.0
     ) -> discord.Message:
         """Post the first status message; raises `discord.HTTPException` when it cannot.
 
-        The input frames go along as attachments when they fit the upload limit: the embed's
-        thumbnail then never expires, and Retry can re-sign their URLs by fetching the message.
+        The post waits for its turn in the channel's budget, and shows the job as it is when
+        the turn comes: a change meanwhile (the job may run before its status is up) is
+        posted rather than edited in a moment later. With ``settle``, a job just started
+        waits that long at most for its first change (its submission), so that its status
+        is posted once, as it then stands. The input frames go along as attachments when
+        they fit the upload limit: the embed's thumbnail then never expires, and Retry can
+        re-sign their URLs by fetching the message.
         """
-        content, embed, view = render_status(job, await self._embed(job), self._words(job))
+        self._newest = (job, *render_status(job, await self._embed(job), self._words(job)))
         kept = [c for c in copies or [] if len(c.data) <= self._upload_limit]
         if sum(len(c.data) for c in kept) > self._upload_limit:
             kept = kept[:1]
-        if kept:
-            embed.set_thumbnail(url=f"attachment://{kept[0].filename}")
+        sent: list[tuple[JobRecord, discord.Embed]] = []
 
         def send() -> Awaitable[discord.Message]:
+            assert self._newest is not None
+            shown, content, embed, view = self._newest
+            if kept:
+                embed = embed.copy()
+                embed.set_thumbnail(url=f"attachment://{kept[0].filename}")
+            sent.append((shown, embed))
             # Fresh files each time: a send closes the ones it was given.
             files = [discord.File(io.BytesIO(c.data), filename=c.filename) for c in kept]
             return self._channel().send(
@@ -134,29 +148,54 @@ class ChannelNotifier:
                 nonce=f"status-{job.id}",
             )
 
-        message = await self._send_once(job, send)
+        try:
+            not_before = asyncio.get_running_loop().time() + settle if settle > 0 else 0.0
+            message = await self._send_once(
+                job, send, key=("status post", job.id), not_before=not_before
+            )
+        finally:
+            newest, self._newest = self._newest, None
+        shown, embed = sent[-1]
         self._message_id = message.id
         if message.attachments:
             self._thumbnail = message.attachments[0].url
         self._last_edit = asyncio.get_running_loop().time()
+        if self._thumbnail:
+            # As Discord shows it: the attachment's own URL.
+            embed.set_thumbnail(url=self._thumbnail)
         self._last_shown = embed.to_dict()  # type: ignore[assignment]
-        self._shown_state = job.state
+        self._shown_title = embed.title
+        if newest is not None and newest[0] is not shown:
+            # It changed while the post was on its way.
+            await self.job_changed(newest[0])
+        elif shown.state.is_terminal:
+            await self._shown(shown)
         return message
 
+    def show_soon(self, job: JobRecord) -> None:
+        """The first post of ``job`` need wait for no change: it goes when the budget allows."""
+        self._pacer.hurry(("status post", job.id))
+
     async def _send_once(
-        self, job: JobRecord, send: Callable[[], Awaitable[discord.Message]]
+        self,
+        job: JobRecord,
+        send: Callable[[], Awaitable[discord.Message]],
+        *,
+        key: tuple[str, int] | None = None,
+        not_before: float = 0.0,
     ) -> discord.Message:
         """Post through the channel's budget; a dropped connection, a timeout or a 5xx is
         tried again with the same nonce, which Discord answers with the message it already
         made (if the lost attempt made one) instead of a second copy."""
+        key = key or ("post", job.id)
         for attempt in range(SEND_ATTEMPTS - 1):
             try:
-                message: discord.Message = await self._pacer.run(("post", job.id), send)
+                message: discord.Message = await self._pacer.run(key, send, not_before=not_before)
                 return message
             except TRANSIENT as exc:
                 log.info("job %d: post failed (%r); sending again with its nonce", job.id, exc)
                 await asyncio.sleep(0.5 * 2**attempt)
-        message = await self._pacer.run(("post", job.id), send)
+        message = await self._pacer.run(key, send)
         return message
 
     async def _embed(self, job: JobRecord) -> discord.Embed:
@@ -186,12 +225,27 @@ class ChannelNotifier:
         wait for the job's own interval.
         """
         content, embed, view = render_status(job, await self._embed(job), self._words(job))
+        if self._newest is not None:
+            # The first post is still waiting for its turn: it will show this, and need wait
+            # for nothing else now.
+            self._newest = (job, content, embed, view)
+            self._pacer.hurry(("status post", job.id))
+            return
         if job.state.is_terminal or job.state is JobState.UNKNOWN_SUBMISSION:
             priority, not_before = Priority.FINAL, 0.0
+        elif embed.to_dict() == self._last_shown:
+            # Nothing new to show (an edit still queued would show something older).
+            self._pacer.drop(("status", job.id))
+            return
         else:
-            changed = job.state is not self._shown_state
+            # A new headline is news; the same one with new details (a queue position) is
+            # progress, the first to give way.
+            changed = embed.title != self._shown_title
             priority = Priority.CHANGE if changed else Priority.PROGRESS
             not_before = self._last_edit + self._interval
+            if job.state is JobState.DELIVERING:
+                # Usually over in a moment: the video's post then shows the job delivered.
+                not_before = max(not_before, asyncio.get_running_loop().time() + POSTING_SETTLE)
         self._pacer.submit(
             ("status", job.id),
             lambda: self._edit(job, content, embed, view),
@@ -207,7 +261,7 @@ class ChannelNotifier:
             if shown == self._last_shown:
                 return
             self._last_shown = shown  # type: ignore[assignment]
-            self._shown_state = job.state
+            self._shown_title = embed.title
             self._last_edit = asyncio.get_running_loop().time()
             if self._message_id is None:
                 # Never shown, or its post's answer was lost before a restart: the same nonce

@@ -14,6 +14,7 @@ import pytest
 
 from bot.config import QuotaConfig
 from bot.models import JobState
+from cogs.animate import notifier
 from cogs.animate.buttons import CancelButton, DeleteButton, RetryButton
 from tests.harness.discord_fakes import (
     Member,
@@ -59,6 +60,19 @@ async def test_accepted_job_is_delivered_as_a_file_and_charged(world: World) -> 
 
     usage = await world.bot.guild_admin.usage(world.channel.guild_id, world.alice.id)
     assert (usage.member_used, usage.member_reserved) == (1, 0)
+
+
+async def test_a_video_posted_at_once_spends_no_edit_on_posting_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # However slow this machine is, the post is done before the status would say "posting".
+    monkeypatch.setattr(notifier, "POSTING_SETTLE", 60.0)
+    await world.animate(world.alice)
+    job = await world.wait_for((await world.only_job()).id, JobState.DELIVERED)
+    status = world.channel.by_id(job.status_message_id or 0)
+    shown = [edit["embed"].title for edit in status.edits if edit.get("embed") is not None]
+    assert shown and "ready" in shown[-1]
+    assert not any("Posting" in title for title in shown)
 
 
 async def test_the_status_message_shows_the_queue_and_a_cancel_button(world: World) -> None:

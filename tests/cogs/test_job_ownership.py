@@ -11,6 +11,7 @@ import asyncio
 import pytest
 
 from bot.models import JobState
+from cogs.animate import launcher
 from tests.harness.discord_fakes import eventually, member_saw
 from tests.harness.worlds import World
 
@@ -52,6 +53,55 @@ async def test_a_job_that_keeps_crashing_is_ended_plainly_and_refunded(world: Wo
     usage = await world.bot.guild_admin.usage(world.channel.guild_id, world.alice.id)
     assert (usage.member_used, usage.member_reserved, usage.member_active_jobs) == (0, 0, 0)
     assert len(world.rc.submitted) == 1
+
+
+async def test_in_a_channel_that_takes_posts_a_job_starts_before_its_status_is_up(
+    world: World,
+) -> None:
+    world.rc.plan_next_job(queue_seconds=30, run_seconds=0.1)
+    await world.animate(world.alice)
+    # The bot's Discord budget is spent: the next post waits for its turn.
+    budget = world.bot.discord_budget
+    shares = [await budget.take(0) for _ in range(budget.rate)]
+    world.rc.plan_next_job(queue_seconds=30, run_seconds=0.1)
+    asking = asyncio.create_task(world.animate(world.bob))
+
+    async def submitted_and_polled() -> bool:
+        # Two polls of the job: whatever the first one found has been handed to its notifier.
+        jobs = await world.store.recent_jobs(world.channel.guild_id, world.bob.id)
+        sent = [job.request_id for job in jobs if job.request_id]
+        asked = [r for r in world.rc.requests if sent and sent[0] in r.path]
+        return len(world.rc.submitted) == 2 and len(asked) >= 2
+
+    await eventually(submitted_and_polled)
+    assert len(world.channel.messages) == 1  # bob's status is not up yet
+    for share in shares:
+        budget.release(share, sent=False)
+    interaction = await asking
+    [job] = await world.store.recent_jobs(world.channel.guild_id, world.bob.id)
+    assert job.status_message_id is not None
+    assert f"/{job.status_message_id}" in member_saw(interaction)[-1]
+    status = world.channel.by_id(job.status_message_id)
+    # Posted as the job stands by then, in the queue: no edit was spent on an older state.
+    assert status.embed is not None and "queue" in (status.embed.title or "").lower()
+    assert status.edits == []
+    assert len(world.rc.submitted) == 2
+
+
+async def test_a_job_started_at_once_is_posted_showing_its_submission(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # However slow this machine is, the status waits for the submission.
+    monkeypatch.setattr(launcher, "SUBMIT_SETTLE", 60.0)
+    world.rc.plan_next_job(queue_seconds=30, run_seconds=0.1)
+    await world.animate(world.alice)
+    world.rc.plan_next_job(queue_seconds=30, run_seconds=0.1)
+    interaction = await world.animate(world.bob)
+    [job] = await world.store.recent_jobs(world.channel.guild_id, world.bob.id)
+    assert f"/{job.status_message_id}" in member_saw(interaction)[-1]
+    status = world.channel.by_id(job.status_message_id or 0)
+    # Its status waited for the submission (a moment): one post, never "sending" then queued.
+    assert status.embed is not None and "queue" in (status.embed.title or "").lower()
 
 
 async def test_a_status_message_that_times_out_releases_the_job(world: World) -> None:

@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from bot.ops.discord_budget import RequestBudget
 from bot.tasks import TaskSet
-from cogs.animate.pacer import ChannelPacer, Priority, RequestBudget
+from cogs.animate.pacer import STALE_AFTER, ChannelPacer, Priority
 
 
 @pytest.fixture
@@ -177,3 +178,56 @@ async def test_a_post_that_fails_after_its_caller_left_does_not_stop_the_channel
     refuse.set()
     # The refused post, nobody waiting for it any more, does not stop the channel.
     assert await asyncio.wait_for(following, 5) == 42
+
+
+async def test_progress_leaves_room_in_the_channel_for_what_matters_more(tasks: TaskSet) -> None:
+    sent = Sent()
+    pacer = ChannelPacer(tasks, budget=RequestBudget(rate=1000), rate=5, window=5.0, spare=2)
+    for job in range(6):
+        pacer.submit(("status", job), sent.action(f"progress {job}"), priority=Priority.PROGRESS)
+    await sent.until(3)
+    await asyncio.sleep(0.05)
+    # Queue positions fill three places of the window and leave two.
+    assert len(sent.names) == 3
+    pacer.submit(("status", 98), sent.action("change"), priority=Priority.CHANGE)
+    pacer.submit(("status", 99), sent.action("final"), priority=Priority.FINAL)
+    await sent.until(5)
+    assert sent.names[3:] == ["final", "change"]
+
+
+async def test_progress_leaves_room_in_the_bot_wide_budget(tasks: TaskSet) -> None:
+    budget = RequestBudget(rate=5, window=5.0)
+    sent = Sent()
+    pacers = [ChannelPacer(tasks, budget=budget) for _ in range(5)]
+    for channel, pacer in enumerate(pacers):
+        pacer.submit(
+            ("status", channel), sent.action(f"progress {channel}"), priority=Priority.PROGRESS
+        )
+    await sent.until(4)
+    await asyncio.sleep(0.05)
+    # A fifth of the bot's budget stays free for a new message or a state change.
+    assert len(sent.names) == 4
+    news = ChannelPacer(tasks, budget=budget)
+    assert await news.run(("post", 1), sent.action("a video")) == "a video"
+    assert sent.names[4] == "a video"
+
+
+async def test_a_state_change_is_not_held_behind_a_flood_of_new_posts(tasks: TaskSet) -> None:
+    gap = 0.05
+    budget = RequestBudget(rate=1, window=gap)
+    sent = Sent()
+    # Twice as many posts as the budget lets through before the change is overdue.
+    flood = round(2 * STALE_AFTER / gap)
+    posts = [
+        asyncio.ensure_future(
+            ChannelPacer(tasks, budget=budget).run(("post", n), sent.action(f"post {n}"))
+        )
+        for n in range(flood)
+    ]
+    await sent.until(1)  # the posts all wait for the budget
+    mine = ChannelPacer(tasks, budget=budget)
+    mine.submit(("status", 1), sent.action("change"), priority=Priority.CHANGE)
+    await sent.until(flood + 1)
+    await asyncio.gather(*posts)
+    # New messages go first, but not for longer than the change may wait.
+    assert 0 < sent.names.index("change") < flood

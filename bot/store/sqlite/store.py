@@ -316,7 +316,8 @@ class SqliteStore(
         """Record what the provider charged for the job (USD), on the job and its ledger row."""
         if not math.isfinite(cost_usd) or cost_usd < 0:
             raise ValueError(f"not a cost: {cost_usd!r}")
-        async with self._write() as db:
+
+        async def record(db: Db) -> None:
             await self._update_job(
                 db,
                 job_id,
@@ -326,6 +327,9 @@ class SqliteStore(
             await db.execute(
                 "UPDATE usage_ledger SET cost_usd = ? WHERE job_id = ?", (cost_usd, job_id)
             )
+
+        # In one call, like the rest of the job path: it comes just before a video is posted.
+        await self._inline_write(record)
 
     async def set_video_url(self, job_id: int, url: str, *, now: datetime | None = None) -> None:
         """Remember the provider's output URL, so a restart can deliver without asking again."""
