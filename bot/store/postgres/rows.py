@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, TypeAlias
 import asyncpg
 
 from bot.models import JobRecord, JobState
+from bot.store.records import job_record
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -68,36 +69,4 @@ def opt_time_of(value: datetime | None) -> datetime | None:
 
 def job_from_row(row: asyncpg.Record) -> JobRecord:
     """A ``SELECT {JOB_COLUMNS} FROM jobs`` row as a record."""
-    return JobRecord(
-        id=row["id"],
-        guild_id=row["guild_id"],
-        channel_id=row["channel_id"],
-        member_id=row["member_id"],
-        prompt=row["prompt"],
-        image_url=row["image_url"],
-        last_frame_url=row["last_frame_url"],
-        resolution=row["resolution"],
-        duration=row["duration"],
-        credits=row["credits"],
-        state=JobState(row["state"]),
-        request_id=row["request_id"],
-        status_url=row["status_url"],
-        result_url=row["result_url"],
-        cancel_url=row["cancel_url"],
-        queue_position=row["queue_position"],
-        status_message_id=row["status_message_id"],
-        result_message_id=row["result_message_id"],
-        video_url=row["video_url"],
-        error=row["error"],
-        period_key=row["period_key"],
-        created_at=time_of(row["created_at"]),
-        submitted_at=opt_time_of(row["submitted_at"]),
-        started_at=opt_time_of(row["started_at"]),
-        finished_at=opt_time_of(row["finished_at"]),
-        updated_at=time_of(row["updated_at"]),
-        owner=row["owner"],
-        lease_until=opt_time_of(row["lease_until"]),
-        attempts=row["attempts"],
-        posting_at=opt_time_of(row["posting_at"]),
-        cost_usd=row["cost_usd"],
-    )
+    return job_record(row, time_of)

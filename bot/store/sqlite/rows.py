@@ -6,6 +6,7 @@ import sqlite3
 from datetime import UTC, datetime
 
 from bot.models import JobRecord, JobState
+from bot.store.records import job_record
 
 # Word for word the WHERE clause of the partial index jobs_open in V1__initial.sql, so the
 # planner can use that index for the concurrency counts. Must agree with TERMINAL_STATES.
@@ -47,36 +48,4 @@ def from_opt_text(text: str | None) -> datetime | None:
 
 def job_from_row(row: sqlite3.Row) -> JobRecord:
     """A ``SELECT {JOB_COLUMNS} FROM jobs`` row as a record."""
-    return JobRecord(
-        id=row["id"],
-        guild_id=row["guild_id"],
-        channel_id=row["channel_id"],
-        member_id=row["member_id"],
-        prompt=row["prompt"],
-        image_url=row["image_url"],
-        last_frame_url=row["last_frame_url"],
-        resolution=row["resolution"],
-        duration=row["duration"],
-        credits=row["credits"],
-        state=JobState(row["state"]),
-        request_id=row["request_id"],
-        status_url=row["status_url"],
-        result_url=row["result_url"],
-        cancel_url=row["cancel_url"],
-        queue_position=row["queue_position"],
-        status_message_id=row["status_message_id"],
-        result_message_id=row["result_message_id"],
-        video_url=row["video_url"],
-        error=row["error"],
-        period_key=row["period_key"],
-        created_at=from_text(row["created_at"]),
-        submitted_at=from_opt_text(row["submitted_at"]),
-        started_at=from_opt_text(row["started_at"]),
-        finished_at=from_opt_text(row["finished_at"]),
-        updated_at=from_text(row["updated_at"]),
-        owner=row["owner"],
-        lease_until=from_opt_text(row["lease_until"]),
-        attempts=row["attempts"],
-        posting_at=from_opt_text(row["posting_at"]),
-        cost_usd=row["cost_usd"],
-    )
+    return job_record(row, from_text)
