@@ -7,10 +7,10 @@ from a statement that really ran and really rolled back: no function of ours is 
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass, field
 
+from bot.store.sqlite.inline import Db
 from bot.store.sqlite.store import SqliteStore
 
 
@@ -32,16 +32,19 @@ class StatementFaults:
     @classmethod
     async def install(cls, store: SqliteStore) -> StatementFaults:
         faults = cls()
-        # The store's two connections (aiosqlite's, and the inline thread's for the hot
-        # paths): the faults live inside SQLite itself.
+        # The store's two connections (aiosqlite's, and its own thread's for the hot paths):
+        # the faults live inside SQLite itself.
         db = store._db
         await db.set_trace_callback(faults._started)
         await db.set_progress_handler(faults._progress, 1)
-        inline = store._inline
-        loop = asyncio.get_running_loop()
-        raw = inline._connection  # used on its own thread only
-        await loop.run_in_executor(inline.pool, raw.set_trace_callback, faults._started)
-        await loop.run_in_executor(inline.pool, raw.set_progress_handler, faults._progress, 1)
+
+        async def plant(inline: Db) -> None:
+            # On the store's thread, between its transactions' statements.
+            raw = store._thread.connection
+            raw.set_trace_callback(faults._started)
+            raw.set_progress_handler(faults._progress, 1)
+
+        await store._thread.read(plant)
         return faults
 
     def fail(self, statement: str, times: int = 1) -> None:

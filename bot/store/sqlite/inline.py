@@ -6,11 +6,11 @@ across all of them. Under load each round trip waits for a turn of a busy event 
 transaction of a dozen statements holds the lock for dozens of turns and everything else
 that needs the store queues behind it.
 
-For the hot paths (admitting a request) the store runs the same transaction code in one call
-instead: a second connection to the same file, used only on one worker thread and only under
-the store's lock, and an `InlineConnection` wrapper whose awaitables are already done when
-they are awaited. The transaction's coroutine then never suspends, so `run_inline` drives it
-to its end on the worker thread. The SQL and the logic are the very same functions the
+For the hot paths (a job's every step) the store runs the same transaction code in one call
+instead, on a thread with a connection of its own (see ``batches``), through an
+`InlineConnection` wrapper whose awaitables are already done when they are awaited. The
+transaction's coroutine then never suspends, so `run_inline` drives it to its end on that
+thread. The SQL and the logic are the very same functions the
 aiosqlite paths use (they accept either connection, typed `Db`).
 """
 
@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import aiosqlite
 
-__all__ = ["Db", "InlineConnection", "InlineCursor", "InlineThread", "run_inline"]
+__all__ = ["Body", "Db", "InlineConnection", "InlineCursor", "awaited", "run_inline"]
 
 T = TypeVar("T")
 Params = Sequence[Any] | Mapping[str, Any]
@@ -108,6 +106,9 @@ class InlineConnection:
 Db = aiosqlite.Connection | InlineConnection
 """A connection the store's SQL functions accept: aiosqlite's, or the inline one."""
 
+Body = Callable[[Db], Awaitable[Any]]
+"""One caller's transaction: the store's SQL, given a connection."""
+
 
 def run_inline(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine that never suspends (every await in it is already done) to its end."""
@@ -119,66 +120,5 @@ def run_inline(coro: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("an inline transaction waited for something")
 
 
-class InlineThread:
-    """One connection to the store's file and the one thread that uses it."""
-
-    def __init__(self, connection: sqlite3.Connection, pool: ThreadPoolExecutor) -> None:
-        self._db = InlineConnection(connection)
-        self._connection = connection
-        self._pool = pool
-
-    @classmethod
-    def open(cls, path: Path, *, busy_timeout: float) -> InlineThread:
-        """Connect with the store's pragmas (the file is already in WAL mode and migrated)."""
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-inline")
-
-        def connect() -> sqlite3.Connection:
-            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            connection.row_factory = sqlite3.Row
-            connection.execute(f"PRAGMA busy_timeout = {round(busy_timeout * 1000):d}")
-            connection.execute("PRAGMA foreign_keys = ON")
-            connection.execute("PRAGMA secure_delete = ON")
-            connection.execute("PRAGMA synchronous = FULL")
-            return connection
-
-        return cls(pool.submit(connect).result(), pool)
-
-    def close(self) -> None:
-        """Close the connection on its thread, then the thread."""
-        self._pool.submit(self._connection.close).result()
-        self._pool.shutdown(wait=True)
-
-    def write(self, body: Callable[[Db], Awaitable[T]]) -> Callable[[], T]:
-        """`body` in one ``BEGIN IMMEDIATE`` transaction: committed, or rolled back on error."""
-
-        def call() -> T:
-            self._connection.execute("BEGIN IMMEDIATE")
-            try:
-                result = run_inline(_awaited(body(self._db)))
-            except BaseException:
-                self._connection.rollback()
-                raise
-            self._connection.commit()
-            return result
-
-        return call
-
-    def read(self, body: Callable[[Db], Awaitable[T]]) -> Callable[[], T]:
-        """`body` in one read transaction, so its queries see one snapshot."""
-
-        def call() -> T:
-            self._connection.execute("BEGIN")
-            try:
-                return run_inline(_awaited(body(self._db)))
-            finally:
-                self._connection.rollback()
-
-        return call
-
-    @property
-    def pool(self) -> ThreadPoolExecutor:
-        return self._pool
-
-
-async def _awaited(awaitable: Awaitable[T]) -> T:
+async def awaited(awaitable: Awaitable[T]) -> T:
     return await awaitable

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import sqlite3
@@ -19,8 +18,9 @@ from bot.errors import JobNotFound
 from bot.models import FAILURE_STATES, PROGRESS_STATES, JobRecord, JobState
 from bot.store.signals import LocalSignals
 from bot.store.sqlite.approvals import ApprovalMixin
+from bot.store.sqlite.batches import DatabaseThread
 from bot.store.sqlite.budgets import BudgetMixin
-from bot.store.sqlite.inline import Db, InlineThread
+from bot.store.sqlite.inline import Db
 from bot.store.sqlite.leases import LeaseMixin
 from bot.store.sqlite.moderation import ModerationMixin
 from bot.store.sqlite.reports import ReportMixin
@@ -47,21 +47,23 @@ class SqliteStore(
 ):
     """Jobs, the usage ledger and each server's moderation settings in one SQLite file.
 
-    One aiosqlite connection is shared by every coroutine. Each method holds an asyncio lock
-    for its whole run, so statements of concurrent calls never mix inside one transaction;
-    writes run in ``BEGIN IMMEDIATE`` so another process on the same file waits (up to the
-    busy timeout) instead of reading budgets that are about to change. The hot paths run
-    their whole transaction in one call on a thread of their own (see ``inline``), under the
-    same lock.
+    The hot paths (a job's every step, admission, leases) run each transaction in one call
+    on the store's own thread, batched with the others queued (see ``batches``). The
+    colder ones (moderators' settings, reports) use one aiosqlite connection shared by
+    every coroutine, each method holding an asyncio lock for its whole run so statements of
+    concurrent calls never mix inside one transaction. Writes run in
+    ``BEGIN IMMEDIATE``, so a write on one connection waits (up to the busy timeout) for
+    the other's, and another process on the same file waits likewise instead of reading
+    budgets that are about to change.
 
     One process per database file: its signals stay inside the process.
     """
 
-    def __init__(self, db: aiosqlite.Connection, inline: InlineThread) -> None:
+    def __init__(self, db: aiosqlite.Connection, thread: DatabaseThread) -> None:
         """Wrap an open, migrated connection. Use :meth:`open` instead."""
         LocalSignals.__init__(self)
         self._db = db
-        self._inline = inline
+        self._thread = thread
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -94,11 +96,11 @@ class SqliteStore(
             await db.execute("PRAGMA synchronous = FULL")
             version = await apply_migrations(db, migrations)
             log.info("opened store %s at schema version %d", path, version)
-            inline = await asyncio.to_thread(InlineThread.open, path, busy_timeout=busy_timeout)
+            thread = await asyncio.to_thread(DatabaseThread.open, path, busy_timeout=busy_timeout)
             try:
-                yield cls(db, inline)
+                yield cls(db, thread)
             finally:
-                await asyncio.to_thread(inline.close)
+                await asyncio.to_thread(thread.close)
         finally:
             await db.close()
 
@@ -130,24 +132,12 @@ class SqliteStore(
                 await asyncio.shield(self._db.rollback())
 
     async def _inline_write(self, body: Callable[[Db], Awaitable[T]]) -> T:
-        """``body`` as one write transaction, in one call on the inline thread."""
-        return await self._inline_call(self._inline.write(body))
+        """``body`` as one write transaction, committed with its batch (see ``batches``)."""
+        return await self._thread.write(body)
 
     async def _inline_read(self, body: Callable[[Db], Awaitable[T]]) -> T:
-        """``body`` as one read transaction (one snapshot), in one call on the inline thread."""
-        return await self._inline_call(self._inline.read(body))
-
-    async def _inline_call(self, call: Callable[[], T]) -> T:
-        async with self._lock:
-            done = asyncio.get_running_loop().run_in_executor(self._inline.pool, call)
-            try:
-                return await asyncio.shield(done)
-            except asyncio.CancelledError:
-                # The transaction ends on its thread whatever happens here: hand the lock on
-                # only once it has, so no other transaction starts beside it.
-                with contextlib.suppress(Exception):
-                    await done
-                raise
+        """``body`` as one read (one snapshot), after the writes asked for before it."""
+        return await self._thread.read(body)
 
     async def _fetch_job(self, db: Db, job_id: int) -> JobRecord | None:
         async with db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)) as cur:
