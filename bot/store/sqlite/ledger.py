@@ -2,13 +2,16 @@
 
 Budgets count the ledger rows *reserved during the period's time range* that are reserved or
 committed, minus the rows a moderator's reset took off: rows of that reset's period with a
-smaller mark (written before it; see V6__usage_marks.sql).
+smaller mark (written before it; see V6__usage_marks.sql). The sums are kept running, per
+member and per server and UTC day, by the ledger's triggers (V7__usage_totals.sql), so a
+check reads at most a period's days, however many jobs it held.
 Rows on the ``cap`` basis count against the member's cap and the pool; ``pending`` (waiting
 for a moderator) and ``approved`` (let past the cap) rows count against the pool only.
 """
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Literal
 
 from bot.errors import QuotaExceeded
@@ -30,15 +33,6 @@ __all__ = [
 Basis = Literal["cap", "pending", "approved"]
 
 
-# A row stops counting once a reset of its period was made after it was written.
-_NOT_RESET = (
-    "NOT EXISTS (SELECT 1 FROM usage_resets r WHERE r.guild_id = :guild AND {who} "
-    "AND usage_ledger.mark < r.mark AND usage_ledger.created_at >= r.window_start)"
-)
-_MEMBER_NOT_RESET = _NOT_RESET.format(who="(r.member_id = :member OR r.member_id IS NULL)")
-_SERVER_NOT_RESET = _NOT_RESET.format(who="r.member_id IS NULL")
-
-
 def _range(guild_id: int, member_id: int | None, window: PeriodWindow) -> dict[str, object]:
     return {
         "guild": guild_id,
@@ -48,16 +42,26 @@ def _range(guild_id: int, member_id: int | None, window: PeriodWindow) -> dict[s
     }
 
 
-_IN_WINDOW = "created_at >= :start AND created_at < :end AND state IN ('reserved', 'committed')"
+def _days(guild_id: int, member_id: int | None, window: PeriodWindow) -> dict[str, object]:
+    """The running totals' keys for ``window``: its UTC days, first to last."""
+    return {
+        "guild": guild_id,
+        "member": member_id,
+        "first": window.start.astimezone(UTC).date().isoformat(),
+        "after": window.end.astimezone(UTC).date().isoformat(),
+    }
 
 
 async def server_totals(db: Db, guild_id: int, window: PeriodWindow) -> tuple[int, int]:
-    """(committed, reserved) credits of the whole server in ``window``, any basis."""
+    """(committed, reserved) credits of the whole server in ``window``, any basis.
+
+    Read from the running totals (``usage_server_days``, kept by the ledger's triggers).
+    """
     async with db.execute(
         "SELECT COALESCE(SUM(CASE WHEN state = 'committed' THEN credits END), 0), "
         "COALESCE(SUM(CASE WHEN state = 'reserved' THEN credits END), 0) "
-        f"FROM usage_ledger WHERE guild_id = :guild AND {_IN_WINDOW} AND {_SERVER_NOT_RESET}",
-        _range(guild_id, None, window),
+        "FROM usage_server_days WHERE guild_id = :guild AND day >= :first AND day < :after",
+        _days(guild_id, None, window),
     ) as cursor:
         row = await cursor.fetchone()
     assert row is not None
@@ -83,16 +87,17 @@ async def server_spend(db: Db, guild_id: int, window: PeriodWindow) -> tuple[flo
 async def credit_totals(
     db: Db, guild_id: int, member_id: int, window: PeriodWindow
 ) -> CreditTotals:
-    """The member's and the server's credits in ``window``."""
+    """The member's and the server's credits in ``window``, from the running totals
+    (``usage_member_days``, kept by the ledger's triggers; see migration V7)."""
     async with db.execute(
         "SELECT "
         "COALESCE(SUM(CASE WHEN basis = 'cap' AND state = 'committed' THEN credits END), 0), "
         "COALESCE(SUM(CASE WHEN basis = 'cap' AND state = 'reserved' THEN credits END), 0), "
         "COALESCE(SUM(CASE WHEN basis = 'approved' THEN credits END), 0), "
         "COALESCE(SUM(CASE WHEN basis = 'pending' THEN credits END), 0) "
-        f"FROM usage_ledger WHERE guild_id = :guild AND member_id = :member AND {_IN_WINDOW} "
-        f"AND {_MEMBER_NOT_RESET}",
-        _range(guild_id, member_id, window),
+        "FROM usage_member_days WHERE guild_id = :guild AND member_id = :member "
+        "AND day >= :first AND day < :after",
+        _days(guild_id, member_id, window),
     ) as cursor:
         member = await cursor.fetchone()
     assert member is not None
