@@ -38,9 +38,14 @@ async def test_an_unanswered_request_expires_and_everyone_is_told(world: World) 
     approval = await world.store.get_approval(job.id)
     assert approval is not None and approval.approval.decision == "expired"
 
+    def status_title() -> str:
+        status = world.channel.by_id(job.status_message_id or 0).current_embed()
+        return (status.title or "") if status is not None else ""
+
     async def everyone_told() -> bool:
         told = [m for m in world.channel.messages if m.content and "in time" in m.content]
-        return bool(told) and bool(request.edits)
+        # The status message follows at the channel's pace.
+        return bool(told) and bool(request.edits) and "Cancelled" in status_title()
 
     await eventually(everyone_told)
     told = next(m for m in world.channel.messages if m.content and "in time" in m.content)
@@ -50,8 +55,6 @@ async def test_an_unanswered_request_expires_and_everyone_is_told(world: World) 
     # The mod-log request says what became of it and loses its buttons.
     assert request.current_view() is None
     assert "Expired" in (request.edits[-1].get("content") or "")
-    status = world.channel.by_id(job.status_message_id or 0).current_embed()
-    assert status is not None and "Cancelled" in (status.title or "")
     usage = await world.bot.guild_admin.usage(world.channel.guild_id, world.alice.id)
     assert (usage.server_used, usage.server_reserved) == (0, 0)
 

@@ -217,7 +217,12 @@ async def test_the_provider_cap_holds_across_both_processes(cluster: Cluster) ->
     await until(lambda: len(videos(sandbox)) == 7, within=60)
     assert most_at_the_provider(sandbox) == 2
     assert cluster.submits() == 7
-    assert await cluster.jobs() == [(JobState.DELIVERED, None)] * 7
+
+    # A job is stored as delivered just after its video is posted.
+    async def all_delivered() -> bool:
+        return await cluster.jobs() == [(JobState.DELIVERED, None)] * 7
+
+    await eventually(all_delivered, within=10)
     assert await cluster.credits() == (7, 0)
     # Both processes made videos: the cap was shared, not one process at a time.
     delivered = re.compile(r"job \d+ delivered")
