@@ -39,12 +39,12 @@ class StatementFaults:
         await db.set_progress_handler(faults._progress, 1)
 
         async def plant(inline: Db) -> None:
-            # On the store's thread, between its transactions' statements.
-            raw = store._thread.connection
+            # Between the store's transactions' statements.
+            raw = store._batches.connection
             raw.set_trace_callback(faults._started)
             raw.set_progress_handler(faults._progress, 1)
 
-        await store._thread.read(plant)
+        await store._batches.read(plant)
         return faults
 
     def fail(self, statement: str, times: int = 1) -> None:

@@ -18,7 +18,7 @@ from bot.errors import JobNotFound
 from bot.models import FAILURE_STATES, PROGRESS_STATES, JobRecord, JobState
 from bot.store.signals import LocalSignals
 from bot.store.sqlite.approvals import ApprovalMixin
-from bot.store.sqlite.batches import DatabaseThread
+from bot.store.sqlite.batches import GroupCommit
 from bot.store.sqlite.budgets import BudgetMixin
 from bot.store.sqlite.inline import Db
 from bot.store.sqlite.leases import LeaseMixin
@@ -47,8 +47,8 @@ class SqliteStore(
 ):
     """Jobs, the usage ledger and each server's moderation settings in one SQLite file.
 
-    The hot paths (a job's every step, admission, leases) run each transaction in one call
-    on the store's own thread, batched with the others queued (see ``batches``). The
+    The hot paths (a job's every step, admission, leases) run each transaction batched with
+    the others queued, committed on a thread of its own (see ``batches``). The
     colder ones (moderators' settings, reports) use one aiosqlite connection shared by
     every coroutine, each method holding an asyncio lock for its whole run so statements of
     concurrent calls never mix inside one transaction. Writes run in
@@ -59,12 +59,12 @@ class SqliteStore(
     One process per database file: its signals stay inside the process.
     """
 
-    def __init__(self, db: aiosqlite.Connection, thread: DatabaseThread) -> None:
+    def __init__(self, db: aiosqlite.Connection, batches: GroupCommit, lock: asyncio.Lock) -> None:
         """Wrap an open, migrated connection. Use :meth:`open` instead."""
         LocalSignals.__init__(self)
         self._db = db
-        self._thread = thread
-        self._lock = asyncio.Lock()
+        self._batches = batches
+        self._lock = lock
 
     @classmethod
     @asynccontextmanager
@@ -96,11 +96,14 @@ class SqliteStore(
             await db.execute("PRAGMA synchronous = FULL")
             version = await apply_migrations(db, migrations)
             log.info("opened store %s at schema version %d", path, version)
-            thread = await asyncio.to_thread(DatabaseThread.open, path, busy_timeout=busy_timeout)
+            lock = asyncio.Lock()
+            batches = await asyncio.to_thread(
+                GroupCommit.open, path, busy_timeout=busy_timeout, lock=lock
+            )
             try:
-                yield cls(db, thread)
+                yield cls(db, batches, lock)
             finally:
-                await asyncio.to_thread(thread.close)
+                await batches.close()
         finally:
             await db.close()
 
@@ -133,11 +136,11 @@ class SqliteStore(
 
     async def _inline_write(self, body: Callable[[Db], Awaitable[T]]) -> T:
         """``body`` as one write transaction, committed with its batch (see ``batches``)."""
-        return await self._thread.write(body)
+        return await self._batches.write(body)
 
     async def _inline_read(self, body: Callable[[Db], Awaitable[T]]) -> T:
         """``body`` as one read (one snapshot), after the writes asked for before it."""
-        return await self._thread.read(body)
+        return await self._batches.read(body)
 
     async def _fetch_job(self, db: Db, job_id: int) -> JobRecord | None:
         async with db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)) as cur:
