@@ -5,9 +5,11 @@ HEIC/HEIF, AVIF, JPEG XL, video), then Pillow reads the header, and the pixels a
 (in a worker thread, a few at a time) only when the header dimensions already pass the
 table, which keeps decompression bombs from ever being decoded.
 
-The "few at a time" is an asyncio semaphore per event loop, taken before a worker thread is
-used, so waiting images never hold executor threads; and a member waits at most
-`DECODE_SECONDS` for an answer.
+The "few at a time" is an asyncio budget per event loop, taken before a worker thread is
+used, so waiting images never hold executor threads: a few decodes at once, and no more
+pixels at once than two of the largest images hold (a PNG weighs what its header says, a
+JPEG the 1/64 it is decoded at, anything else the most an image may have). A member waits at
+most `DECODE_SECONDS` for an answer.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import io
 import logging
 import re
 import weakref
+from collections import deque
 from typing import Final
 
 from PIL import Image, ImageFile, TiffImagePlugin, UnidentifiedImageError
@@ -24,6 +27,7 @@ from PIL import Image, ImageFile, TiffImagePlugin, UnidentifiedImageError
 from bot.frames.rules import (
     ALLOWED_FORMATS,
     ALLOWED_LIST,
+    DECODE_PIXEL_BUDGET,
     EXIF_ORIENTATION,
     JPEG_FAMILY,
     MAX_CONCURRENT_DECODES,
@@ -44,18 +48,85 @@ log = logging.getLogger(__name__)
 DECODE_SECONDS: float = 10.0
 """How long one image may take to read before the member is told it took too long."""
 
-_DECODE_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+
+class DecodeBudget:
+    """Decodes at once, by count and by pixels; first come, first served."""
+
+    def __init__(self, slots: int, pixels: int) -> None:
+        self._slots = slots
+        self._pixels = self._total = pixels
+        self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    async def acquire(self, weight: int) -> None:
+        """Wait for one slot and ``weight`` pixels (at most the whole budget)."""
+        weight = min(weight, self._total)
+        if not self._waiting and self._fits(weight):
+            self._take(weight)
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (weight, turn)
+        self._waiting.append(entry)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release(weight)  # granted just as its waiter gave up
+            else:
+                self._waiting.remove(entry)
+                self._grant()
+            raise
+
+    def release(self, weight: int) -> None:
+        """Give back what :meth:`acquire` took for ``weight``."""
+        self._slots += 1
+        self._pixels += min(weight, self._total)
+        self._grant()
+
+    def _fits(self, weight: int) -> bool:
+        return self._slots > 0 and weight <= self._pixels
+
+    def _take(self, weight: int) -> None:
+        self._slots -= 1
+        self._pixels -= weight
+
+    def _grant(self) -> None:
+        while self._waiting and self._fits(self._waiting[0][0]):
+            weight, turn = self._waiting.popleft()
+            self._take(weight)
+            turn.set_result(None)
+
+
+_BUDGETS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, DecodeBudget] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _decode_slots() -> asyncio.Semaphore:
-    """This event loop's decode slots (a semaphore belongs to one loop)."""
+def _decode_budget() -> DecodeBudget:
+    """This event loop's decode budget (its futures belong to one loop)."""
     loop = asyncio.get_running_loop()
-    slots = _DECODE_SLOTS.get(loop)
-    if slots is None:
-        slots = _DECODE_SLOTS[loop] = asyncio.Semaphore(MAX_CONCURRENT_DECODES)
-    return slots
+    budget = _BUDGETS.get(loop)
+    if budget is None:
+        budget = _BUDGETS[loop] = DecodeBudget(MAX_CONCURRENT_DECODES, DECODE_PIXEL_BUDGET)
+    return budget
+
+
+_PNG: Final = b"\x89PNG\r\n\x1a\n"
+_JPEG: Final = b"\xff\xd8\xff"
+
+
+def decode_weight(data: bytes) -> int:
+    """The most pixels decoding ``data`` can hold, read from fixed places, never parsed.
+
+    A PNG's IHDR says its size (Pillow reads the same field); a JPEG is decoded at 1/8 scale,
+    and only when it has at most ``MAX_DECODE_PIXELS``; anything else may hold that many.
+    """
+    if len(data) >= 24 and data.startswith(_PNG) and data[12:16] == b"IHDR":
+        width = int.from_bytes(data[16:20], "big")
+        height = int.from_bytes(data[20:24], "big")
+        return max(1, min(width * height, MAX_DECODE_PIXELS))
+    if data.startswith(_JPEG):
+        return MAX_DECODE_PIXELS // 64
+    return MAX_DECODE_PIXELS
 
 
 # --------------------------------------------------------------------------------------------
@@ -335,15 +406,17 @@ def _too_slow(label: str) -> ImageRejected:
 
 
 async def inspect_image_async(label: str, data: bytes) -> ImageFacts:
-    """`inspect_image` in a worker thread, a few at a time, answered within `DECODE_SECONDS`.
+    """`inspect_image` in a worker thread, within the decode budget, answered within
+    `DECODE_SECONDS`.
 
-    A thread cannot be stopped: one that overruns keeps its slot until it really ends, so
-    slow images never pile up more decodes than the slots allow.
+    A thread cannot be stopped: one that overruns keeps its share until it really ends, so
+    slow images never pile up more decodes than the budget allows.
     """
-    slots = _decode_slots()
-    await slots.acquire()
+    budget = _decode_budget()
+    weight = decode_weight(data)
+    await budget.acquire(weight)
     work = asyncio.ensure_future(asyncio.to_thread(inspect_image, label, data))
-    work.add_done_callback(lambda _: slots.release())
+    work.add_done_callback(lambda _: budget.release(weight))
     try:
         async with asyncio.timeout(DECODE_SECONDS):
             return await asyncio.shield(work)

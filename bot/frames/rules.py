@@ -34,8 +34,12 @@ BYTES_PER_MB: Final = 1_000_000
 MAX_DECODE_PIXELS: Final = 6000 * 6000
 """Never decode more pixels than this, whatever the table or Pillow's own limit say."""
 
-MAX_CONCURRENT_DECODES: Final = 2
-"""Full decodes running at once across the process; each can hold ~100 MB of pixels."""
+MAX_CONCURRENT_DECODES: Final = 4
+"""Decodes running at once across the process (each in a worker thread)."""
+
+DECODE_PIXEL_BUDGET: Final = 2 * MAX_DECODE_PIXELS
+"""Pixels being decoded at once across the process: two of the largest images (each can
+hold ~100 MB), or many ordinary ones."""
 
 Quantity = Literal["prompt_chars", "width_pixels", "height_pixels", "width/height", "file_size_mb"]
 Operator = Literal["<", ">", "<=", ">="]

@@ -58,7 +58,7 @@ EXTENSIONS = {
 
 Download = Callable[[], Awaitable[bytes]]
 LAUNCHES_AT_ONCE = 32
-"""Requests checked (images fetched and decoded, credits reserved) at once; more wait."""
+"""Requests whose images are being fetched and decoded at once; more wait."""
 SUBMIT_SETTLE = 5.0
 """Seconds the status of a job started at once waits at most for its submission to land, so
 it is posted showing the queue rather than posted and edited a moment later."""
@@ -216,10 +216,7 @@ class Launcher:
             parent_channel_id=parent_channel(interaction),
         )
         t = private_words(interaction)
-        # The checks, the image downloads and the reservation a few launches at a time: a
-        # burst of requests is acknowledged at once and queues here, never the other way round.
-        async with self._launching:
-            job, copies = await self._admit(request, images, t)
+        job, copies = await self._admit(request, images, t)
         notifier = ChannelNotifier(
             self.bot,
             channel_id=job.channel_id,
@@ -281,7 +278,11 @@ class Launcher:
                     when=ts(when),
                 )
             )
-        copies = await self._check_frames(new.prompt, images, t)
+        # The image downloads and decoding a few requests at a time: a burst of requests is
+        # acknowledged at once and queues here, never the other way round, and never holds
+        # more than a few requests' images in memory.
+        async with self._launching:
+            copies = await self._check_frames(new.prompt, images, t)
         try:
             return await self.bot.admission.accept(request), copies
         except QuotaExceeded as exc:
