@@ -343,10 +343,14 @@ async def find_blocked_rule(
 
     The thread keeps the event loop free (pausing every :data:`PAUSE_EVERY` s of work so the
     loop gets the GIL); the budget bounds the whole check to the budget plus one step, and
-    one step is one linear search (RE2) or one compile.
-    Raises :class:`BlocklistTimeout` when the budget runs out.
+    one step is one linear search (RE2) or one compile. The budget counts from the moment a
+    thread takes the check: waiting for one (while decodes or other checks hold them all) is
+    not held against the prompt. Raises :class:`BlocklistTimeout` when the budget runs out.
     """
-    deadline = time.monotonic() + budget
-    return await asyncio.to_thread(
-        check_prompt_blocked, prompt, list(rules), deadline=deadline, pause_every=PAUSE_EVERY
-    )
+    listed = list(rules)
+
+    def check() -> BlockRule | None:
+        deadline = time.monotonic() + budget
+        return check_prompt_blocked(prompt, listed, deadline=deadline, pause_every=PAUSE_EVERY)
+
+    return await asyncio.to_thread(check)

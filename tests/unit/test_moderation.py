@@ -182,6 +182,19 @@ async def test_matching_runs_off_the_event_loop() -> None:
     assert await find_blocked_rule("running", rules) == rules[0]
 
 
+async def test_waiting_for_a_worker_thread_does_not_count_against_the_prompt() -> None:
+    """Every worker thread busy (image decodes, other checks): a prompt waits for one, then
+    gets its whole budget, rather than being refused unchecked for the wait."""
+    rules = [word("cat", 1), regex(r"\bdog\b", 2)]
+    loop = asyncio.get_running_loop()
+    workers = 64  # more than the default executor's threads
+    blockers = [loop.run_in_executor(None, time.sleep, 0.4) for _ in range(workers)]
+    try:
+        assert await find_blocked_rule("a dog", rules, budget=0.2) == rules[1]
+    finally:
+        await asyncio.gather(*blockers)
+
+
 def test_the_check_stops_when_its_time_is_up() -> None:
     rules = [word("cat", 1), regex(r"\bdog\b", 2)]
     with pytest.raises(BlocklistTimeout):
