@@ -143,3 +143,22 @@ async def test_a_batch_out_of_time_keeps_the_order_of_calls(
             written_before = index // 4 + 1
             assert outcome.status_message_id is not None
             assert outcome.status_message_id >= written_before, index
+
+
+async def test_a_stopped_batch_leaves_no_caller_waiting(store: SqliteStore) -> None:
+    """The loop closing stops the batches mid-commit: every caller is answered (cancelled),
+    none is left waiting for ever."""
+    made = await jobs(store, 8)
+    calls = [asyncio.ensure_future(store.set_status_message(job.id, 5, now=NOW)) for job in made]
+    for _ in range(3):  # the calls queue, the batch is taken, its commit goes to the thread
+        await asyncio.sleep(0)
+    assert store._batches._pending == []
+    runner = store._batches._runner
+    assert runner is not None
+    runner.cancel()
+    async with asyncio.timeout(5):
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(o is None or isinstance(o, asyncio.CancelledError) for o in outcomes)
+    # The store goes on afterwards.
+    await store.set_status_message(made[0].id, 6, now=NOW)
+    assert (await store.get_job(made[0].id)).status_message_id == 6  # type: ignore[union-attr]

@@ -130,21 +130,24 @@ class GroupCommit:
 
     async def _run(self) -> None:
         """Batch after batch until nothing is queued."""
+        calls: list[_Call] = []
         try:
             while self._pending:
+                calls = [call for call in self._pending if not call.done.cancelled()]
+                self._pending.clear()
                 async with self._lock:
-                    await self._one_batch()
+                    await self._one_batch(calls)
         except BaseException:
-            # Stopped from outside (the loop is closing): nobody is left waiting.
-            _answer([(call, _Outcome(error=asyncio.CancelledError())) for call in self._pending])
+            # Stopped from outside (the loop is closing): nobody is left waiting, neither in
+            # the batch under way (its commit has ended, one way or the other) nor after it.
+            stopped = _Outcome(error=asyncio.CancelledError())
+            _answer([(call, stopped) for call in calls + self._pending])
             self._pending.clear()
             raise
         finally:
             self._runner = None
 
-    async def _one_batch(self) -> None:
-        calls = [call for call in self._pending if not call.done.cancelled()]
-        self._pending.clear()
+    async def _one_batch(self, calls: list[_Call]) -> None:
         writes = [call for call in calls if call.writes]
         later: list[_Call] = []
         if writes:
