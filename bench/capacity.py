@@ -32,6 +32,7 @@ from bench.timeline import (
     Lags,
     ShowLags,
     StatusWatch,
+    arrivals_by_attachment,
     delivery_lags,
     metered,
     peak_in_window,
@@ -206,7 +207,7 @@ async def _measure(shape: Shape, seed: int) -> Report:
                 for r in requests
                 if r.method == "PATCH" and r.route == EDIT_ROUTE and r.status < 300
             ),
-            shown=show_lags(jobs, watch.seen, provider),
+            shown=show_lags(jobs, watch.seen, provider, arrivals_by_attachment(world.discord)),
             delivery=delivery_lags(
                 jobs,
                 provider,
@@ -314,6 +315,10 @@ def _report(shape: Shape, run: _Run) -> Report:
             "What members saw: a job's state change (store) -> its status message shows it (s)",
             ["change", "changes", "p50 (s)", "p99 (s)", "max (s)", "never shown"],
             [
+                _seconds_row(
+                    "/animate reached Discord -> status message posted (wall clock)",
+                    *_pair(shown.arrived),
+                ),
                 _seconds_row("accepted -> status message posted", *_pair(shown.posted)),
                 _seconds_row("submitted -> shows queued", *_pair(shown.queued)),
                 _seconds_row("seen generating -> shows it", *_pair(shown.running)),

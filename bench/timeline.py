@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+import time
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -112,6 +113,7 @@ class JobTimes:
     started: float | None
     finished: float | None
     posting: float | None
+    image_url: str = ""
 
 
 def _seconds(text: str | None) -> float | None:
@@ -123,7 +125,7 @@ def stored_jobs(path: str) -> list[JobTimes]:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
         rows = db.execute(
             "SELECT id, state, channel_id, request_id, result_message_id, created_at, "
-            "submitted_at, started_at, finished_at, posting_at FROM jobs ORDER BY id"
+            "submitted_at, started_at, finished_at, posting_at, image_url FROM jobs ORDER BY id"
         ).fetchall()
     return [
         JobTimes(
@@ -137,6 +139,7 @@ def stored_jobs(path: str) -> list[JobTimes]:
             started=_seconds(row[7]),
             finished=_seconds(row[8]),
             posting=_seconds(row[9]),
+            image_url=str(row[10]),
         )
         for row in rows
     ]
@@ -174,6 +177,8 @@ def first_post(sightings: Iterable[Sighting]) -> float | None:
 class ShowLags:
     """State change (store) -> status message showing it (Discord), by change."""
 
+    arrived: Lags = field(default_factory=Lags)
+    """The member's /animate reached Discord -> the status message posted (wall clock)."""
     posted: Lags = field(default_factory=Lags)
     queued: Lags = field(default_factory=Lags)
     running: Lags = field(default_factory=Lags)
@@ -192,14 +197,22 @@ class ShowLags:
 
 
 def show_lags(
-    jobs: Sequence[JobTimes], seen: dict[int, list[Sighting]], provider: dict[str, EmulatedJob]
+    jobs: Sequence[JobTimes],
+    seen: dict[int, list[Sighting]],
+    provider: dict[str, EmulatedJob],
+    arrivals: dict[str, float] | None = None,
 ) -> ShowLags:
-    """How long each delivered job's state changes took to show on its status message."""
+    """How long each delivered job's state changes took to show on its status message.
+
+    ``arrivals``: when each /animate reached Discord (POSIX seconds), by the attachment id of
+    its image, which the job's stored image URL names.
+    """
     lags = ShowLags()
     for job in jobs:
         if job.state is not JobState.DELIVERED:
             continue
         sightings = seen.get(job.id, [])
+        lags.arrived.add((arrivals or {}).get(attachment_id(job.image_url)), first_post(sightings))
         lags.posted.add(job.accepted, first_post(sightings))
         lags.queued.add(job.submitted, first_showing(sightings, JobState.QUEUED))
         lags.running.add(job.started, first_showing(sightings, JobState.RUNNING))
@@ -209,6 +222,25 @@ def show_lags(
             began = at_provider.created_at.timestamp() + at_provider.queue_seconds
             lags.provider_running.add(began, first_showing(sightings, JobState.RUNNING))
     return lags
+
+
+def attachment_id(url: str) -> str:
+    """The attachment id in a Discord CDN URL (``.../attachments/<channel>/<id>/<name>``)."""
+    parts = url.split("?", 1)[0].split("/")
+    return parts[-2] if len(parts) >= 2 else ""
+
+
+def arrivals_by_attachment(emu: DiscordEmulator) -> dict[str, float]:
+    """When each interaction reached the emulator (POSIX seconds), by the ids of the
+    attachments it carried."""
+    wall = time.time() - time.monotonic()  # the records keep the monotonic clock
+    found: dict[str, float] = {}
+    for record in emu.service.interactions.values():
+        data = record.payload.get("data") if isinstance(record.payload, dict) else None
+        resolved = data.get("resolved", {}) if isinstance(data, dict) else {}
+        for key in resolved.get("attachments", {}) if isinstance(resolved, dict) else {}:
+            found[str(key)] = record.created_at + wall
+    return found
 
 
 @dataclass
