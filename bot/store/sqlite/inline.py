@@ -96,12 +96,6 @@ class InlineConnection:
         cursor = self._connection.execute(sql, () if parameters is None else parameters)
         return _Executed(InlineCursor(cursor))
 
-    async def commit(self) -> None:
-        self._connection.commit()
-
-    async def rollback(self) -> None:
-        self._connection.rollback()
-
 
 Db = aiosqlite.Connection | InlineConnection
 """A connection the store's SQL functions accept: aiosqlite's, or the inline one."""
