@@ -97,6 +97,9 @@ class ChannelNotifier:
         self._interval = bot.config.discord.status_edit_interval
         self._lock = asyncio.Lock()
         self._last_edit = float("-inf")
+        """When the status was last edited (loop time): ``status_edit_interval`` keeps edits
+        apart."""
+        self._posted_at = float("-inf")
         self._last_shown: dict[str, object] | None = None
         self._shown_title: str | None = None
         self._thumbnail: str | None = None
@@ -159,7 +162,7 @@ class ChannelNotifier:
         self._message_id = message.id
         if message.attachments:
             self._thumbnail = message.attachments[0].url
-        self._last_edit = asyncio.get_running_loop().time()
+        self._posted_at = asyncio.get_running_loop().time()
         if self._thumbnail:
             # As Discord shows it: the attachment's own URL.
             embed.set_thumbnail(url=self._thumbnail)
@@ -239,10 +242,13 @@ class ChannelNotifier:
             return
         else:
             # A new headline is news; the same one with new details (a queue position) is
-            # progress, the first to give way.
+            # progress, the first to give way. The interval keeps two edits apart; a status
+            # just posted shows its next state at once (posted before its job started, it
+            # showed the job on its way), but not new details of the same one.
             changed = embed.title != self._shown_title
             priority = Priority.CHANGE if changed else Priority.PROGRESS
-            not_before = self._last_edit + self._interval
+            shown_at = self._last_edit if changed else max(self._last_edit, self._posted_at)
+            not_before = shown_at + self._interval
             if job.state is JobState.DELIVERING:
                 # Usually over in a moment: the video's post then shows the job delivered.
                 not_before = max(not_before, asyncio.get_running_loop().time() + POSTING_SETTLE)
