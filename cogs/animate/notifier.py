@@ -51,6 +51,8 @@ TRANSIENT = (aiohttp.ClientError, TimeoutError, discord.DiscordServerError)
 ENTITY_TOO_LARGE = 40005
 # Room for the multipart envelope around an upload that must fit the limit exactly.
 MULTIPART_SLACK = 64 * 1024
+ON_ITS_WAY = (JobState.ACCEPTED, JobState.SUBMITTING)
+"""States a status posted before its job started shows ("Sending to the video service")."""
 FIRST_FRAME = "first-frame"
 LAST_FRAME = "last-frame"
 
@@ -97,9 +99,9 @@ class ChannelNotifier:
         self._interval = bot.config.discord.status_edit_interval
         self._lock = asyncio.Lock()
         self._last_edit = float("-inf")
-        """When the status was last edited (loop time): ``status_edit_interval`` keeps edits
-        apart."""
-        self._posted_at = float("-inf")
+        self._on_its_way = False
+        """The status was posted before the job was sent to the video service, and shows it
+        on its way there: its next state goes up at once, not an interval later."""
         self._last_shown: dict[str, object] | None = None
         self._shown_title: str | None = None
         self._thumbnail: str | None = None
@@ -162,7 +164,8 @@ class ChannelNotifier:
         self._message_id = message.id
         if message.attachments:
             self._thumbnail = message.attachments[0].url
-        self._posted_at = asyncio.get_running_loop().time()
+        self._last_edit = asyncio.get_running_loop().time()
+        self._on_its_way = shown.state in ON_ITS_WAY
         if self._thumbnail:
             # As Discord shows it: the attachment's own URL.
             embed.set_thumbnail(url=self._thumbnail)
@@ -242,13 +245,14 @@ class ChannelNotifier:
             return
         else:
             # A new headline is news; the same one with new details (a queue position) is
-            # progress, the first to give way. The interval keeps two edits apart; a status
-            # just posted shows its next state at once (posted before its job started, it
-            # showed the job on its way), but not new details of the same one.
+            # progress, the first to give way.
             changed = embed.title != self._shown_title
             priority = Priority.CHANGE if changed else Priority.PROGRESS
-            shown_at = self._last_edit if changed else max(self._last_edit, self._posted_at)
-            not_before = shown_at + self._interval
+            not_before = self._last_edit + self._interval
+            if changed and self._on_its_way:
+                # Posted before its job started (the first in a channel): the interval keeps
+                # two edits apart, and the member waits for the outcome of the sending.
+                not_before = 0.0
             if job.state is JobState.DELIVERING:
                 # Usually over in a moment: the video's post then shows the job delivered.
                 not_before = max(not_before, asyncio.get_running_loop().time() + POSTING_SETTLE)
@@ -269,6 +273,7 @@ class ChannelNotifier:
             self._last_shown = shown  # type: ignore[assignment]
             self._shown_title = embed.title
             self._last_edit = asyncio.get_running_loop().time()
+            self._on_its_way = False
             if self._message_id is None:
                 # Never shown, or its post's answer was lost before a restart: the same nonce
                 # as the first post gets that message back rather than a second one.

@@ -13,8 +13,7 @@ so the bot never meets either limit:
   queue position);
 - progress gives way first: it is sent only while the channel and the bot have room to spare
   for more urgent work arriving meanwhile, and only after its job's own interval
-  (`status_edit_interval`) since the status was posted or last edited (a state change waits
-  for the interval since the last edit only);
+  (`status_edit_interval`), like a state change;
 - nothing waits in the job runner: `submit` returns at once, and a failed urgent edit is
   tried again with backoff until it shows.
 
