@@ -31,8 +31,10 @@ import aiohttp
 GLOBAL_RATE = 50
 """Discord's global limit: requests per second per bot."""
 WINDOW = 1.0
-SLACK = 0.05
-"""Seconds added to the window, for two clocks read at slightly different moments."""
+SLACK = 0.005
+"""Seconds added to the window, for Discord's timestamps' rounding. No more is needed: a
+share's window counts from the answer, read after Discord counted the request, to the next
+grant, read before the next request leaves."""
 UNPACED = 1
 """The priority of a request no pacer was granted (the moderators' log, a lookup, a retry):
 after new messages, with final states (lower is more urgent)."""
