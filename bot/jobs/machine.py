@@ -343,12 +343,13 @@ class JobMachine:
                 if entered:
                     since = loop.time()
                 shown = step
-                await self._store.set_progress(
+                stored = await self._store.set_progress(
                     job.id, step[0], queue_position=step[1], now=self._clock(), owner=self.owner
                 )
                 if entered:
                     metrics.job_entered(step[0])
-                await self._notify(job.id, notifier)
+                # As just written (or, when it ended meanwhile, as it ended).
+                await self._notify(job.id, notifier, stored)
             delay = next_poll_delay(
                 state=step[0].value,
                 queue_position=step[1],

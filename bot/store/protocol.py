@@ -125,8 +125,9 @@ class JobRepository(Protocol):
         queue_position: int | None,
         now: datetime,
         owner: str | None = None,
-    ) -> bool:
-        """Record QUEUED/RUNNING/DELIVERING and the queue position."""
+    ) -> JobRecord | None:
+        """Record QUEUED/RUNNING/DELIVERING and the queue position; the job as stored, or None
+        once it ended (changing nothing)."""
         ...
 
     async def set_status_message(

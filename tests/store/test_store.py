@@ -206,12 +206,18 @@ async def test_reserve_then_deliver_commits_the_charge(store: Store, backend: Ba
     )
     assert queued.state is JobState.QUEUED
     assert queued.submitted_at == t + timedelta(seconds=2)
-    assert await store.set_progress(
+    # Each change comes back as stored: what the status message shows next.
+    waiting = await store.set_progress(
         job.id, JobState.QUEUED, queue_position=3, now=t + timedelta(seconds=5)
     )
-    assert await store.set_progress(
+    assert waiting is not None
+    assert (waiting.state, waiting.queue_position) == (JobState.QUEUED, 3)
+    running = await store.set_progress(
         job.id, JobState.RUNNING, queue_position=None, now=t + timedelta(seconds=30)
     )
+    assert running is not None
+    assert (running.state, running.queue_position) == (JobState.RUNNING, None)
+    assert running.started_at == t + timedelta(seconds=30)
     assert await store.set_progress(
         job.id, JobState.RUNNING, queue_position=None, now=t + timedelta(seconds=40)
     )
@@ -287,7 +293,7 @@ async def test_failure_after_delivery_changes_nothing(store: Store) -> None:
     assert await store.finish_delivered(job.id, result_message_id=1, now=NOW)
     for state in FAILURE_STATES:
         assert not await store.finish_failed(job.id, state, error="late", now=NOW)
-    assert not await store.set_progress(job.id, JobState.RUNNING, queue_position=None, now=NOW)
+    assert await store.set_progress(job.id, JobState.RUNNING, queue_position=None, now=NOW) is None
     assert not await store.mark_unknown_submission(job.id, error="late", now=NOW)
     done = await store.get_job(job.id)
     assert done is not None

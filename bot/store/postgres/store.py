@@ -278,27 +278,32 @@ class PostgresStore(
         queue_position: int | None,
         now: datetime,
         owner: str | None = None,
-    ) -> bool:
-        """Record QUEUED/RUNNING/DELIVERING and the queue position.
+    ) -> JobRecord | None:
+        """Record QUEUED/RUNNING/DELIVERING and the queue position; the job as stored.
 
         ``started_at`` is set the first time the job is seen RUNNING (or DELIVERING, if the
-        provider finished between two polls). Returns False, changing nothing, once the job
+        provider finished between two polls). Returns None, changing nothing, once the job
         is terminal: a late poll never revives a cancelled job.
         """
         if state not in PROGRESS_STATES:
             raise ValueError(f"set_progress takes queued, running or delivering, not {state}")
         started = state in (JobState.RUNNING, JobState.DELIVERING)
-        return await self._update_job(
-            "UPDATE jobs SET state = $3, queue_position = $4, updated_at = $5, "
-            "started_at = CASE WHEN $6::boolean THEN COALESCE(started_at, $5) "
-            f"ELSE started_at END WHERE id = $1 AND {OPEN}{OWNED} RETURNING id",
-            job_id,
-            owner,
-            state.value,
-            queue_position,
-            utc(now),
-            started,
-        )
+        async with self._write() as conn:
+            row = await conn.fetchrow(
+                "UPDATE jobs SET state = $3, queue_position = $4, updated_at = $5, "
+                "started_at = CASE WHEN $6::boolean THEN COALESCE(started_at, $5) "
+                f"ELSE started_at END WHERE id = $1 AND {OPEN}{OWNED} RETURNING {JOB_COLUMNS}",
+                job_id,
+                owner,
+                state.value,
+                queue_position,
+                utc(now),
+                started,
+            )
+            if row is None:
+                await self._require_job(conn, job_id)
+                return None
+        return job_from_row(row)
 
     async def set_status_message(
         self, job_id: int, message_id: int | None, *, now: datetime | None = None

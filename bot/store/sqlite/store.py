@@ -263,32 +263,38 @@ class SqliteStore(
         queue_position: int | None,
         now: datetime,
         owner: str | None = None,
-    ) -> bool:
-        """Record QUEUED/RUNNING/DELIVERING and the queue position.
+    ) -> JobRecord | None:
+        """Record QUEUED/RUNNING/DELIVERING and the queue position; the job as stored.
 
         ``started_at`` is set the first time the job is seen RUNNING (or DELIVERING, if the
-        provider finished between two polls). Returns False, changing nothing, once the job
+        provider finished between two polls). Returns None, changing nothing, once the job
         is terminal: a late poll never revives a cancelled job.
         """
         if state not in PROGRESS_STATES:
             raise ValueError(f"set_progress takes queued, running or delivering, not {state}")
         started = state in (JobState.RUNNING, JobState.DELIVERING)
-        return await self._inline_write(
-            lambda db: self._update_job(
-                db,
-                job_id,
+
+        async def record(db: Db) -> JobRecord | None:
+            async with db.execute(
                 "UPDATE jobs SET state = :state, queue_position = :position, updated_at = :now, "
                 "started_at = CASE WHEN :started THEN COALESCE(started_at, :now) "
-                f"ELSE started_at END WHERE id = :id AND {OPEN}{OWNED}",
+                f"ELSE started_at END WHERE id = :id AND {OPEN}{OWNED} RETURNING {JOB_COLUMNS}",
                 {
+                    "id": job_id,
                     "state": state.value,
                     "position": queue_position,
                     "started": started,
                     "now": to_text(now),
                     "owner": owner,
                 },
-            )
-        )
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                await self._require_job(db, job_id)
+                return None
+            return job_from_row(row)
+
+        return await self._inline_write(record)
 
     async def set_status_message(
         self, job_id: int, message_id: int | None, *, now: datetime | None = None
