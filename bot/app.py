@@ -209,6 +209,13 @@ class SeedanceBot(commands.AutoShardedBot):
             return "connected, not ready yet"
         return None
 
+    @property
+    def answers(self) -> SeedanceTree:
+        """The command tree, which knows whose commands are still being answered."""
+        tree = self.tree
+        assert isinstance(tree, SeedanceTree)
+        return tree
+
     async def on_ready(self) -> None:
         assert self.user is not None
         log.info("logged in as %s (%d) in %d servers", self.user, self.user.id, len(self.guilds))
@@ -217,7 +224,13 @@ class SeedanceBot(commands.AutoShardedBot):
         # A graceful stop: refuse new requests plainly, let submits and posts under way
         # finish for a moment, hand every other job back for the next start.
         self.admission.closing = True
-        await self.runner.close()
+        # Members whose command or click is under way get their answer (the plain
+        # "restarting" one, if it had not reached the store) before the connection closes.
+        _, waiting = await asyncio.gather(
+            self.runner.close(), self.answers.answered(self.config.jobs.shutdown_grace)
+        )
+        if waiting:
+            log.warning("stopped with %d members' commands unanswered", waiting)
         await self._tasks.cancel_all()
         await super().close()
         self._stopped.set()
@@ -233,34 +246,40 @@ async def run_bot(config: Config, secrets: Secrets) -> None:
     """Own every resource for the bot's lifetime; stop cleanly on SIGINT/SIGTERM."""
     assert secrets.discord_token and secrets.runcomfy_token
     configure_discord_endpoints(config.discord.api_base_url, config.discord.gateway_url)
-    async with (
-        aiohttp.ClientSession() as http_session,
-        open_database(config.database) as store,
-        SeedanceBot(
-            config, http_session=http_session, store=store, runcomfy_token=secrets.runcomfy_token
-        ) as bot,
-        # A process without shards only runs jobs: its health is the database's alone.
-        serve_ops(
-            config.metrics,
-            Health(
-                store,
-                gateway=bot.gateway_trouble if config.discord.connects_gateway else None,
+    try:
+        async with (
+            aiohttp.ClientSession() as http_session,
+            open_database(config.database) as store,
+            SeedanceBot(
+                config,
+                http_session=http_session,
+                store=store,
+                runcomfy_token=secrets.runcomfy_token,
+            ) as bot,
+            # A process without shards only runs jobs: its health is the database's alone.
+            serve_ops(
+                config.metrics,
+                Health(
+                    store,
+                    gateway=bot.gateway_trouble if config.discord.connects_gateway else None,
+                ),
             ),
-        ),
-    ):
-        loop = asyncio.get_running_loop()
-        handled = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
-                handled.append(sig)
-        try:
-            if config.discord.connects_gateway:
-                await bot.start(secrets.discord_token)
-            else:
-                await bot.run_jobs_only(secrets.discord_token)
-        finally:
-            for sig in handled:
-                loop.remove_signal_handler(sig)
-            # discord.py keeps its endpoints in class attributes: leave them as we found them.
-            configure_discord_endpoints(None, None)
+        ):
+            loop = asyncio.get_running_loop()
+            handled = []
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
+                    handled.append(sig)
+            try:
+                if config.discord.connects_gateway:
+                    await bot.start(secrets.discord_token)
+                else:
+                    await bot.run_jobs_only(secrets.discord_token)
+            finally:
+                for sig in handled:
+                    loop.remove_signal_handler(sig)
+    finally:
+        # discord.py keeps its endpoints in class attributes: leave them as we found them, once
+        # the bot has closed (its last answers to members go where its requests went).
+        configure_discord_endpoints(None, None)

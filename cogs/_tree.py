@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -37,7 +38,34 @@ def error_message(error: app_commands.AppCommandError) -> Text | None:
 
 
 class SeedanceTree(app_commands.CommandTree[discord.Client]):
-    """Turns domain errors into ephemeral replies and logs everything else."""
+    """Turns domain errors into ephemeral replies and logs everything else, and knows which
+    members are still waiting for an answer."""
+
+    def __init__(self, client: discord.Client, **options: Any) -> None:
+        super().__init__(client, **options)
+        self._answering: set[asyncio.Task[Any]] = set()
+
+    def answering(self) -> None:
+        """The task running now answers a member (a command, a button): until it ends, a
+        graceful stop waits for it (see `answered`)."""
+        task = asyncio.current_task()
+        if task is not None and task not in self._answering:
+            self._answering.add(task)
+            task.add_done_callback(self._answering.discard)
+
+    async def answered(self, grace: float) -> int:
+        """Wait up to ``grace`` seconds until every member being answered has their answer;
+        how many were still waiting."""
+        waiting = self._answering - {asyncio.current_task()}
+        if not waiting:
+            return 0
+        _, pending = await asyncio.wait(waiting, timeout=grace)
+        return len(pending)
+
+    async def interaction_check(self, interaction: discord.Interaction[discord.Client], /) -> bool:
+        # Runs in the task that runs the command and answers its errors (on_error).
+        self.answering()
+        return True
 
     async def on_error(
         self, interaction: discord.Interaction[discord.Client], error: app_commands.AppCommandError

@@ -104,6 +104,7 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], temp
         return job
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        cast("SeedanceBot", interaction.client).answers.answering()
         try:
             job = await self.bound_job(interaction)
             if job is None:

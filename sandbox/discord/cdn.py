@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import io
@@ -120,6 +121,11 @@ class AttachmentStore:
         self._files: dict[int, StoredFile] = {}
         self._secret = secrets.token_bytes(32)
         self.base_url = "http://127.0.0.1"
+        self.downloads_open = asyncio.Event()
+        """A test control: cleared, downloads wait (a slow CDN) until it is set again."""
+        self.downloads_open.set()
+        self.downloads_waiting = 0
+        """Downloads waiting for ``downloads_open`` now."""
 
     def add(
         self,
@@ -256,4 +262,10 @@ async def serve_attachment(
     )
     if stored is None:
         return web.Response(status=404, text="This content is no longer available.")
+    if not store.downloads_open.is_set():
+        store.downloads_waiting += 1
+        try:
+            await store.downloads_open.wait()
+        finally:
+            store.downloads_waiting -= 1
     return web.Response(body=stored.data, headers=served_headers(stored))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from tests.harness.e2e import E2E
+from tests.harness.e2e import E2E, WAIT
 
 # Representative of the end-to-end tests, on both stores.
 pytestmark = pytest.mark.store_backends("sqlite", "postgres")
@@ -24,3 +26,27 @@ async def test_a_stopped_bot_hands_its_jobs_to_the_next_start_without_waiting(e2
     assert f"<@{e2e.emu.requester_id}>" in video["content"]
     assert len(e2e.videos()) == 1
     assert e2e.runcomfy.count("POST", SUBMIT) == 1
+
+
+async def test_a_request_under_way_when_the_bot_stops_is_answered_before_it_goes(e2e: E2E) -> None:
+    # The member's image is slow to come from Discord's CDN: their /animate is acknowledged
+    # ("thinking...") and still being checked when the bot is told to stop.
+    cdn = e2e.emu.store
+    cdn.downloads_open.clear()
+    handle = await e2e.animate("a kite over the dunes")
+
+    async def downloading() -> None:
+        while cdn.downloads_waiting == 0:  # noqa: ASYNC110 - watching the CDN
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(downloading(), WAIT)
+    stopping = asyncio.create_task(e2e.stop_bot())
+    await asyncio.sleep(0.3)
+    cdn.downloads_open.set()
+    await asyncio.wait_for(stopping, WAIT)
+
+    # Told plainly, before the bot went: not left "thinking" until Discord gives up on it.
+    reply = await e2e.reply_text(handle)
+    assert "restarting" in reply and "Nothing was charged" in reply
+    assert e2e.runcomfy.count("POST", SUBMIT) == 0
+    assert e2e.status_messages() == []
