@@ -390,6 +390,21 @@ class JobRunner:
             await self.notify(job.id, notifier)
             await self._tell_others(job.id)
             return CancelResult.CANCELLED
+        return await self._call_off(job, why, notifier)
+
+    async def call_off(self, job_id: int, why: str) -> bool:
+        """Stop a job as a cancel would, though nobody asked (its status could not be shown
+        anywhere); True when it ended, False when it is past cancelling (it runs on)."""
+        job = await self._store.get_job(job_id)
+        if job is None or job.state.is_terminal or job.state is JobState.PENDING_APPROVAL:
+            return False
+        result = await self._call_off(job, why, self._notifier_of(job))
+        return result is CancelResult.CANCELLED
+
+    async def _call_off(
+        self, job: JobRecord, why: str, notifier: JobNotifier | None
+    ) -> CancelResult:
+        """Cancel a job not sent yet or queued at the provider; releases its credits."""
         if job.state is JobState.ACCEPTED and self._queue.is_waiting(job.id):
             # Still waiting here for a provider slot: nothing was sent, stop it locally.
             await self._stop_task(job.id)

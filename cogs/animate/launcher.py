@@ -316,6 +316,20 @@ class Launcher:
         try:
             status = await posting
         except Exception as exc:
+            if started and isinstance(exc, discord.Forbidden | discord.NotFound):
+                # The channel refuses the bot's posts now (it took the last one): the video
+                # could not be shown or posted there. Called off while it waits in the queue,
+                # nothing is spent on it; past that it runs on, and the member hears by DM.
+                log.warning("job %d: the channel refused its status message: %r", job.id, exc)
+                if await runner.call_off(job.id, N_("The status message could not be posted.")):
+                    notifier.told_privately()
+                    await runner.final_shown(job.id)
+                    raise UserFacingError(
+                        _(
+                            "I could not post in this channel, so the video was stopped. "
+                            "Nothing was charged."
+                        )
+                    ) from None
             if started:
                 # Running already: its status is posted with the same nonce when it changes.
                 log.warning("job %d: status message not posted yet: %r", job.id, exc)

@@ -304,6 +304,11 @@ class ChannelNotifier:
                 self._last_shown = None
                 raise
 
+    def told_privately(self) -> None:
+        """The member was told of the job's end privately already (the answer to their
+        command): a channel that refuses the bot sends them no DM about it."""
+        self._told_privately = True
+
     async def _tell_privately(self, job: JobRecord, embed: discord.Embed) -> None:
         """The channel is closed to the bot: tell the member the outcome by DM, once."""
         if not (job.state.is_terminal or job.state is JobState.UNKNOWN_SUBMISSION):

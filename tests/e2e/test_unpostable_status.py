@@ -1,0 +1,49 @@
+"""A job started before its status is up, in a channel that then refuses the bot's post."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.config import QuotaConfig
+from tests.harness.e2e import E2E, WAIT
+
+ROOMY = QuotaConfig(member_credits=100, server_credits=1000, member_concurrent_jobs=5)
+
+
+@pytest.mark.settings(quota=ROOMY, cooldown_seconds=0.0)
+async def test_a_started_job_whose_status_cannot_be_posted_is_stopped_and_costs_nothing(
+    e2e: E2E,
+) -> None:
+    emu = e2e.emu
+    # The channel took the bot's last post: the next job there starts before its status is up.
+    e2e.runcomfy.plan_next_job(queue_seconds=60.0, run_seconds=1.0)
+    await e2e.animate("a heron at dawn")
+    await e2e.wait_queued()
+
+    # The member's image comes slowly; meanwhile a moderator takes the bot's right to post
+    # there (after Discord checked it for the command).
+    cdn = emu.store
+    cdn.downloads_open.clear()
+    e2e.runcomfy.plan_next_job(queue_seconds=60.0, run_seconds=1.0)
+    handle = await e2e.animate("a heron at dusk")
+
+    async def downloading() -> None:
+        while cdn.downloads_waiting == 0:  # noqa: ASYNC110 - watching the CDN
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(downloading(), WAIT)
+    emu.deny_bot_permissions(emu.channel_id, "send_messages", "attach_files")
+    cdn.downloads_open.set()
+
+    # The member hears it at once, privately; the provider's job is called off while it
+    # waits in the queue, and nothing is charged for it.
+    reply = await e2e.reply_text(handle)
+    assert "could not post in this channel" in reply
+    assert "Nothing was charged" in reply
+    second = [job for job in e2e.runcomfy.jobs.values() if job.status != "in_queue"]
+    assert [job.status for job in second] == ["cancelled"]
+    # Only the first job still holds its credit.
+    fields = await e2e.usage_fields()
+    assert fields["Used today"] == "0 credits (+1 held by running jobs) of 100"
