@@ -30,14 +30,9 @@ from bot.models import JobRecord, JobState, NewJob
 from bot.tasks import TaskSet
 from cogs._i18n import private_words
 from cogs._render import PERIOD_WORD, credits, message_link, refusal_message, ts
+from cogs.animate.delivery import DEFAULT_UPLOAD_LIMIT
 from cogs.animate.form import Choice
-from cogs.animate.notifier import (
-    DEFAULT_UPLOAD_LIMIT,
-    FIRST_FRAME,
-    LAST_FRAME,
-    ChannelNotifier,
-    FrameCopy,
-)
+from cogs.animate.notifier import FIRST_FRAME, LAST_FRAME, ChannelNotifier, FrameCopy
 from cogs.animate.pacer import ChannelPacer
 from cogs.animate.resign import refreshed_urls
 
