@@ -78,6 +78,14 @@ class SeedanceTree(app_commands.CommandTree[discord.Client]):
         await reply_ephemeral(interaction, message)
 
 
+def answering(interaction: discord.Interaction[Any]) -> None:
+    """The task running now answers ``interaction`` (a button, a form): a graceful stop lets it
+    finish first (see `SeedanceTree.answering`; the tree marks commands itself)."""
+    tree = getattr(interaction.client, "tree", None)
+    if isinstance(tree, SeedanceTree):
+        tree.answering()
+
+
 async def reply_ephemeral(
     interaction: discord.Interaction[discord.Client],
     message: str | Text,

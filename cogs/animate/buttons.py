@@ -19,7 +19,7 @@ from bot.i18n import ENGLISH, N_, Words, _
 from bot.jobs.notify import CancelResult
 from bot.models import JobRecord
 from cogs._i18n import private_words
-from cogs._tree import UNEXPECTED, reply_ephemeral
+from cogs._tree import UNEXPECTED, answering, reply_ephemeral
 from cogs.animate.form import Choice, Preset, VideoForm
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], temp
         return job
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        cast("SeedanceBot", interaction.client).answers.answering()
+        answering(interaction)
         try:
             job = await self.bound_job(interaction)
             if job is None:

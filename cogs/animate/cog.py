@@ -14,7 +14,7 @@ from bot.errors import UserFacingError
 from bot.i18n import C_, N_
 from bot.models import NewJob
 from bot.tasks import TaskSet
-from cogs._tree import UNEXPECTED, reply_ephemeral
+from cogs._tree import UNEXPECTED, answering, reply_ephemeral
 from cogs.animate.buttons import CancelButton, DeleteButton, RemixButton, RetryButton
 from cogs.animate.form import Choice
 from cogs.animate.launcher import Launcher, attachment_frame, require_channel
@@ -109,6 +109,7 @@ class AnimateCog(commands.Cog):
     @commands.Cog.listener()
     async def on_job_retry(self, interaction: discord.Interaction[Any], job_id: int) -> None:
         """A Retry button was pressed (and acknowledged): run the job again, answer privately."""
+        answering(interaction)
         try:
             await self.launcher.retry(interaction, job_id)
         except UserFacingError as exc:
@@ -122,6 +123,7 @@ class AnimateCog(commands.Cog):
         self, interaction: discord.Interaction[Any], job_id: int, choice: Choice
     ) -> None:
         """A Remix form came back (acknowledged): a new job from the same frames."""
+        answering(interaction)
         try:
             await self.launcher.remix(interaction, job_id, choice)
         except UserFacingError as exc:

@@ -19,7 +19,7 @@ from bot import frames
 from bot.errors import UserFacingError
 from bot.i18n import ENGLISH, N_, Words, _
 from cogs._render import credits
-from cogs._tree import UNEXPECTED, reply_ephemeral
+from cogs._tree import UNEXPECTED, answering, reply_ephemeral
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,7 @@ class VideoForm(discord.ui.Modal):
         )
 
     async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:
+        answering(interaction)
         # Discord drops an interaction not answered within 3 s: acknowledge before any work.
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:

@@ -17,7 +17,7 @@ from bot.jobs.notify import CancelResult
 from bot.models import JobRecord, JobState, QuotaRefusal
 from cogs._i18n import private_words, public_words
 from cogs._render import PERIOD_WORD, clip, requester_only, shown_line, without_controls
-from cogs._tree import UNEXPECTED, reply_ephemeral
+from cogs._tree import UNEXPECTED, answering, reply_ephemeral
 from cogs.animate.buttons import JobButton
 
 if TYPE_CHECKING:
@@ -166,6 +166,7 @@ class DenyForm(discord.ui.Modal, title="Deny this video request"):
         return clean_reason(field.value)
 
     async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:
+        answering(interaction)
         if not interaction.permissions.manage_guild:
             await reply_ephemeral(interaction, _(MODERATORS_ONLY))
             return

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.harness.e2e import E2E, WAIT
+from tests.harness.e2e import E2E, WAIT, custom_ids
 
 # Representative of the end-to-end tests, on both stores.
 pytestmark = pytest.mark.store_backends("sqlite", "postgres")
@@ -50,3 +50,29 @@ async def test_a_request_under_way_when_the_bot_stops_is_answered_before_it_goes
     assert "restarting" in reply and "Nothing was charged" in reply
     assert e2e.runcomfy.count("POST", SUBMIT) == 0
     assert e2e.status_messages() == []
+
+
+@pytest.mark.settings(cooldown_seconds=0.0)
+async def test_a_retry_under_way_when_the_bot_stops_is_answered_before_it_goes(e2e: E2E) -> None:
+    await e2e.animate("a kite over the dunes")
+    video = await e2e.wait_video()
+    [retry] = [c for c in custom_ids(video) if c.startswith("job:retry:")]
+    # The frames kept on the status message come slowly: the Retry is acknowledged and still
+    # being checked when the bot is told to stop.
+    cdn = e2e.emu.store
+    cdn.downloads_open.clear()
+    click = await e2e.emu.click_button(int(video["id"]), retry)
+
+    async def downloading() -> None:
+        while cdn.downloads_waiting == 0:  # noqa: ASYNC110 - watching the CDN
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(downloading(), WAIT)
+    stopping = asyncio.create_task(e2e.stop_bot())
+    await asyncio.sleep(0.3)
+    cdn.downloads_open.set()
+    await asyncio.wait_for(stopping, WAIT)
+
+    await click.wait_until(lambda h: h.content, WAIT)
+    assert "restarting" in click.content and "Nothing was charged" in click.content
+    assert e2e.runcomfy.count("POST", SUBMIT) == 1
