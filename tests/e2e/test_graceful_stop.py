@@ -31,19 +31,9 @@ async def test_a_stopped_bot_hands_its_jobs_to_the_next_start_without_waiting(e2
 async def test_a_request_under_way_when_the_bot_stops_is_answered_before_it_goes(e2e: E2E) -> None:
     # The member's image is slow to come from Discord's CDN: their /animate is acknowledged
     # ("thinking...") and still being checked when the bot is told to stop.
-    cdn = e2e.emu.store
-    cdn.downloads_open.clear()
+    e2e.emu.store.downloads_open.clear()
     handle = await e2e.animate("a kite over the dunes")
-
-    async def downloading() -> None:
-        while cdn.downloads_waiting == 0:  # noqa: ASYNC110 - watching the CDN
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(downloading(), WAIT)
-    stopping = asyncio.create_task(e2e.stop_bot())
-    await asyncio.sleep(0.3)
-    cdn.downloads_open.set()
-    await asyncio.wait_for(stopping, WAIT)
+    await stop_while_checking(e2e)
 
     # Told plainly, before the bot went: not left "thinking" until Discord gives up on it.
     reply = await e2e.reply_text(handle)
@@ -59,20 +49,20 @@ async def test_a_retry_under_way_when_the_bot_stops_is_answered_before_it_goes(e
     [retry] = [c for c in custom_ids(video) if c.startswith("job:retry:")]
     # The frames kept on the status message come slowly: the Retry is acknowledged and still
     # being checked when the bot is told to stop.
-    cdn = e2e.emu.store
-    cdn.downloads_open.clear()
+    e2e.emu.store.downloads_open.clear()
     click = await e2e.emu.click_button(int(video["id"]), retry)
-
-    async def downloading() -> None:
-        while cdn.downloads_waiting == 0:  # noqa: ASYNC110 - watching the CDN
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(downloading(), WAIT)
-    stopping = asyncio.create_task(e2e.stop_bot())
-    await asyncio.sleep(0.3)
-    cdn.downloads_open.set()
-    await asyncio.wait_for(stopping, WAIT)
+    await stop_while_checking(e2e)
 
     await click.wait_until(lambda h: h.content, WAIT)
     assert "restarting" in click.content and "Nothing was charged" in click.content
     assert e2e.runcomfy.count("POST", SUBMIT) == 1
+
+
+async def stop_while_checking(e2e: E2E) -> None:
+    """Stop the bot (as SIGTERM does) while a member's image is still coming from the CDN,
+    then let it through: the bot is closing when the request reaches its checks."""
+    await e2e.wait_download_held()
+    stopping = asyncio.create_task(e2e.stop_bot())
+    await asyncio.sleep(0.3)
+    e2e.emu.store.downloads_open.set()
+    await asyncio.wait_for(stopping, WAIT)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from bot.config import QuotaConfig
-from tests.harness.e2e import E2E, WAIT
+from tests.harness.e2e import E2E
 
 ROOMY = QuotaConfig(member_credits=100, server_credits=1000, member_concurrent_jobs=5)
 
@@ -24,18 +22,12 @@ async def test_a_started_job_whose_status_cannot_be_posted_is_stopped_and_costs_
 
     # The member's image comes slowly; meanwhile a moderator takes the bot's right to post
     # there (after Discord checked it for the command).
-    cdn = emu.store
-    cdn.downloads_open.clear()
+    emu.store.downloads_open.clear()
     e2e.runcomfy.plan_next_job(queue_seconds=60.0, run_seconds=1.0)
     handle = await e2e.animate("a heron at dusk")
-
-    async def downloading() -> None:
-        while cdn.downloads_waiting == 0:  # noqa: ASYNC110 - watching the CDN
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(downloading(), WAIT)
+    await e2e.wait_download_held()
     emu.deny_bot_permissions(emu.channel_id, "send_messages", "attach_files")
-    cdn.downloads_open.set()
+    emu.store.downloads_open.set()
 
     # The member hears it at once, privately; the provider's job is called off while it
     # waits in the queue, and nothing is charged for it.

@@ -135,6 +135,14 @@ class E2E:
         await handle.wait_until(lambda h: h.embeds, WAIT)
         return {f["name"]: f["value"] for f in handle.embeds[0]["fields"]}
 
+    async def wait_download_held(self) -> None:
+        """Until one of the bot's downloads from Discord's CDN waits there (the test cleared
+        the emulator's ``store.downloads_open``: a slow CDN)."""
+        cdn = self.emu.store
+        async with asyncio.timeout(WAIT):
+            while cdn.downloads_waiting == 0:  # noqa: ASYNC110 - watching the CDN
+                await asyncio.sleep(0.02)
+
     # what members see --------------------------------------------------------------------
 
     def status_messages(self) -> list[JSON]:
