@@ -24,7 +24,7 @@ from bot.i18n import N_
 from bot.jobs.critical import CriticalSections
 from bot.jobs.fetch import fetch_video, find_post
 from bot.jobs.history import RecentRuns
-from bot.jobs.notify import JobNotifier, Notify
+from bot.jobs.notify import JobNotifier, Notify, PostRefused
 from bot.jobs.polling import PollPlan, next_poll_delay
 from bot.jobs.slots import SlotQueue
 from bot.jobs.words import (
@@ -470,8 +470,11 @@ class JobMachine:
             try:
                 with self._critical.hold(job.id):
                     message_id = await notifier.deliver(job, delivery) if notifier else None
-            except Exception:
-                log.exception("job %d: delivery failed", job.id)
+            except Exception as exc:
+                if isinstance(exc, PostRefused):
+                    log.warning("job %d: the channel refused the video's post: %s", job.id, exc)
+                else:
+                    log.exception("job %d: delivery failed", job.id)
                 # Discord may have made the post and only its answer was lost: look first
                 # (after its status message, as stored now).
                 found = await find_post(await self._store.get_job(job.id) or job, notifier)

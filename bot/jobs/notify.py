@@ -28,6 +28,11 @@ class Delivery:
     """No file because every download was cut short (else: too large to fetch)."""
 
 
+class PostRefused(Exception):
+    """The channel will not take the video's post at all (the bot lost access, or the channel
+    is gone): an operational fact, not a fault of the bot; posting again would not help."""
+
+
 class CancelResult(StrEnum):
     CANCELLED = "cancelled"
     NOT_ALLOWED = "not_allowed"
@@ -43,7 +48,8 @@ class JobNotifier(Protocol):
         """Show the job's new state (queued, running, finished, failed ...)."""
 
     async def deliver(self, job: JobRecord, delivery: Delivery) -> int | None:
-        """Post the finished video; return the message id. Raise to report a failed post."""
+        """Post the finished video; return the message id. Raise to report a failed post
+        (`PostRefused` when the channel will not take it at all)."""
 
     async def find_delivery(self, job: JobRecord) -> int | None:
         """The id of the video's post if an earlier attempt made it (None: not posted)."""

@@ -325,6 +325,14 @@ class Launcher:
                             "Nothing was charged."
                         )
                     ) from None
+                # Past the queue: it is made all the same, and its end reaches them by DM.
+                raise UserFacingError(
+                    _(
+                        "I can no longer post in this channel, so this video cannot be shown "
+                        "there. It is already being made: I will try to tell you by DM how it "
+                        "ends. Nothing is charged unless it is posted."
+                    )
+                ) from None
             if started:
                 # Running already: its status is posted with the same nonce when it changes.
                 log.warning("job %d: status message not posted yet: %r", job.id, exc)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot.i18n import Words
-from bot.jobs.notify import Delivery
+from bot.jobs.notify import Delivery, PostRefused
 from bot.models import JobRecord, JobState
 from cogs._i18n import guild_words
 from cogs._render import message_link
@@ -333,8 +333,12 @@ class ChannelNotifier:
         await self._shown(job)
 
     async def deliver(self, job: JobRecord, delivery: Delivery) -> int | None:
-        """Post the video (see `VideoPost.deliver`)."""
-        return await self._video.deliver(job, delivery)
+        """Post the video (see `VideoPost.deliver`); `PostRefused` when the channel will not
+        take it at all (no access, or gone)."""
+        try:
+            return await self._video.deliver(job, delivery)
+        except (discord.Forbidden, discord.NotFound) as exc:
+            raise PostRefused(str(exc)) from exc
 
     async def find_delivery(self, job: JobRecord) -> int | None:
         """The video's post, if an earlier attempt made it (see `VideoPost.find_delivery`)."""
