@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.harness.e2e import E2E, WAIT, custom_ids
+from tests.harness.e2e import E2E, WAIT, custom_ids, embed_titles
 
 # Representative of the end-to-end tests, on both stores.
 pytestmark = pytest.mark.store_backends("sqlite", "postgres")
@@ -46,6 +46,8 @@ async def test_a_request_under_way_when_the_bot_stops_is_answered_before_it_goes
 async def test_a_retry_under_way_when_the_bot_stops_is_answered_before_it_goes(e2e: E2E) -> None:
     await e2e.animate("a kite over the dunes")
     video = await e2e.wait_video()
+    # Settled (the member's one job at a time is over) once the status says so.
+    await e2e.wait_status(lambda m: "ready" in embed_titles(m))
     [retry] = [c for c in custom_ids(video) if c.startswith("job:retry:")]
     # The frames kept on the status message come slowly: the Retry is acknowledged and still
     # being checked when the bot is told to stop.
