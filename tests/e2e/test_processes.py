@@ -203,6 +203,12 @@ async def test_the_provider_cap_holds_across_both_processes(cluster: Cluster) ->
     await worker.start(gateway=False)
     for n in range(4):
         await animate(sandbox, f"wave number {n}")
+
+    # An answer is first "thinking": the job is stored a moment later, once its image passed.
+    async def all_stored() -> bool:
+        return len(await cluster.jobs()) == 4
+
+    await eventually(all_stored, within=15)
     # Once both jobs at the provider are stored as sent (a kill during a submit is a case of
     # its own: never sent again, refunded at the deadline), the front dies with two jobs at
     # the provider and two in the line: the worker takes all four.
