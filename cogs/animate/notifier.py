@@ -39,6 +39,10 @@ POSTING_SETTLE = 2.0
 """Seconds a job posting its video waits before its status says so (the post is usually done)."""
 ON_ITS_WAY = (JobState.ACCEPTED, JobState.SUBMITTING)
 """States a status posted before its job started shows ("Sending to the video service")."""
+FIRST_LOOK = 0.5
+"""Seconds a status about to show a job just sent waits for the provider's first answer (its
+place in line, asked at once): it then shows the place, rather than being edited for it a
+moment later."""
 FIRST_FRAME = "first-frame"
 LAST_FRAME = "last-frame"
 
@@ -188,7 +192,7 @@ class ChannelNotifier:
             # The first post is still waiting for its turn: it will show this, and need wait
             # for nothing else now.
             self._newest = (job, content, embed, view)
-            self._pacer.hurry(("status post", job.id))
+            self._pacer.hurry(("status post", job.id), within=_first_look(job))
             return
         if job.state.is_terminal or job.state is JobState.UNKNOWN_SUBMISSION:
             priority, not_before = Priority.FINAL, 0.0
@@ -205,7 +209,7 @@ class ChannelNotifier:
             if changed and self._on_its_way:
                 # Posted before its job started (the first in a channel): the interval keeps
                 # two edits apart, and the member waits for the outcome of the sending.
-                not_before = 0.0
+                not_before = asyncio.get_running_loop().time() + _first_look(job)
             if job.state is JobState.DELIVERING:
                 # Usually over in a moment: the video's post then shows the job delivered.
                 not_before = max(not_before, asyncio.get_running_loop().time() + POSTING_SETTLE)
@@ -343,3 +347,9 @@ class ChannelNotifier:
     async def find_delivery(self, job: JobRecord) -> int | None:
         """The video's post, if an earlier attempt made it (see `VideoPost.find_delivery`)."""
         return await self._video.find_delivery(job)
+
+
+def _first_look(job: JobRecord) -> float:
+    """How long a status about to show ``job`` may wait for its next news: a job just queued
+    at the provider has its place in line a moment later (see `FIRST_LOOK`)."""
+    return FIRST_LOOK if job.state is JobState.QUEUED and job.queue_position is None else 0.0

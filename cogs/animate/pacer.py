@@ -165,11 +165,15 @@ class ChannelPacer:
         self._kick("post")
         return await done
 
-    def hurry(self, key: object) -> None:
-        """What ``key`` has queued may go as soon as the budget allows."""
+    def hurry(self, key: object, *, within: float = 0.0) -> None:
+        """What ``key`` has queued may go as soon as the budget allows (``within`` seconds
+        from now, when that is sooner than planned)."""
         queued = self._pending.get(key)
-        if queued is not None and queued.not_before > 0:
-            queued.not_before = 0.0
+        if queued is None:
+            return
+        at = asyncio.get_running_loop().time() + within if within > 0 else 0.0
+        if queued.not_before > at:
+            queued.not_before = at
             self._kick(queued.kind)
 
     @property

@@ -1,8 +1,10 @@
-"""The first job in a channel: its status goes up before it starts, then shows where it stands."""
+"""A job's first status: posted before the job starts (the first in a channel), then showing
+where it stands; posted once the job is queued, showing its place in line."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import datetime
 
 import pytest
@@ -36,3 +38,23 @@ async def test_a_status_posted_before_its_job_started_shows_the_queue_without_wa
     posted_at = datetime.fromisoformat(str(edited["timestamp"]))
     edited_at = datetime.fromisoformat(str(edited["edited_timestamp"]))
     assert (edited_at - posted_at).total_seconds() < SLOW_EDITS
+
+
+def queue_field(message: dict[str, object]) -> str:
+    [embed] = message["embeds"]  # type: ignore[misc]
+    return next((f["value"] for f in embed.get("fields", []) if f["name"] == "Queue"), "")
+
+
+@pytest.mark.settings(queue_seconds=120.0, status_edit_interval=0.5)
+async def test_a_status_posted_once_its_job_is_queued_shows_its_place_in_line(e2e: E2E) -> None:
+    # The channel took the bot's last post: the next job starts at once and its status follows.
+    await e2e.animate("a paper boat on a puddle")
+    await e2e.wait_queued()
+    await e2e.animate("a kite over the dunes", user_id=e2e.emu.member_id)
+
+    status = await e2e.wait_status(lambda m: "a kite over the dunes" in str(m["embeds"]))
+    # Posted showing the place the video service gave it, not "in line" and an edit later:
+    # an edit spent on nothing new is one less for every other job in the channel.
+    assert re.fullmatch(r"#\d+ in line", queue_field(status))
+    await asyncio.sleep(1.5)
+    assert e2e.emu.edit_count(int(str(status["id"]))) == 0
