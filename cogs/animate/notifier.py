@@ -267,12 +267,18 @@ class ChannelNotifier:
         self._told_privately = True
 
     async def _tell_privately(self, job: JobRecord, embed: discord.Embed) -> None:
-        """The channel is closed to the bot: tell the member the outcome by DM, once."""
+        """The channel is closed to the bot: tell the member the outcome by DM, once.
+
+        A job's ending told this way (or that cannot be told at all) counts as shown: no
+        later start tries the closed channel again, nor sends the DM again."""
         if not (job.state.is_terminal or job.state is JobState.UNKNOWN_SUBMISSION):
             return
-        if self._told_privately:
-            return
-        self._told_privately = True
+        if not self._told_privately:
+            self._told_privately = True
+            await self._dm(job, embed)
+        await self._shown(job)
+
+    async def _dm(self, job: JobRecord, embed: discord.Embed) -> None:
         t = self._words(job)
         text = t(
             "I lost permission to post in {channel}, so I can't show your video job there. "
