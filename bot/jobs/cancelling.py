@@ -7,8 +7,8 @@ import logging
 from dataclasses import replace
 
 from bot.i18n import N_
-from bot.jobs.core import RunnerCore
 from bot.jobs.notify import CancelResult, JobNotifier
+from bot.jobs.runner_core import RunnerCore
 from bot.models import JobRecord, JobState
 from bot.runcomfy.errors import RunComfyError
 

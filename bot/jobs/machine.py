@@ -9,43 +9,28 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import tempfile
-from collections.abc import Callable
-from dataclasses import replace
-from datetime import datetime, timedelta
-from pathlib import Path
-
-import aiohttp
 
 from bot import logs
-from bot.config import Config
 from bot.errors import JobNotFound
 from bot.i18n import N_
-from bot.jobs.critical import CriticalSections
-from bot.jobs.fetch import fetch_video, find_post
-from bot.jobs.history import RecentRuns
-from bot.jobs.notify import JobNotifier, Notify, PostRefused
-from bot.jobs.polling import PollPlan, next_poll_delay
-from bot.jobs.slots import SlotQueue
+from bot.jobs.endings import EndingsMixin
+from bot.jobs.handover import HandoverMixin
+from bot.jobs.notify import JobNotifier
+from bot.jobs.polling import next_poll_delay
 from bot.jobs.words import (
-    CRASHED_AGAIN,
-    CRASHED_BEFORE_SUBMIT,
     LAST_LOOK_SECONDS,
     NO_SLOT,
-    UNCONFIRMED,
     describe_provider_error,
 )
-from bot.media.download import DownloadError
 from bot.models import JobRecord, JobState
 from bot.ops import metrics
-from bot.runcomfy.client import RunComfyClient, Submission, VideoInput
+from bot.runcomfy.client import Submission, VideoInput
 from bot.runcomfy.errors import (
     DeadlineExceededError,
     RunComfyError,
     UnknownSubmissionError,
 )
 from bot.runcomfy.states import Cancelled, Completed, Failed, InProgress, InQueue, ProviderState
-from bot.store.protocol import Store
 
 log = logging.getLogger(__name__)
 
@@ -54,43 +39,8 @@ SUBMISSION_WRITES = 5
 """Tries at storing a submitted job's request id (about 7 s of a refusing database)."""
 
 
-class JobMachine:
+class JobMachine(HandoverMixin, EndingsMixin):
     """Drives jobs through their states; stateless apart from the shared provider queue."""
-
-    def __init__(
-        self,
-        *,
-        config: Config,
-        store: Store,
-        provider: RunComfyClient,
-        http: aiohttp.ClientSession,
-        queue: SlotQueue,
-        clock: Callable[[], datetime],
-        notify: Notify,
-        owner: str,
-    ) -> None:
-        self.owner = owner
-        """This process's identity in the jobs' leases: every write of the run names it."""
-        self.closing = False
-        """Set on a graceful stop: no new submit starts."""
-        self._critical = CriticalSections()
-        self._config = config
-        self._store = store
-        self._provider = provider
-        self._http = http
-        self._queue = queue
-        self._clock = clock
-        self._notify = notify
-        self.runs = RecentRuns(store.recent_run_seconds)
-        """The expected generation time of each setting, shared by every job."""
-        self._poll_plan = PollPlan(
-            floor=min(1.0, config.runcomfy.poll_interval),
-            ceiling=max(config.runcomfy.poll_interval * 3, 1.0),
-        )
-
-    async def calm(self, grace: float) -> None:
-        """Wait (up to ``grace`` seconds) until no submit or post is under way."""
-        await self._critical.calm(grace)
 
     async def run(
         self, job_id: int, notifier: JobNotifier | None, job: JobRecord | None = None
@@ -108,81 +58,6 @@ class JobMachine:
             await self._crashed(job_id, notifier, exc)
         finally:
             self._queue.release(job_id)
-
-    async def _crashed(self, job_id: int, notifier: JobNotifier | None, exc: Exception) -> None:
-        """Classify a crash by where the job stands: end it, or hand it back to be retried."""
-        try:
-            job = await self._store.get_job(job_id)
-            if job is None or job.state.is_terminal:
-                return
-            log.error(
-                "job %d (request %s) ran into an error in state %s",
-                job_id,
-                job.request_id,
-                job.state.value,
-                exc_info=exc,
-            )
-            if job.state is JobState.ACCEPTED:
-                # Nothing reached the provider: end it, nothing is charged.
-                await self.end(job_id, JobState.FAILED, CRASHED_BEFORE_SUBMIT, notifier)
-                return
-            if job.state is JobState.SUBMITTING:
-                # The submit may have been sent: never send it again.
-                await self._store.mark_unknown_submission(
-                    job_id, error=UNCONFIRMED, now=self._clock(), owner=self.owner
-                )
-            backoff = min(60.0, 2.0 ** (job.attempts + 1))
-            retry_at = self._clock() + timedelta(seconds=backoff)
-            attempts = await self._store.record_crash(
-                job_id, owner=self.owner, retry_at=retry_at, now=self._clock()
-            )
-            if attempts >= self._config.jobs.max_attempts:
-                reason = (
-                    N_("{reason} (request {request_id})").format(
-                        reason=CRASHED_AGAIN, request_id=job.request_id
-                    )
-                    if job.request_id
-                    else CRASHED_AGAIN
-                )
-                await self.end(job_id, JobState.FAILED, reason, notifier, owned=False)
-            elif attempts:
-                log.warning("job %d: handed back, retried in %.0f s", job_id, backoff)
-        except Exception:
-            # The store itself fails: the lease runs out and a sweep takes the job again.
-            log.exception("job %d: the backstop could not settle it", job_id)
-
-    def submission(self, job: JobRecord) -> Submission:
-        assert job.request_id is not None
-        return self._provider.submission_for(
-            job.request_id,
-            status_url=job.status_url,
-            result_url=job.result_url,
-            cancel_url=job.cancel_url,
-        )
-
-    def _deadline(self, job: JobRecord) -> float:
-        """The job's deadline on the event loop's clock."""
-        ends = job.created_at + timedelta(seconds=self._config.runcomfy.job_deadline)
-        left = (ends - self._clock()).total_seconds()
-        return asyncio.get_running_loop().time() + left
-
-    async def end(
-        self,
-        job_id: int,
-        state: JobState,
-        reason: str,
-        notifier: JobNotifier | None,
-        *,
-        owned: bool = True,
-    ) -> None:
-        """End a job that did not deliver and release its credits; ``owned=False`` for an
-        ending decided outside the run (a cancel), which holds whatever the lease."""
-        changed = await self._store.finish_failed(
-            job_id, state, error=reason, now=self._clock(), owner=self.owner if owned else None
-        )
-        if changed:
-            log.info("job %d ended %s: %s", job_id, state.value, reason)
-            await self._notify(job_id, notifier)
 
     async def _run_job(
         self, job_id: int, notifier: JobNotifier | None, job: JobRecord | None
@@ -286,38 +161,6 @@ class JobMachine:
                 )
                 await asyncio.sleep(0.5 * 2**attempt)
         return await write()
-
-    async def _unknown_submission(
-        self,
-        job: JobRecord,
-        what: str,
-        notifier: JobNotifier | None,
-        deadline: float | None = None,
-    ) -> None:
-        minutes = round(self._config.runcomfy.job_deadline / 60)
-        await self._store.mark_unknown_submission(
-            job.id,
-            error=N_(
-                "{what} It is not sent again, so you cannot be charged twice; "
-                "the credits are held for up to {minutes} minutes in case it ran, then released."
-            ).format(what=what, minutes=minutes),
-            now=self._clock(),
-            owner=self.owner,
-        )
-        metrics.job_entered(JobState.UNKNOWN_SUBMISSION)
-        await self._notify(job.id, notifier)
-        await self._hold_until_deadline(job, deadline or self._deadline(job), notifier)
-
-    async def _hold_until_deadline(
-        self, job: JobRecord, deadline: float, notifier: JobNotifier | None
-    ) -> None:
-        await asyncio.sleep(max(0.0, deadline - asyncio.get_running_loop().time()))
-        await self.end(
-            job.id,
-            JobState.FAILED,
-            N_("The video service never confirmed this job. Your credits were released."),
-            notifier,
-        )
 
     async def _poll(self, job: JobRecord, deadline: float, notifier: JobNotifier | None) -> None:
         loop = asyncio.get_running_loop()
@@ -424,77 +267,3 @@ class JobMachine:
             ),
             notifier,
         )
-
-    async def _complete(
-        self, job: JobRecord, url: str | None, notifier: JobNotifier | None
-    ) -> None:
-        if not url:
-            log.warning("job %d (request %s) completed without a video", job.id, job.request_id)
-            await self.end(
-                job.id,
-                JobState.FAILED,
-                N_("The video service finished but returned no video."),
-                notifier,
-            )
-            return
-        if job.posting_at is not None and notifier is not None:
-            # A post of this video started before a restart: look for it before posting again.
-            found = await notifier.find_delivery(job)
-            if found is not None:
-                log.info("job %d: its video was already posted (message %d)", job.id, found)
-                await self._delivered(job.id, found, notifier)
-                return
-        await self._store.set_video_url(job.id, url)
-        await self._store.set_progress(
-            job.id, JobState.DELIVERING, queue_position=None, now=self._clock(), owner=self.owner
-        )
-        metrics.job_entered(JobState.DELIVERING)
-        # As just written: the store is not asked again on the way to the post.
-        job = replace(job, state=JobState.DELIVERING, queue_position=None, video_url=url)
-        await self._notify(job.id, notifier, job)
-        with tempfile.TemporaryDirectory(prefix="seedance-") as tmp:
-            path = Path(tmp) / f"seedance-{job.id}.mp4"
-            try:
-                delivery = await fetch_video(self._http, self._config.runcomfy, job.id, url, path)
-            except DownloadError as exc:
-                log.warning("job %d: video download failed: %s", job.id, exc)
-                await self.end(
-                    job.id,
-                    JobState.FAILED,
-                    N_("The finished video could not be fetched: {reason}").format(reason=exc),
-                    notifier,
-                )
-                return
-            if not await self._store.mark_posting(job.id, owner=self.owner, now=self._clock()):
-                return  # it ended meanwhile, or another process holds it now
-            try:
-                with self._critical.hold(job.id):
-                    message_id = await notifier.deliver(job, delivery) if notifier else None
-            except Exception as exc:
-                if isinstance(exc, PostRefused):
-                    log.warning("job %d: the channel refused the video's post: %s", job.id, exc)
-                else:
-                    log.exception("job %d: delivery failed", job.id)
-                # Discord may have made the post and only its answer was lost: look first
-                # (after its status message, as stored now).
-                found = await find_post(await self._store.get_job(job.id) or job, notifier)
-                if found is not None:
-                    await self._delivered(job.id, found, notifier)
-                    return
-                await self.end(
-                    job.id,
-                    JobState.FAILED,
-                    N_("The video was made but could not be posted in this channel."),
-                    notifier,
-                )
-                return
-        await self._delivered(job.id, message_id, notifier)
-
-    async def _delivered(
-        self, job_id: int, message_id: int | None, notifier: JobNotifier | None
-    ) -> None:
-        if await self._store.finish_delivered(
-            job_id, result_message_id=message_id, now=self._clock(), owner=self.owner
-        ):
-            log.info("job %d delivered", job_id)
-            await self._notify(job_id, notifier)

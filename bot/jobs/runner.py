@@ -4,7 +4,7 @@ The engine knows nothing of Discord. A cog gives each job a `JobNotifier` that s
 and delivers the video, and registers one `ModeratorDesk` for the moderators; the runner
 tells them about every change and settles credits itself (through the state machine).
 
-Its parts: `bot.jobs.core` (the shared state, starting a job, telling people),
+Its parts: `bot.jobs.runner_core` (the shared state, starting a job, telling people),
 `bot.jobs.takeover` (leases, sweeps and other processes) and `bot.jobs.cancelling`.
 """
 
@@ -15,7 +15,7 @@ import logging
 from datetime import datetime, timedelta
 
 from bot.jobs.cancelling import CancelMixin
-from bot.jobs.core import utcnow
+from bot.jobs.runner_core import utcnow
 from bot.jobs.shared_slots import SharedSlots
 from bot.jobs.takeover import TakeoverMixin
 from bot.models import JobRecord, JobState

@@ -9,8 +9,8 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from bot.jobs.core import RunnerCore
 from bot.jobs.notify import JobNotifier
+from bot.jobs.runner_core import RunnerCore
 from bot.jobs.shared_slots import SharedSlots
 from bot.models import JobRecord
 from bot.ops import metrics
