@@ -266,8 +266,11 @@ class ChannelNotifier:
         command): a channel that refuses the bot sends them no DM about it."""
         self._told_privately = True
 
-    async def _tell_privately(self, job: JobRecord, embed: discord.Embed) -> None:
-        """The channel is closed to the bot: tell the member the outcome by DM, once.
+    async def _tell_privately(
+        self, job: JobRecord, embed: discord.Embed, *, gone: bool = False
+    ) -> None:
+        """The channel is closed to the bot (``gone``: deleted): tell the member the outcome
+        by DM, once.
 
         A job's ending told this way (or that cannot be told at all) counts as shown: no
         later start tries the closed channel again, nor sends the DM again."""
@@ -275,16 +278,22 @@ class ChannelNotifier:
             return
         if not self._told_privately:
             self._told_privately = True
-            await self._dm(job, embed)
+            await self._dm(job, embed, gone=gone)
         await self._shown(job)
 
-    async def _dm(self, job: JobRecord, embed: discord.Embed) -> None:
+    async def _dm(self, job: JobRecord, embed: discord.Embed, *, gone: bool) -> None:
         t = self._words(job)
-        text = t(
-            "I lost permission to post in {channel}, so I can't show your video job there. "
-            "Here is where it stands:",
-            channel=f"<#{job.channel_id}>",
-        )
+        if gone:
+            text = t(
+                "The channel where you asked for this video was deleted, so I can't show your "
+                "video job there. Here is where it stands:"
+            )
+        else:
+            text = t(
+                "I lost permission to post in {channel}, so I can't show your video job "
+                "there. Here is where it stands:",
+                channel=f"<#{job.channel_id}>",
+            )
         try:
             user = await self._bot.fetch_user(job.member_id)
             await user.send(text, embed=embed, allowed_mentions=discord.AllowedMentions.none())
@@ -330,6 +339,10 @@ class ChannelNotifier:
         except discord.Forbidden as exc:
             log.warning("job %d: no permission to post a status message: %s", job.id, exc)
             await self._tell_privately(job, embed)
+            return
+        except discord.NotFound as exc:
+            log.warning("job %d: its channel is gone: %s", job.id, exc)
+            await self._tell_privately(job, embed, gone=True)
             return
         except discord.HTTPException as exc:
             log.warning("job %d: could not post a status message: %s", job.id, exc)

@@ -78,6 +78,8 @@ class Listener(Protocol):
 
     def channel_updated(self, channel: Channel) -> None: ...
 
+    def channel_deleted(self, channel: Channel) -> None: ...
+
     def member_updated(self, member: Member) -> None: ...
 
     def guild_updated(self) -> None: ...
@@ -471,6 +473,17 @@ class MessageFlow:
         channel = self.world.set_overwrite(channel_id, target_id, allow=allow, deny=deny)
         self.listener.channel_updated(channel)
         return channel
+
+    def delete_channel(self, channel_id: int) -> None:
+        """A channel deleted in the server's settings: its messages and threads go with it,
+        every request naming it is 404 Unknown Channel, and the bot hears CHANNEL_DELETE."""
+        channel = self.world.channel(channel_id)
+        gone = [channel] + [c for c in self.world.channels.values() if c.parent_id == channel_id]
+        for each in gone:
+            for message_id in self._channel_log.pop(each.id, []):
+                self.messages.pop(message_id, None)
+            del self.world.channels[each.id]
+        self.listener.channel_deleted(channel)
 
     def user_can(self, user_id: int, channel_id: int, permission: Permission) -> bool:
         """Whether a user has a permission in a channel."""

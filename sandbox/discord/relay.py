@@ -110,6 +110,10 @@ class Relay:
         """CHANNEL_UPDATE (e.g. new permission overwrites)."""
         self._gateway.dispatch("CHANNEL_UPDATE", channel.to_dict(), intent=GUILDS)
 
+    def channel_deleted(self, channel: Channel) -> None:
+        """CHANNEL_DELETE (deleted in the server's settings)."""
+        self._gateway.dispatch("CHANNEL_DELETE", channel.to_dict(), intent=GUILDS)
+
     def member_updated(self, member: Member) -> None:
         """GUILD_MEMBER_UPDATE (e.g. new roles)."""
         data = member.to_dict()

@@ -430,6 +430,10 @@ class DiscordEmulator(EmulatorReadings):
         """Set a channel overwrite for a role or member (both empty = remove it)."""
         self.service.set_overwrite(channel_id, target_id, allow=combine(allow), deny=combine(deny))
 
+    def delete_channel(self, channel_id: int) -> None:
+        """A moderator deletes a channel, with its messages and threads."""
+        self.service.delete_channel(channel_id)
+
     def deny_bot_permissions(self, channel_id: int, *permissions: str | Permission) -> None:
         """Deny the bot permissions (``"send_messages"``, ``"attach_files"``...) in a channel."""
         self.set_channel_permissions(channel_id, self.bot_user_id, deny=permissions)

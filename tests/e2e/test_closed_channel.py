@@ -1,5 +1,5 @@
-"""A channel closed to the bot while a job runs there: the member hears of the job's end once,
-by DM, and the bot does not knock on the closed channel again and again."""
+"""A channel closed to the bot, or deleted, while a job runs there: the member hears of the
+job's end once, by DM, and the bot does not knock on the closed channel again and again."""
 
 from __future__ import annotations
 
@@ -19,15 +19,39 @@ job ended, at every sweep (here every poll, 0.1 s)."""
 async def test_the_member_hears_of_the_end_once_when_the_channel_shuts_the_bot_out(
     e2e: E2E,
 ) -> None:
+    await job_queued_with_a_short_lease(e2e)
+    e2e.emu.deny_bot_permissions(e2e.emu.channel_id, "view_channel", "send_messages")
+
+    note = await told_once(e2e)
+    assert "lost permission" in str(note["content"])
+    assert "Failed" in str(note["embeds"])
+
+
+@pytest.mark.settings(queue_seconds=1.0, run_seconds=0.3)
+async def test_the_member_hears_of_the_end_once_when_the_channel_is_deleted(e2e: E2E) -> None:
+    await job_queued_with_a_short_lease(e2e)
+    e2e.emu.delete_channel(e2e.emu.channel_id)
+
+    note = await told_once(e2e)
+    assert "was deleted" in str(note["content"])
+    assert "Failed" in str(note["embeds"])
+
+
+async def job_queued_with_a_short_lease(e2e: E2E) -> None:
+    """The bot restarted with a short `LEASE`, and a member's job queued at the provider."""
     await e2e.stop_bot()
     config = e2e.config
     await e2e.start_bot(
         dataclasses.replace(config, jobs=dataclasses.replace(config.jobs, lease_seconds=LEASE))
     )
-    emu = e2e.emu
     await e2e.animate("a fox in the snow")
     await e2e.wait_queued()
-    emu.deny_bot_permissions(emu.channel_id, "view_channel", "send_messages", "attach_files")
+
+
+async def told_once(e2e: E2E) -> dict[str, object]:
+    """The one DM the member gets about the job's end, once many sweeps have passed; the bot
+    tried the channel at most once more meanwhile."""
+    emu = e2e.emu
 
     def notes() -> list[dict[str, object]]:
         dm = emu.dm_channel_id(emu.requester_id)
@@ -45,8 +69,8 @@ async def test_the_member_hears_of_the_end_once_when_the_channel_shuts_the_bot_o
     # each time with a new DM.
     await asyncio.sleep(6 * LEASE)
     [note] = notes()
-    assert "lost permission" in str(note["content"])
     assert refused_edits(e2e) - refused_before <= 1
+    return note
 
 
 def refused_edits(e2e: E2E) -> int:
