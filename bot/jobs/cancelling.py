@@ -75,6 +75,17 @@ class CancelMixin(RunnerCore):
         result = await self._call_off(job, why, self._notifier_of(job))
         return result is CancelResult.CANCELLED
 
+    async def channel_gone(self, guild_id: int, channel_id: int) -> int:
+        """A channel (or thread) was deleted: call off its jobs nothing was spent on yet
+        (waiting for a slot, or in the provider's queue); the rest run on, and their end
+        reaches the member by DM. How many were called off."""
+        why = N_("The channel was deleted.")
+        stopped = 0
+        for job in await self._store.open_jobs_in(guild_id, channel_id):
+            if await self.call_off(job.id, why):
+                stopped += 1
+        return stopped
+
     async def _call_off(
         self, job: JobRecord, why: str, notifier: JobNotifier | None
     ) -> CancelResult:

@@ -103,6 +103,10 @@ class JobRepository(Protocol):
         """A member's latest jobs in a server, newest first."""
         ...
 
+    async def open_jobs_in(self, guild_id: int, channel_id: int) -> list[JobRecord]:
+        """The jobs of a channel (or thread) not settled yet, oldest first."""
+        ...
+
     async def recent_run_seconds(
         self, resolution: str, duration: int, *, limit: int = 20
     ) -> list[float]:

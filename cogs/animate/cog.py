@@ -131,3 +131,23 @@ class AnimateCog(commands.Cog):
         except Exception:
             log.exception("job %d: remix failed", job_id)
             await reply_ephemeral(interaction, UNEXPECTED)
+
+    @commands.Cog.listener()
+    async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
+        """A channel was deleted: its jobs nothing was spent on yet are called off."""
+        await self._channel_gone(channel.guild.id, channel.id)
+
+    @commands.Cog.listener()
+    async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
+        """A thread was deleted: the same for its jobs."""
+        await self._channel_gone(payload.guild_id, payload.thread_id)
+
+    async def _channel_gone(self, guild_id: int, channel_id: int) -> None:
+        try:
+            stopped = await self.bot.runner.channel_gone(guild_id, channel_id)
+        except Exception:
+            # Their end still reaches their members by DM once it comes.
+            log.exception("channel %d was deleted; its jobs were not called off", channel_id)
+            return
+        if stopped:
+            log.info("channel %d was deleted: %d waiting job(s) called off", channel_id, stopped)

@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 
-from tests.harness.e2e import E2E, WAIT
+from tests.harness.e2e import E2E, WAIT, embed_titles
 
 LEASE = 1.0
 """A short lease: endings a status message missed are shown again from one lease after the
@@ -19,7 +19,7 @@ job ended, at every sweep (here every poll, 0.1 s)."""
 async def test_the_member_hears_of_the_end_once_when_the_channel_shuts_the_bot_out(
     e2e: E2E,
 ) -> None:
-    await job_queued_with_a_short_lease(e2e)
+    await job_with_a_short_lease(e2e)
     e2e.emu.deny_bot_permissions(e2e.emu.channel_id, "view_channel", "send_messages")
 
     note = await told_once(e2e)
@@ -27,9 +27,10 @@ async def test_the_member_hears_of_the_end_once_when_the_channel_shuts_the_bot_o
     assert "Failed" in str(note["embeds"])
 
 
-@pytest.mark.settings(queue_seconds=1.0, run_seconds=0.3)
+@pytest.mark.settings(queue_seconds=0.0, run_seconds=1.5)
 async def test_the_member_hears_of_the_end_once_when_the_channel_is_deleted(e2e: E2E) -> None:
-    await job_queued_with_a_short_lease(e2e)
+    # Past the queue, the video is made all the same; it cannot be posted anywhere.
+    await job_with_a_short_lease(e2e, shown="Generating")
     e2e.emu.delete_channel(e2e.emu.channel_id)
 
     note = await told_once(e2e)
@@ -37,15 +38,16 @@ async def test_the_member_hears_of_the_end_once_when_the_channel_is_deleted(e2e:
     assert "Failed" in str(note["embeds"])
 
 
-async def job_queued_with_a_short_lease(e2e: E2E) -> None:
-    """The bot restarted with a short `LEASE`, and a member's job queued at the provider."""
+async def job_with_a_short_lease(e2e: E2E, shown: str = "Waiting in the queue") -> None:
+    """The bot restarted with a short `LEASE`, and a member's job whose status shows it
+    ``shown`` (queued at the provider, unless told otherwise)."""
     await e2e.stop_bot()
     config = e2e.config
     await e2e.start_bot(
         dataclasses.replace(config, jobs=dataclasses.replace(config.jobs, lease_seconds=LEASE))
     )
     await e2e.animate("a fox in the snow")
-    await e2e.wait_queued()
+    await e2e.wait_status(lambda m: shown in embed_titles(m))
 
 
 async def told_once(e2e: E2E) -> dict[str, object]:
@@ -80,3 +82,20 @@ def refused_edits(e2e: E2E) -> int:
         for r in e2e.emu.request_log.records
         if r.status in (403, 404) and f"/channels/{e2e.emu.channel_id}/" in r.path
     )
+
+
+@pytest.mark.settings(queue_seconds=60.0, run_seconds=0.3)
+async def test_a_deleted_channel_s_job_still_in_the_queue_is_called_off(e2e: E2E) -> None:
+    # Nothing was spent on it yet: the video service's queue lets it go, nothing is charged,
+    # and the member hears why.
+    await job_with_a_short_lease(e2e)
+    e2e.emu.delete_channel(e2e.emu.channel_id)
+
+    note = await told_once(e2e)
+    assert "was deleted" in str(note["content"])
+    assert "channel was deleted" in str(note["embeds"])
+    assert [job.status for job in e2e.runcomfy.jobs.values()] == ["cancelled"]
+    usage = await e2e.emu.invoke_command("usage", {}, channel_id=e2e.emu.other_channel_id)
+    await usage.wait_until(lambda h: h.embeds, WAIT)
+    fields = {f["name"]: f["value"] for f in usage.embeds[0]["fields"]}
+    assert fields["Used today"].startswith("0 credits of")

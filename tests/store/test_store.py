@@ -465,6 +465,26 @@ async def test_recent_jobs_and_run_times(store: Store) -> None:
     assert await store.recent_jobs(OTHER_GUILD, MEMBER) == []
 
 
+async def test_open_jobs_in_a_channel_are_its_unsettled_ones_oldest_first(store: Store) -> None:
+    limits = Limits(
+        member_credits=100, server_credits=100, member_concurrent=20, server_concurrent=20
+    )
+    first = await reserve(store, limits=limits)
+    settled = await reserve(store, limits=limits)
+    await store.finish_failed(settled.id, JobState.FAILED, error="x", now=NOW)
+    queued = await reserve(store, limits=limits, member=OTHER_MEMBER)
+    await store.set_submission(
+        queued.id, request_id="r", status_url="s", result_url="r", cancel_url="c", now=NOW
+    )
+    elsewhere = await reserve(store, limits=limits, guild=OTHER_GUILD)
+
+    channel = first.channel_id
+    assert [job.id for job in await store.open_jobs_in(GUILD, channel)] == [first.id, queued.id]
+    # Another server's channel is its own, even under a guessed id.
+    assert await store.open_jobs_in(GUILD, elsewhere.channel_id) == []
+    assert await store.open_jobs_in(OTHER_GUILD, channel) == []
+
+
 # -- refusals -----------------------------------------------------------------------------
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.models import GuildDefaults, PoolUsage, ReportRow
+from bot.models import GuildDefaults, JobRecord, PoolUsage, ReportRow
 from bot.store.postgres.guild_sql import StoreCore, load_settings
 from bot.store.postgres.ledger import server_spend, server_totals
-from bot.store.postgres.rows import OPEN, opt_utc, utc
+from bot.store.postgres.rows import JOB_COLUMNS, OPEN, job_from_row, opt_utc, utc
 
 __all__ = ["ReportMixin"]
 
@@ -38,7 +38,18 @@ _CREDIT_SUMS = (
 
 
 class ReportMixin(StoreCore):
-    """Usage summaries; mixed into the PostgreSQL store."""
+    """Usage summaries and job listings; mixed into the PostgreSQL store."""
+
+    async def open_jobs_in(self, guild_id: int, channel_id: int) -> list[JobRecord]:
+        """The jobs of a channel (or thread) not settled yet, oldest first."""
+        async with self._read() as conn:
+            rows = await conn.fetch(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = $1 AND channel_id = $2 "
+                f"AND {OPEN} ORDER BY id",
+                guild_id,
+                channel_id,
+            )
+        return [job_from_row(row) for row in rows]
 
     async def usage_rows(
         self, *, guild_id: int | None = None, since: datetime | None = None

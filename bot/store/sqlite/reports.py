@@ -127,6 +127,19 @@ class ReportMixin(StoreCore):
             rows = await cursor.fetchall()
         return [job_from_row(row) for row in rows]
 
+    async def open_jobs_in(self, guild_id: int, channel_id: int) -> list[JobRecord]:
+        """The jobs of a channel (or thread) not settled yet, oldest first."""
+        async with (
+            self._read() as db,
+            db.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND channel_id = ? "
+                f"AND {OPEN} ORDER BY id",
+                (guild_id, channel_id),
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [job_from_row(row) for row in rows]
+
     async def recent_run_seconds(
         self, resolution: str, duration: int, *, limit: int = 20
     ) -> list[float]:
