@@ -134,8 +134,11 @@ class AnimateCog(commands.Cog):
 
     @commands.Cog.listener()
     async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
-        """A channel was deleted: its jobs nothing was spent on yet are called off."""
-        await self._channel_gone(channel.guild.id, channel.id)
+        """A channel was deleted, its threads with it: their jobs nothing was spent on yet
+        are called off."""
+        threads = [t.id for t in channel.guild.threads if t.parent_id == channel.id]
+        for channel_id in [channel.id, *threads]:
+            await self._channel_gone(channel.guild.id, channel_id)
 
     @commands.Cog.listener()
     async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:

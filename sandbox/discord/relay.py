@@ -111,8 +111,18 @@ class Relay:
         self._gateway.dispatch("CHANNEL_UPDATE", channel.to_dict(), intent=GUILDS)
 
     def channel_deleted(self, channel: Channel) -> None:
-        """CHANNEL_DELETE (deleted in the server's settings)."""
-        self._gateway.dispatch("CHANNEL_DELETE", channel.to_dict(), intent=GUILDS)
+        """CHANNEL_DELETE (deleted in the server's settings); a thread's is THREAD_DELETE,
+        which carries only its ids and type (Events > Gateway Events, "Thread Delete")."""
+        if channel.parent_id is None:
+            self._gateway.dispatch("CHANNEL_DELETE", channel.to_dict(), intent=GUILDS)
+            return
+        ids = {
+            "id": str(channel.id),
+            "guild_id": str(channel.guild_id),
+            "parent_id": str(channel.parent_id),
+            "type": channel.type,
+        }
+        self._gateway.dispatch("THREAD_DELETE", ids, intent=GUILDS)
 
     def member_updated(self, member: Member) -> None:
         """GUILD_MEMBER_UPDATE (e.g. new roles)."""
