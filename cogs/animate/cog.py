@@ -15,6 +15,7 @@ from bot.i18n import C_, N_
 from bot.models import NewJob
 from bot.tasks import TaskSet
 from cogs._tree import UNEXPECTED, answering, reply_ephemeral
+from cogs.animate.again import Again
 from cogs.animate.buttons import CancelButton, DeleteButton, RemixButton, RetryButton
 from cogs.animate.form import Choice
 from cogs.animate.launcher import Launcher, attachment_frame, require_channel
@@ -46,6 +47,7 @@ class AnimateCog(commands.Cog):
         self.bot = bot
         self.tasks = TaskSet()
         self.launcher = Launcher(bot, self.tasks)
+        self.again = Again(self.launcher)
         self.menu = AnimateMenu(bot, self.launcher)
 
     async def cog_load(self) -> None:
@@ -111,7 +113,7 @@ class AnimateCog(commands.Cog):
         """A Retry button was pressed (and acknowledged): run the job again, answer privately."""
         answering(interaction)
         try:
-            await self.launcher.retry(interaction, job_id)
+            await self.again.retry(interaction, job_id)
         except UserFacingError as exc:
             await reply_ephemeral(interaction, exc.text)
         except Exception:
@@ -125,7 +127,7 @@ class AnimateCog(commands.Cog):
         """A Remix form came back (acknowledged): a new job from the same frames."""
         answering(interaction)
         try:
-            await self.launcher.remix(interaction, job_id, choice)
+            await self.again.remix(interaction, job_id, choice)
         except UserFacingError as exc:
             await reply_ephemeral(interaction, exc.text)
         except Exception:
