@@ -136,15 +136,13 @@ class AnimateCog(commands.Cog):
 
     @commands.Cog.listener()
     async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
-        """A channel was deleted, its threads with it: their jobs nothing was spent on yet
-        are called off."""
-        threads = [t.id for t in channel.guild.threads if t.parent_id == channel.id]
-        for channel_id in [channel.id, *threads]:
-            await self._channel_gone(channel.guild.id, channel_id)
+        """A channel was deleted: its jobs nothing was spent on yet are called off."""
+        await self._channel_gone(channel.guild.id, channel.id)
 
     @commands.Cog.listener()
     async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
-        """A thread was deleted: the same for its jobs."""
+        """A thread was deleted, alone or with its channel (discord.py tells of each thread
+        it knew there): the same for its jobs."""
         await self._channel_gone(payload.guild_id, payload.thread_id)
 
     async def _channel_gone(self, guild_id: int, channel_id: int) -> None:
