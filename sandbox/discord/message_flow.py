@@ -456,35 +456,6 @@ class MessageFlow:
             chosen = log[-limit:]
         return list(reversed(chosen))
 
-    # people ------------------------------------------------------------------------------
-
-    def set_member_roles(self, user_id: int, role_ids: list[int]) -> Member:
-        """Give a member exactly these roles (besides @everyone)."""
-        member = self.world.member(user_id)
-        unknown = [r for r in role_ids if r not in self.world.roles]
-        if unknown:
-            raise ValueError(f"unknown roles {unknown}")
-        member.roles = [r for r in role_ids if r != self.world.guild_id]
-        self.listener.member_updated(member)
-        return member
-
-    def set_overwrite(self, channel_id: int, target_id: int, *, allow: int, deny: int) -> Channel:
-        """Set a channel permission overwrite and tell the bot."""
-        channel = self.world.set_overwrite(channel_id, target_id, allow=allow, deny=deny)
-        self.listener.channel_updated(channel)
-        return channel
-
-    def delete_channel(self, channel_id: int) -> None:
-        """A channel deleted in the server's settings: its messages and threads go with it,
-        every request naming it is 404 Unknown Channel, and the bot hears CHANNEL_DELETE."""
-        channel = self.world.channel(channel_id)
-        gone = [channel] + [c for c in self.world.channels.values() if c.parent_id == channel_id]
-        for each in gone:
-            for message_id in self._channel_log.pop(each.id, []):
-                self.messages.pop(message_id, None)
-            del self.world.channels[each.id]
-        self.listener.channel_deleted(channel)
-
     def user_can(self, user_id: int, channel_id: int, permission: Permission) -> bool:
         """Whether a user has a permission in a channel."""
         return bool(self.world.channel_permissions(user_id, channel_id) & permission)
