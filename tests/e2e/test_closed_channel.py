@@ -9,7 +9,6 @@ import dataclasses
 import pytest
 
 from tests.harness.e2e import E2E, WAIT, embed_titles
-from tests.harness.images import make_image
 
 LEASE = 1.0
 """A short lease: endings a status message missed are shown again from one lease after the
@@ -109,12 +108,7 @@ async def test_a_deleted_thread_s_job_still_in_the_queue_is_called_off(
 ) -> None:
     emu = e2e.emu
     thread = emu.start_thread("dunes")
-    posted = await emu.send_user_message(
-        "here", channel_id=thread, files=[("dune.png", make_image(640, 480), "image/png")]
-    )
-    opened = await emu.invoke_message_command("Animate", int(posted["id"]))
-    await opened.wait_response(WAIT)
-    submitted = await emu.submit_modal(opened, {"video:prompt": "sand drifts over a ridge"})
+    _, submitted = await e2e.animate_posted(thread, "sand drifts over a ridge")
     assert "on its way" in await e2e.reply_text(submitted)
     await emu.wait_for_message(
         lambda m: "Waiting in the queue" in embed_titles(m), WAIT, channel_id=thread

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from bot.store import open_store
 from tests.harness.e2e import E2E, WAIT, is_video
-from tests.harness.images import make_image
 
 
 async def test_animate_in_a_thread_of_an_allowed_channel_delivers_in_the_thread(e2e: E2E) -> None:
@@ -13,12 +12,7 @@ async def test_animate_in_a_thread_of_an_allowed_channel_delivers_in_the_thread(
     async with open_store(e2e.sandbox.config.database.path) as store:
         await store.allow_channel(emu.guild_id, emu.channel_id, by=emu.moderator_id)
     thread = emu.start_thread("sunsets")
-    posted = await emu.send_user_message(
-        "tonight's", channel_id=thread, files=[("sunset.png", make_image(640, 480), "image/png")]
-    )
-    opened = await emu.invoke_message_command("Animate", int(posted["id"]))
-    await opened.wait_response(WAIT)
-    submitted = await emu.submit_modal(opened, {"video:prompt": "the sun slips under the sea"})
+    _, submitted = await e2e.animate_posted(thread, "the sun slips under the sea")
     assert "on its way" in await e2e.reply_text(submitted)
 
     video = await emu.wait_for_message(is_video, WAIT, channel_id=thread)
@@ -36,12 +30,7 @@ async def test_a_thread_of_a_channel_not_allowed_is_refused_and_costs_nothing(e2
     async with open_store(e2e.sandbox.config.database.path) as store:
         await store.allow_channel(emu.guild_id, emu.other_channel_id, by=emu.moderator_id)
     thread = emu.start_thread("elsewhere")
-    posted = await emu.send_user_message(
-        "here", channel_id=thread, files=[("pier.png", make_image(640, 480), "image/png")]
-    )
-    opened = await emu.invoke_message_command("Animate", int(posted["id"]))
-    await opened.wait_response(WAIT)
-    submitted = await emu.submit_modal(opened, {"video:prompt": "gulls circle the pier"})
+    posted, submitted = await e2e.animate_posted(thread, "gulls circle the pier")
     reply = await e2e.reply_text(submitted)
     assert "on its way" not in reply and "channel" in reply.lower()
     assert e2e.runcomfy.submitted == []

@@ -122,6 +122,17 @@ class E2E:
         await handle.wait_response(WAIT)
         return handle
 
+    async def animate_posted(self, channel_id: int, prompt: str) -> tuple[JSON, Any]:
+        """A member posts an image in ``channel_id`` and runs the Animate menu on it with
+        ``prompt``: the message posted, and the handle of the video form's answer."""
+        posted = await self.emu.send_user_message(
+            "here", channel_id=channel_id, files=[("frame.png", make_image(640, 480), "image/png")]
+        )
+        opened = await self.emu.invoke_message_command("Animate", int(posted["id"]))
+        await opened.wait_response(WAIT)
+        submitted = await self.emu.submit_modal(opened, {"video:prompt": prompt})
+        return posted, submitted
+
     async def reply_text(self, handle: Any) -> str:
         """The text of an interaction's answer once the bot has filled it in."""
         content: str = await handle.wait_until(
