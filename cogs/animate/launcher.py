@@ -294,8 +294,9 @@ class Launcher:
                 # could not be shown or posted there. Called off while it waits in the queue,
                 # nothing is spent on it; past that it runs on, and the member hears by DM.
                 log.warning("job %d: the channel refused its status message: %r", job.id, exc)
+                # Told before the ending is shown: the answer below tells them, not a DM.
+                notifier.told_privately()
                 if await runner.call_off(job.id, N_("The status message could not be posted.")):
-                    notifier.told_privately()
                     await runner.final_shown(job.id)
                     raise UserFacingError(
                         _(
@@ -304,6 +305,7 @@ class Launcher:
                         )
                     ) from None
                 # Past the queue: it is made all the same, and its end reaches them by DM.
+                notifier.told_privately(False)
                 raise UserFacingError(
                     _(
                         "I can no longer post in this channel, so this video cannot be shown "

@@ -261,10 +261,10 @@ class ChannelNotifier:
                 self._last_shown = None
                 raise
 
-    def told_privately(self) -> None:
+    def told_privately(self, told: bool = True) -> None:
         """The member was told of the job's end privately already (the answer to their
         command): a channel that refuses the bot sends them no DM about it."""
-        self._told_privately = True
+        self._told_privately = told
 
     async def _tell_privately(
         self, job: JobRecord, embed: discord.Embed, *, gone: bool = False

@@ -29,6 +29,9 @@ async def test_a_started_job_whose_status_cannot_be_posted_is_stopped_and_costs_
     # Only the first job still holds its credit.
     fields = await e2e.usage_fields()
     assert fields["Used today"] == "0 credits (+1 held by running jobs) of 100"
+    # The private answer told them: no DM says it again.
+    dm = e2e.emu.dm_channel_id(e2e.emu.requester_id)
+    assert dm is None or e2e.emu.channel_messages(dm) == []
 
 
 @pytest.mark.settings(quota=ROOMY, cooldown_seconds=0.0)
